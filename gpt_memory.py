@@ -1,0 +1,9 @@
+"""Top-level alias: ``from gpt_memory import GPTMemory`` as the spec writes it."""
+
+from menace.gpt_memory import (  # noqa: F401
+    GPTMemory,
+    Interaction,
+    RetentionPolicy,
+    extractive_summary,
+    redact,
+)

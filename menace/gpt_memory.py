@@ -1,0 +1,237 @@
+"""GPTMemory: prompt/response pairs with language models, kept in Menace's memory.
+
+Each :meth:`GPTMemory.log_interaction` stores one entry under the key
+``gpt:<tag>`` of its first tag (``gpt:untagged`` without tags), tagged with
+``gpt`` and every given tag, and the store publishes ``memory:new``. Secrets
+that look like API keys, bearer tokens or passwords are replaced by
+``[REDACTED]`` before anything is stored or embedded. Nothing is deleted
+unless a :class:`RetentionPolicy` the user configured says so. See
+``docs/gpt_memory.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .menace_memory_manager import MemoryEntry, MenaceMemoryManager
+from .validation import check_number, check_positive_int, check_tags, check_text
+
+GPT_TAG = "gpt"
+SUMMARY_TAG = "gpt-summary"
+KEY_PREFIX = "gpt:"
+SUMMARY_PREFIX = "gpt-summary:"
+REDACTED = "[REDACTED]"
+
+#: Patterns of secrets; each match (or its value group) becomes ``[REDACTED]``.
+SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_\-]{16,}"),  # OpenAI / Anthropic style keys
+    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"),  # GitHub tokens
+    re.compile(r"\bxox[abpr]-[A-Za-z0-9\-]{10,}"),  # Slack tokens
+    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),  # AWS access key ids
+    re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"),  # Google API keys
+    re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{5,}"),  # JWTs
+    re.compile(r"(?i)(?<=\bbearer\s)[A-Za-z0-9._~+/\-]+=*"),
+    re.compile(
+        r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|token)\b"
+        r"[\"']?\s*[:=]\s*[\"']?([^\s\"',;]+)"
+    ),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret-looking value replaced by ``[REDACTED]``."""
+    for pattern in SECRET_PATTERNS:
+        if pattern.groups:
+            text = pattern.sub(
+                lambda m: m.group(0)[: m.start(1) - m.start(0)] + REDACTED + m.group(0)[m.end(1) - m.start(0) :],
+                text,
+            )
+        else:
+            text = pattern.sub(REDACTED, text)
+    return text
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One prompt/response pair as stored."""
+
+    prompt: str
+    response: str
+    tags: list[str]
+    ts: float
+    key: str
+    version: int
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """What :meth:`GPTMemory.apply_retention` may delete. ``None`` keeps everything.
+
+    ``max_age_days``: interactions older than this are deleted.
+    ``max_per_tag``: only the newest this many interactions per key are kept.
+    """
+
+    max_age_days: float | None = None
+    max_per_tag: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_age_days is not None:
+            check_number("max_age_days", self.max_age_days, minimum=0.0)
+        if self.max_per_tag is not None:
+            check_positive_int("max_per_tag", self.max_per_tag)
+
+
+class GPTMemory:
+    """Persist and recall conversations with language models.
+
+    Args:
+        manager: the :class:`MenaceMemoryManager` to store into.
+        retention: deletion rule applied by :meth:`apply_retention` (and after
+            each log when ``apply_on_log`` is true); default keeps everything.
+        redact_secrets: replace secret-looking values before storing (default on).
+    """
+
+    def __init__(
+        self,
+        manager: MenaceMemoryManager,
+        *,
+        retention: RetentionPolicy | None = None,
+        apply_on_log: bool = False,
+        redact_secrets: bool = True,
+    ) -> None:
+        if not isinstance(manager, MenaceMemoryManager):
+            raise ValueError(f"manager must be a MenaceMemoryManager, got {type(manager).__name__}")
+        self.manager = manager
+        self.retention = retention or RetentionPolicy()
+        self.apply_on_log = apply_on_log
+        self.redact_secrets = redact_secrets
+
+    def _clean(self, name: str, text: Any, allow_empty: bool) -> str:
+        text = check_text(name, text, allow_empty=allow_empty)
+        return redact(text) if self.redact_secrets else text
+
+    def log_interaction(self, prompt: str, response: str, tags: Iterable[str] | None = None) -> int:
+        """Store one prompt/response pair; returns its version under its key."""
+        prompt = self._clean("prompt", prompt, allow_empty=False)
+        response = self._clean("response", response, allow_empty=True)
+        tag_list = check_tags("tags", tags)
+        key = KEY_PREFIX + (tag_list[0] if tag_list else "untagged")
+        data = json.dumps({"prompt": prompt, "response": response}, ensure_ascii=False)
+        version = self.manager.store(key, data, [GPT_TAG, *tag_list])
+        if self.apply_on_log:
+            self.apply_retention()
+        return version
+
+    @staticmethod
+    def _interaction(entry: MemoryEntry) -> Interaction | None:
+        try:
+            data = json.loads(entry.data)
+            prompt, response = str(data["prompt"]), str(data["response"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        tags = [t for t in entry.tags if t != GPT_TAG]
+        return Interaction(prompt, response, tags, entry.ts, entry.key, entry.version)
+
+    def interactions(self, tags: Iterable[str] | str | None = None, limit: int = 50) -> list[Interaction]:
+        """Stored interactions carrying any of ``tags`` (all without), newest first."""
+        check_positive_int("limit", limit)
+        tag_list = check_tags("tags", tags) or [GPT_TAG]
+        entries = self.manager.search_by_tag(tag_list, limit=limit * 2 + 10)
+        found = [i for e in entries if (i := self._interaction(e)) is not None]
+        return found[:limit]
+
+    def fetch_context(self, tags: Iterable[str] | str, limit: int = 5) -> str:
+        """Readable recent context for ``tags``: prompt and response text, newest first.
+
+        Includes the stored summary of older interactions for each tag, if any.
+        """
+        tag_list = check_tags("tags", tags)
+        if not tag_list:
+            raise ValueError("tags must name at least one tag")
+        check_positive_int("limit", limit)
+        parts = []
+        for item in self.interactions(tag_list, limit):
+            parts.append(f"Prompt: {item.prompt}\nResponse: {item.response}")
+        for tag in tag_list:
+            summary = self.manager.query(SUMMARY_PREFIX + tag, limit=1)
+            if summary:
+                parts.append(f"Summary of earlier [{tag}]: {summary[0].data}")
+        return "\n\n".join(parts)
+
+    def search(self, text: str, limit: int = 10) -> list[Interaction]:
+        """Interactions whose prompt or response contains every word of ``text``."""
+        check_positive_int("limit", limit)
+        entries = self.manager.search(f"{text}", limit=limit * 3 + 10)
+        found = [
+            i for e in entries if GPT_TAG in e.tags and (i := self._interaction(e)) is not None
+        ]
+        return found[:limit]
+
+    def summarize(self, tag: str, keep_recent: int = 5, sentences: int = 5) -> str:
+        """Extractive summary of ``tag``'s interactions older than the newest ``keep_recent``.
+
+        The summary is stored beside the raw rows under ``gpt-summary:<tag>``
+        (the rows are kept) and returned; empty if there is nothing older.
+        """
+        tag = check_text("tag", tag, allow_empty=False, max_len=200).strip()
+        check_positive_int("keep_recent", keep_recent, minimum=0)
+        check_positive_int("sentences", sentences)
+        older = self.interactions([tag], limit=10_000)[keep_recent:]
+        if not older:
+            return ""
+        text = " ".join(f"{i.prompt} {i.response}" for i in reversed(older))
+        summary = extractive_summary(text, sentences)
+        if summary:
+            self.manager.store(SUMMARY_PREFIX + tag, summary, [SUMMARY_TAG, tag])
+        return summary
+
+    def apply_retention(self, now: float | None = None) -> int:
+        """Delete what the retention policy says may go; returns how many entries."""
+        policy = self.retention
+        if policy.max_age_days is None and policy.max_per_tag is None:
+            return 0
+        now = time.time() if now is None else now
+        doomed: set[int] = set()
+        entries = self.manager.latest(limit=1_000_000, key_prefix=KEY_PREFIX)
+        per_key: Counter[str] = Counter()
+        for entry in entries:  # newest first
+            per_key[entry.key] += 1
+            if policy.max_per_tag is not None and per_key[entry.key] > policy.max_per_tag:
+                doomed.add(entry.id)
+            if policy.max_age_days is not None and now - entry.ts > policy.max_age_days * 86_400:
+                doomed.add(entry.id)
+        return self.manager.delete(sorted(doomed))
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_WORD = re.compile(r"[A-Za-z0-9_']{3,}")
+
+
+def extractive_summary(text: str, sentences: int = 5) -> str:
+    """The ``sentences`` most representative sentences of ``text``, in original order.
+
+    A sentence scores the mean log frequency of its words over the whole text.
+    """
+    parts = [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+    if not parts:
+        return ""
+    freq = Counter(w.lower() for w in _WORD.findall(text))
+    scored = []
+    for idx, sentence in enumerate(parts):
+        words = [w.lower() for w in _WORD.findall(sentence)]
+        score = sum(math.log1p(freq[w]) for w in words) / (len(words) or 1)
+        scored.append((score, idx))
+    chosen = sorted(idx for _, idx in sorted(scored, reverse=True)[:sentences])
+    seen, out = set(), []
+    for idx in chosen:
+        if parts[idx] not in seen:
+            seen.add(parts[idx])
+            out.append(parts[idx])
+    return " ".join(out)

@@ -1,0 +1,292 @@
+"""MenaceMemoryManager: versioned text memory with full-text, tag and vector search.
+
+``store(key, data, tags)`` appends a new version of ``key`` (versions per key
+start at 1, are unique and never reused, also with several writers), commits,
+then publishes ``memory:new``. ``embed(text)`` gives the embedding the
+learning engine uses for action text; embeddings are cached on disk by
+(embedder, text), so the same text is embedded once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import events
+from .embeddings import Embedder, default_embedder
+from .storage import SQLiteStore
+from .validation import check_positive_int, check_tags, check_text
+
+logger = logging.getLogger(__name__)
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class MemoryEntry:
+    """One stored version of a key."""
+
+    id: int
+    key: str
+    version: int
+    data: str
+    tags: list[str] = field(default_factory=list)
+    ts: float = 0.0
+
+
+def fts_query(text: str) -> str:
+    """Turn any user text into a safe FTS5 query: every word a quoted phrase, ANDed.
+
+    Quotes, operators (AND, OR, NEAR, ``*``, ``:``) and brackets lose their
+    meaning, so no text can raise an FTS syntax error.
+    """
+    return " ".join('"' + token.replace('"', '""') + '"' for token in _TOKEN.findall(text))
+
+
+class MenaceMemoryManager(SQLiteStore):
+    """Versioned memory store.
+
+    Args:
+        path: SQLite file.
+        event_bus: publishes ``memory:new`` after each committed ``store``.
+        embedder: an embedder object, ``"hashing"``, ``"minilm"`` or ``None``
+            for the default (MiniLM when the transformer extra is installed).
+    """
+
+    MIGRATIONS = (
+        """
+        CREATE TABLE memory (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            ts REAL NOT NULL,
+            UNIQUE(key, version)
+        );
+        CREATE TABLE key_versions (key TEXT PRIMARY KEY, last_version INTEGER NOT NULL);
+        CREATE TABLE memory_tags (
+            memory_id INTEGER NOT NULL REFERENCES memory(id) ON DELETE CASCADE,
+            tag TEXT NOT NULL
+        );
+        CREATE INDEX memory_tags_tag ON memory_tags(tag, memory_id);
+        CREATE VIRTUAL TABLE memory_fts USING fts5(key, data, tags, content='memory', content_rowid='id');
+        CREATE TRIGGER memory_ai AFTER INSERT ON memory BEGIN
+            INSERT INTO memory_fts(rowid, key, data, tags) VALUES (new.id, new.key, new.data, new.tags);
+        END;
+        CREATE TRIGGER memory_ad AFTER DELETE ON memory BEGIN
+            INSERT INTO memory_fts(memory_fts, rowid, key, data, tags)
+            VALUES ('delete', old.id, old.key, old.data, old.tags);
+        END;
+        CREATE TABLE embeddings (
+            embedder TEXT NOT NULL,
+            text_hash TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (embedder, text_hash)
+        );
+        """,
+    )
+
+    #: Embeddings kept in RAM before the in-memory cache is cleared.
+    MEMORY_CACHE_LIMIT = 200_000
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "mem.db",
+        event_bus: Any | None = None,
+        embedder: Embedder | str | None = None,
+    ) -> None:
+        super().__init__(path)
+        self.event_bus = event_bus
+        if embedder is None or isinstance(embedder, str):
+            embedder = default_embedder(embedder)
+        #: The active embedder; ``embedder.name`` says which one.
+        self.embedder: Embedder = embedder
+        self._vector_cache: dict[str, np.ndarray] = {}
+        logger.info("memory %s: embedder %s", self.path, self.embedder.name)
+
+    # -- writing -----------------------------------------------------------
+    def store(self, key: str, data: Any, tags: Iterable[str] | str | None = None) -> int:
+        """Store ``data`` (text, or a JSON-serialisable value) as the next version of ``key``.
+
+        Returns the new version number. Raises ``ValueError`` for a bad key,
+        data or tags; nothing is written then.
+        """
+        key = check_text("key", key, allow_empty=False, max_len=1000).strip()
+        if not isinstance(data, str):
+            try:
+                data = json.dumps(data, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"data must be text or JSON-serialisable: {exc}") from None
+        data = check_text("data", data)
+        tag_list = check_tags("tags", tags)
+        ts = time.time()
+        with self._write() as conn:
+            row = conn.execute("SELECT last_version FROM key_versions WHERE key=?", (key,)).fetchone()
+            version = 1 if row is None else row[0] + 1
+            conn.execute(
+                "INSERT INTO key_versions(key, last_version) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET last_version = excluded.last_version",
+                (key, version),
+            )
+            memory_id = conn.execute(
+                "INSERT INTO memory(key, version, data, tags, ts) VALUES (?,?,?,?,?)",
+                (key, version, data, " ".join(tag_list), ts),
+            ).lastrowid
+            conn.executemany(
+                "INSERT INTO memory_tags(memory_id, tag) VALUES (?, ?)",
+                [(memory_id, t) for t in tag_list],
+            )
+        if self.event_bus is not None:
+            self.event_bus.publish(
+                events.MEMORY_NEW,
+                {
+                    "memory_id": memory_id,
+                    "key": key,
+                    "version": version,
+                    "tags": tag_list,
+                    "ts": ts,
+                    "data": events.clip(data),
+                },
+            )
+        return version
+
+    def delete(self, memory_ids: Iterable[int]) -> int:
+        """Delete entries by id (used by retention rules). Versions are never reused."""
+        ids = [check_positive_int("memory_id", i) for i in memory_ids]
+        if not ids:
+            return 0
+        with self._write() as conn:
+            conn.executemany("DELETE FROM memory_tags WHERE memory_id=?", [(i,) for i in ids])
+            cur = conn.executemany("DELETE FROM memory WHERE id=?", [(i,) for i in ids])
+        return cur.rowcount
+
+    # -- reading -----------------------------------------------------------
+    @staticmethod
+    def _entry(row) -> MemoryEntry:
+        return MemoryEntry(
+            id=row["id"], key=row["key"], version=row["version"], data=row["data"],
+            tags=row["tags"].split() if row["tags"] else [], ts=row["ts"],
+        )
+
+    def query(self, key: str, limit: int = 10) -> list[MemoryEntry]:
+        """The newest ``limit`` versions of ``key``, newest first."""
+        key = check_text("key", key).strip()
+        check_positive_int("limit", limit)
+        rows = self._read(
+            "SELECT * FROM memory WHERE key=? ORDER BY version DESC LIMIT ?", (key, limit)
+        )
+        return [self._entry(r) for r in rows]
+
+    def latest(self, limit: int = 100, offset: int = 0, key_prefix: str | None = None) -> list[MemoryEntry]:
+        """The newest entries over all keys, newest first (optionally keys starting with a prefix)."""
+        check_positive_int("limit", limit)
+        if key_prefix:
+            escaped = key_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            rows = self._read(
+                "SELECT * FROM memory WHERE key LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT ? OFFSET ?",
+                (escaped + "%", limit, offset),
+            )
+        else:
+            rows = self._read("SELECT * FROM memory ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))
+        return [self._entry(r) for r in rows]
+
+    def search(self, text: str, limit: int = 20) -> list[MemoryEntry]:
+        """Full-text search for entries containing every word of ``text``, best match first.
+
+        Any text is searched as text: quotes and FTS operators never raise.
+        """
+        text = check_text("text", text, max_len=10_000)
+        check_positive_int("limit", limit)
+        query = fts_query(text)
+        if not query:
+            return []
+        rows = self._read(
+            "SELECT m.* FROM memory_fts f JOIN memory m ON m.id = f.rowid "
+            "WHERE memory_fts MATCH ? ORDER BY bm25(memory_fts), m.id DESC LIMIT ?",
+            (query, limit),
+        )
+        return [self._entry(r) for r in rows]
+
+    def search_by_tag(self, tag: str | Iterable[str], limit: int = 100) -> list[MemoryEntry]:
+        """Entries carrying any of the given tags, newest first."""
+        tags = check_tags("tag", tag)
+        check_positive_int("limit", limit)
+        if not tags:
+            return []
+        marks = ",".join("?" * len(tags))
+        rows = self._read(
+            f"SELECT * FROM memory WHERE id IN (SELECT memory_id FROM memory_tags WHERE tag IN ({marks})) "
+            "ORDER BY id DESC LIMIT ?",
+            (*tags, limit),
+        )
+        return [self._entry(r) for r in rows]
+
+    def count(self) -> int:
+        return self._read("SELECT COUNT(*) FROM memory")[0][0]
+
+    # -- embeddings --------------------------------------------------------
+    def embed(self, text: str) -> np.ndarray:
+        """The embedding of ``text`` (float32, L2-normalised), from the cache when known."""
+        return self.embed_many([check_text("text", text)])[0]
+
+    def embed_many(self, texts: list[str]) -> np.ndarray:
+        """Embeddings of many texts, one row each; only unknown texts reach the embedder."""
+        name = self.embedder.name
+        hashes = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+        missing = [h for h in dict.fromkeys(hashes) if h not in self._vector_cache]
+        if missing and len(self._vector_cache) > self.MEMORY_CACHE_LIMIT:
+            self._vector_cache.clear()  # bounded: the disk cache still has them
+        if missing:
+            for start in range(0, len(missing), 500):
+                chunk = missing[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in self._read(
+                    f"SELECT text_hash, vector FROM embeddings WHERE embedder=? AND text_hash IN ({marks})",
+                    (name, *chunk),
+                ):
+                    self._vector_cache[row[0]] = np.frombuffer(row[1], dtype=np.float32)
+            todo = {h: t for h, t in zip(hashes, texts, strict=True) if h not in self._vector_cache}
+            if todo:
+                vectors = self.embedder.encode(list(todo.values()))
+                with self._write() as conn:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO embeddings(embedder, text_hash, vector) VALUES (?,?,?)",
+                        [(name, h, v.astype(np.float32).tobytes()) for h, v in zip(todo, vectors, strict=True)],
+                    )
+                for h, v in zip(todo, vectors, strict=True):
+                    self._vector_cache[h] = v.astype(np.float32)
+        if not texts:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return np.stack([self._vector_cache[h] for h in hashes])
+
+    def embedding_cache_size(self) -> int:
+        """Embeddings stored on disk for the active embedder."""
+        return self._read(
+            "SELECT COUNT(*) FROM embeddings WHERE embedder=?", (self.embedder.name,)
+        )[0][0]
+
+    def query_vector(self, text: str, limit: int = 5, scan: int = 5000) -> list[tuple[MemoryEntry, float]]:
+        """The ``limit`` entries most similar to ``text`` by cosine similarity.
+
+        Looks at the newest ``scan`` entries; returns ``(entry, similarity)``.
+        """
+        text = check_text("text", text, allow_empty=False, max_len=100_000)
+        check_positive_int("limit", limit)
+        entries = self.latest(scan)
+        if not entries:
+            return []
+        query = self.embed(text)
+        matrix = self.embed_many([e.data for e in entries])
+        scores = matrix @ query
+        order = np.argsort(-scores, kind="stable")[:limit]
+        return [(entries[i], float(scores[i])) for i in order]

@@ -1,0 +1,404 @@
+"""PathwayDB: logged runs of action sequences, aggregated into pathways.
+
+A *pathway* is one action sequence (its ``actions`` text, stripped). Every run
+is kept in ``runs``; the pathway row holds the aggregate: frequency, running
+averages of execution time and ROI, success rate (see :mod:`menace.labels`),
+last activation and the myelination score::
+
+    myelination = frequency * success_rate * avg_roi * 0.5 ** (age_days / half_life_days)
+
+where ``age_days`` is the time since the pathway's last activation. The score
+is computed with no decay when a run is logged; :meth:`PathwayDB.apply_decay`
+re-applies the decay to scores that have gone stale.
+
+Each run also stores the features known *before* it ran (``prior_frequency``
+and ``prior_myelination``), so that a training example never contains its own
+outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from . import events
+from .labels import label_of
+from .storage import SQLiteStore
+from .validation import check_number, check_positive_int, check_text
+
+logger = logging.getLogger(__name__)
+
+SECONDS_PER_DAY = 86_400.0
+
+
+class Outcome(StrEnum):
+    """How a run ended."""
+
+    SUCCESS = "SUCCESS"
+    PARTIAL_SUCCESS = "PARTIAL_SUCCESS"
+    FAILURE = "FAILURE"
+
+    @classmethod
+    def coerce(cls, value: Any) -> Outcome:
+        """Accept the enum, or its name or value in any case (``"success"``)."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            key = value.strip().upper().replace("-", "_").replace(" ", "_")
+            if key in cls.__members__:
+                return cls[key]
+        valid = ", ".join(m.value for m in cls)
+        raise ValueError(f"outcome must be one of {valid}, got {value!r}")
+
+
+@dataclass
+class PathwayRecord:
+    """One run of an action sequence.
+
+    ``exec_time`` is in seconds (>= 0); ``roi`` is any finite number; ``ts`` is
+    seconds since the epoch and defaults to the moment the record is made.
+    Invalid fields raise ``ValueError`` naming the field.
+    """
+
+    actions: str
+    inputs: str = ""
+    outputs: str = ""
+    exec_time: float = 0.0
+    resources: str = ""
+    outcome: Outcome = Outcome.SUCCESS
+    roi: float = 0.0
+    ts: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        self.actions = check_text("actions", self.actions, allow_empty=False, max_len=100_000).strip()
+        self.inputs = check_text("inputs", self.inputs)
+        self.outputs = check_text("outputs", self.outputs)
+        self.resources = check_text("resources", self.resources)
+        self.exec_time = check_number("exec_time", self.exec_time, minimum=0.0)
+        self.roi = check_number("roi", self.roi)
+        self.outcome = Outcome.coerce(self.outcome)
+        self.ts = check_number("ts", self.ts, minimum=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        return data
+
+
+@dataclass(frozen=True)
+class Pathway:
+    """The aggregate of every run of one action sequence."""
+
+    id: int
+    actions: str
+    frequency: int
+    successes: int
+    success_rate: float
+    avg_exec_time: float
+    avg_roi: float
+    last_activation: float
+    myelination_score: float
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "frequency": self.frequency,
+            "success_rate": self.success_rate,
+            "avg_exec_time": self.avg_exec_time,
+            "avg_roi": self.avg_roi,
+            "myelination_score": self.myelination_score,
+            "last_activation": self.last_activation,
+        }
+
+
+def decay_factor(age_seconds: float, half_life_days: float) -> float:
+    """0.5 ** (age in days / half-life); 1.0 for no age."""
+    return 0.5 ** (max(age_seconds, 0.0) / (half_life_days * SECONDS_PER_DAY))
+
+
+class PathwayDB(SQLiteStore):
+    """Store of pathways and their runs.
+
+    Args:
+        path: SQLite file (created with its folder if missing).
+        half_life_days: time for an idle pathway's myelination to halve.
+        event_bus: a :class:`~menace.unified_event_bus.UnifiedEventBus`; each
+            committed run is published on ``pathway:new``.
+        link_window: seconds; a run starting within this time of the previous
+            run links the previous pathway to this one (see :meth:`next_pathway`).
+    """
+
+    MIGRATIONS = (
+        """
+        CREATE TABLE pathways (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            actions TEXT NOT NULL UNIQUE,
+            frequency INTEGER NOT NULL,
+            successes INTEGER NOT NULL,
+            success_rate REAL NOT NULL,
+            avg_exec_time REAL NOT NULL,
+            avg_roi REAL NOT NULL,
+            last_activation REAL NOT NULL,
+            myelination_score REAL NOT NULL
+        );
+        CREATE INDEX pathways_myelination ON pathways(myelination_score DESC);
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            pathway_id INTEGER NOT NULL REFERENCES pathways(id),
+            actions TEXT NOT NULL,
+            inputs TEXT NOT NULL,
+            outputs TEXT NOT NULL,
+            exec_time REAL NOT NULL,
+            resources TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            roi REAL NOT NULL,
+            ts REAL NOT NULL,
+            label INTEGER NOT NULL,
+            prior_frequency INTEGER NOT NULL,
+            prior_myelination REAL NOT NULL
+        );
+        CREATE INDEX runs_pathway ON runs(pathway_id);
+        CREATE TABLE links (
+            from_id INTEGER NOT NULL REFERENCES pathways(id),
+            to_id INTEGER NOT NULL REFERENCES pathways(id),
+            weight REAL NOT NULL,
+            PRIMARY KEY (from_id, to_id)
+        );
+        """,
+    )
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "pathways.db",
+        half_life_days: float = 30.0,
+        event_bus: Any | None = None,
+        *,
+        link_window: float = 3600.0,
+    ) -> None:
+        self.half_life_days = check_number("half_life_days", half_life_days, minimum=1e-9)
+        self.link_window = check_number("link_window", link_window, minimum=0.0)
+        self.event_bus = event_bus
+        super().__init__(path)
+
+    # -- writing -----------------------------------------------------------
+    def log(self, record: PathwayRecord) -> int:
+        """Commit one run, update its pathway, then publish ``pathway:new``.
+
+        Returns the pathway id. Raises ``ValueError`` for an invalid record
+        (nothing is written).
+        """
+        return self.log_many([record])[0]
+
+    def log_many(self, records: Iterable[PathwayRecord]) -> list[int]:
+        """Commit many runs in one transaction; publish one event per run after it.
+
+        Every record is validated first: one bad record refuses the whole batch.
+        Returns the pathway id of each record, in order.
+        """
+        records = list(records)
+        for i, record in enumerate(records):
+            if not isinstance(record, PathwayRecord):
+                raise ValueError(f"records[{i}] must be a PathwayRecord, got {type(record).__name__}")
+            record.__post_init__()  # fields may have been changed after construction
+        payloads: list[dict[str, Any]] = []
+        with self._write() as conn:
+            for record in records:
+                payloads.append(self._insert(conn, record))
+        if self.event_bus is not None:
+            for payload in payloads:
+                self.event_bus.publish(events.PATHWAY_NEW, payload)
+        return [p["pathway_id"] for p in payloads]
+
+    def _insert(self, conn, rec: PathwayRecord) -> dict[str, Any]:
+        row = conn.execute("SELECT * FROM pathways WHERE actions = ?", (rec.actions,)).fetchone()
+        label = label_of(rec.outcome)
+        if row is None:
+            prior_freq, prior_myel = 0, 0.0
+            freq, successes = 1, label
+            avg_time, avg_roi = rec.exec_time, rec.roi
+        else:
+            prior_freq = row["frequency"]
+            prior_myel = row["myelination_score"] * decay_factor(
+                rec.ts - row["last_activation"], self.half_life_days
+            )
+            freq = prior_freq + 1
+            successes = row["successes"] + label
+            avg_time = row["avg_exec_time"] + (rec.exec_time - row["avg_exec_time"]) / freq
+            avg_roi = row["avg_roi"] + (rec.roi - row["avg_roi"]) / freq
+        rate = successes / freq
+        last = rec.ts if row is None else max(rec.ts, row["last_activation"])
+        myel = freq * rate * avg_roi
+        if not math.isfinite(myel) or not math.isfinite(avg_roi) or not math.isfinite(avg_time):
+            raise ValueError("roi or exec_time is too large: the pathway's averages overflow")
+        if row is None:
+            pathway_id = conn.execute(
+                "INSERT INTO pathways(actions, frequency, successes, success_rate, avg_exec_time,"
+                " avg_roi, last_activation, myelination_score) VALUES (?,?,?,?,?,?,?,?)",
+                (rec.actions, freq, successes, rate, avg_time, avg_roi, last, myel),
+            ).lastrowid
+        else:
+            pathway_id = row["id"]
+            conn.execute(
+                "UPDATE pathways SET frequency=?, successes=?, success_rate=?, avg_exec_time=?,"
+                " avg_roi=?, last_activation=?, myelination_score=? WHERE id=?",
+                (freq, successes, rate, avg_time, avg_roi, last, myel, pathway_id),
+            )
+        previous = conn.execute(
+            "SELECT pathway_id, ts FROM runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        run_id = conn.execute(
+            "INSERT INTO runs(pathway_id, actions, inputs, outputs, exec_time, resources, outcome,"
+            " roi, ts, label, prior_frequency, prior_myelination) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                pathway_id, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
+                rec.outcome.value, rec.roi, rec.ts, label, prior_freq, prior_myel,
+            ),
+        ).lastrowid
+        if (
+            previous is not None
+            and previous["pathway_id"] != pathway_id
+            and 0 <= rec.ts - previous["ts"] <= self.link_window
+        ):
+            self._link(conn, previous["pathway_id"], pathway_id, 1.0)
+        return {
+            "pathway_id": pathway_id,
+            "run_id": run_id,
+            "ts": rec.ts,
+            "actions": events.clip(rec.actions),
+            "inputs": events.clip(rec.inputs),
+            "outputs": events.clip(rec.outputs),
+            "exec_time": rec.exec_time,
+            "resources": events.clip(rec.resources),
+            "outcome": rec.outcome.value,
+            "roi": rec.roi,
+            "label": label,
+            "prior_frequency": prior_freq,
+            "prior_myelination": prior_myel,
+            "stats": {
+                "frequency": freq,
+                "success_rate": rate,
+                "avg_exec_time": avg_time,
+                "avg_roi": avg_roi,
+                "myelination_score": myel,
+                "last_activation": last,
+            },
+        }
+
+    @staticmethod
+    def _link(conn, from_id: int, to_id: int, weight: float) -> None:
+        conn.execute(
+            "INSERT INTO links(from_id, to_id, weight) VALUES (?,?,?) "
+            "ON CONFLICT(from_id, to_id) DO UPDATE SET weight = weight + excluded.weight",
+            (from_id, to_id, weight),
+        )
+
+    def link(self, from_id: int, to_id: int, weight: float = 1.0) -> None:
+        """Strengthen the link ``from_id -> to_id`` by ``weight``."""
+        check_positive_int("from_id", from_id)
+        check_positive_int("to_id", to_id)
+        weight = check_number("weight", weight, minimum=0.0)
+        with self._write() as conn:
+            for pid, name in ((from_id, "from_id"), (to_id, "to_id")):
+                if conn.execute("SELECT 1 FROM pathways WHERE id=?", (pid,)).fetchone() is None:
+                    raise ValueError(f"{name}: no pathway with id {pid}")
+            self._link(conn, from_id, to_id, weight)
+
+    def apply_decay(self, now: float | None = None) -> int:
+        """Recompute every myelination score with the decay up to ``now``.
+
+        Returns the number of pathways updated. Scores are always derived from
+        the stored aggregates, so applying decay twice does not decay twice.
+        """
+        now = time.time() if now is None else check_number("now", now, minimum=0.0)
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT id, frequency, success_rate, avg_roi, last_activation FROM pathways"
+            ).fetchall()
+            for row in rows:
+                score = (
+                    row["frequency"] * row["success_rate"] * row["avg_roi"]
+                    * decay_factor(now - row["last_activation"], self.half_life_days)
+                )
+                conn.execute("UPDATE pathways SET myelination_score=? WHERE id=?", (score, row["id"]))
+        return len(rows)
+
+    # -- reading -----------------------------------------------------------
+    @staticmethod
+    def _pathway(row) -> Pathway:
+        return Pathway(**{k: row[k] for k in row.keys()})
+
+    def get(self, pathway_id: int) -> Pathway | None:
+        rows = self._read("SELECT * FROM pathways WHERE id=?", (pathway_id,))
+        return self._pathway(rows[0]) if rows else None
+
+    def find(self, actions: str) -> Pathway | None:
+        """The pathway of exactly this action text, or ``None``."""
+        actions = check_text("actions", actions).strip()
+        rows = self._read("SELECT * FROM pathways WHERE actions=?", (actions,))
+        return self._pathway(rows[0]) if rows else None
+
+    def top_pathways(self, limit: int = 10) -> list[Pathway]:
+        """Pathways with the highest myelination score first."""
+        check_positive_int("limit", limit)
+        rows = self._read(
+            "SELECT * FROM pathways ORDER BY myelination_score DESC, id LIMIT ?", (limit,)
+        )
+        return [self._pathway(r) for r in rows]
+
+    def pathways(self, limit: int | None = None, offset: int = 0) -> list[Pathway]:
+        """All pathways by id (for tables and exports)."""
+        rows = self._read(
+            "SELECT * FROM pathways ORDER BY id LIMIT ? OFFSET ?",
+            (-1 if limit is None else limit, offset),
+        )
+        return [self._pathway(r) for r in rows]
+
+    def similar_actions(self, text: str, limit: int = 10) -> list[Pathway]:
+        """Pathways whose actions contain ``text`` literally (``%`` and ``_`` are not wildcards)."""
+        text = check_text("text", text, max_len=10_000)
+        check_positive_int("limit", limit)
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._read(
+            "SELECT * FROM pathways WHERE actions LIKE ? ESCAPE '\\' "
+            "ORDER BY myelination_score DESC, id LIMIT ?",
+            (f"%{escaped}%", limit),
+        )
+        return [self._pathway(r) for r in rows]
+
+    def next_pathway(self, pathway_id: int) -> Pathway | None:
+        """The pathway most often run right after ``pathway_id``, or ``None``."""
+        rows = self._read(
+            "SELECT p.* FROM links l JOIN pathways p ON p.id = l.to_id "
+            "WHERE l.from_id=? ORDER BY l.weight DESC, p.id LIMIT 1",
+            (pathway_id,),
+        )
+        return self._pathway(rows[0]) if rows else None
+
+    def links(self, pathway_id: int) -> list[tuple[int, float]]:
+        """``(to_id, weight)`` for each link leaving ``pathway_id``, strongest first."""
+        rows = self._read(
+            "SELECT to_id, weight FROM links WHERE from_id=? ORDER BY weight DESC", (pathway_id,)
+        )
+        return [(r["to_id"], r["weight"]) for r in rows]
+
+    def runs(self, pathway_id: int | None = None, *, since_id: int = 0, limit: int | None = None) -> list[dict]:
+        """Runs in logged order, as dicts (all columns), optionally for one pathway."""
+        sql = "SELECT * FROM runs WHERE id > ?"
+        params: list[Any] = [since_id]
+        if pathway_id is not None:
+            sql += " AND pathway_id = ?"
+            params.append(pathway_id)
+        sql += " ORDER BY id LIMIT ?"
+        params.append(-1 if limit is None else limit)
+        return [dict(r) for r in self._read(sql, params)]
+
+    def count_pathways(self) -> int:
+        return self._read("SELECT COUNT(*) FROM pathways")[0][0]
+
+    def count_runs(self) -> int:
+        return self._read("SELECT COUNT(*) FROM runs")[0][0]

@@ -1,0 +1,144 @@
+"""SQLite plumbing shared by every store.
+
+One file per store, WAL mode, a busy timeout, parameterised SQL only, and a
+schema version in ``PRAGMA user_version`` so a later release can migrate an
+older file. Write transactions start with ``BEGIN IMMEDIATE``: a deferred
+transaction that reads and then writes can fail at once with "database is
+locked" when another process commits in between, and the busy timeout does not
+help there; taking the write lock up front makes concurrent writers queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 30_000
+#: "NORMAL" survives any process crash (SIGKILL included); "FULL" also survives power loss.
+SYNCHRONOUS = os.environ.get("MENACE_SQLITE_SYNCHRONOUS", "NORMAL").upper()
+if SYNCHRONOUS not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+    raise ValueError(f"MENACE_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA, got {SYNCHRONOUS!r}")
+
+
+class SchemaError(RuntimeError):
+    """The database file was written by a newer, unknown schema version."""
+
+
+def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open ``path`` (creating its folder) with Menace's settings.
+
+    The connection is in autocommit mode; use :func:`write_transaction` for writes.
+    """
+    path = str(path)
+    if path != ":memory:":
+        Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    _retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+    conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _retry(action, attempts: int = 50):
+    """Run ``action``, retrying briefly on SQLITE_BUSY that the timeout did not absorb."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if attempt == attempts - 1:
+                raise
+            time.sleep(min(0.05 * (attempt + 1), 0.5))
+    return None
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception."""
+    _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        _retry(lambda: conn.execute("COMMIT"))
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str], name: str) -> None:
+    """Bring the schema up to ``len(migrations)``; each entry is one version's script."""
+    target = len(migrations)
+    with write_transaction(conn):
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        if current > target:
+            raise SchemaError(
+                f"{name} has schema version {current}, newer than this Menace ({target}); "
+                "upgrade Menace to open it"
+            )
+        for version in range(current, target):
+            for statement in _split(migrations[version]):
+                conn.execute(statement)
+            logger.debug("%s: migrated schema to version %d", name, version + 1)
+        if current != target:
+            conn.execute(f"PRAGMA user_version={target}")
+
+
+def _split(script: str) -> list[str]:
+    """Split a migration script into statements (triggers keep their inner ';')."""
+    statements, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements
+
+
+class SQLiteStore:
+    """Base for a store: one connection, one lock, a schema, ``close()``."""
+
+    MIGRATIONS: Sequence[str] = ()
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        self._conn = connect(self.path)
+        migrate(self._conn, self.MIGRATIONS, type(self).__name__)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, write_transaction(self._conn) as conn:
+            yield conn
+
+    def _read(self, sql: str, params: Sequence | dict = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return _retry(lambda: self._conn.execute(sql, params).fetchall())
+
+    def schema_version(self) -> int:
+        return self._read("PRAGMA user_version")[0][0]
+
+    def close(self) -> None:
+        """Close the connection; committed data is already on disk."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,182 @@
+"""UnifiedEventBus: in-process publish/subscribe with an optional durable journal.
+
+Callbacks run in the publisher's thread, in subscription order, as
+``callback(topic, payload)``. Subscribing to ``"*"`` receives every topic.
+A callback that raises is logged and counted and never stops the others;
+``collect_errors=True`` keeps the exceptions in :attr:`errors` and
+``raise_errors=True`` re-raises the first one to the publisher after every
+subscriber has run (both are meant for tests).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .events import ALL
+from .storage import SQLiteStore
+from .validation import check_number, check_text
+
+logger = logging.getLogger(__name__)
+
+Callback = Callable[[str, dict], Any]
+
+
+@dataclass(frozen=True)
+class DeliveryError:
+    """One subscriber failure, as kept with ``collect_errors=True``."""
+
+    topic: str
+    callback: Callback
+    error: BaseException
+
+
+class EventJournal(SQLiteStore):
+    """The durable journal: every published event, in publish order."""
+
+    MIGRATIONS = (
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            topic TEXT NOT NULL,
+            payload TEXT NOT NULL
+        );
+        CREATE INDEX events_ts ON events(ts);
+        """,
+    )
+
+    def append(self, ts: float, topic: str, payload_json: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO events(ts, topic, payload) VALUES (?, ?, ?)", (ts, topic, payload_json)
+            )
+
+    def since(self, since: float) -> list[tuple[str, dict]]:
+        rows = self._read("SELECT topic, payload FROM events WHERE ts >= ? ORDER BY id", (since,))
+        return [(row["topic"], json.loads(row["payload"])) for row in rows]
+
+    def count(self) -> int:
+        return self._read("SELECT COUNT(*) FROM events")[0][0]
+
+
+class UnifiedEventBus:
+    """Thread-safe topic bus.
+
+    Args:
+        persist_path: SQLite file for the durable journal, or ``None`` for none.
+        collect_errors: keep subscriber exceptions in :attr:`errors`.
+        raise_errors: re-raise the first subscriber exception to the publisher.
+    """
+
+    def __init__(
+        self,
+        persist_path: str | os.PathLike[str] | None = None,
+        *,
+        collect_errors: bool = False,
+        raise_errors: bool = False,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._subscribers: tuple[tuple[str, Callback], ...] = ()
+        self.collect_errors = collect_errors
+        self.raise_errors = raise_errors
+        self.errors: list[DeliveryError] = []
+        #: Events published, per topic.
+        self.published: Counter[str] = Counter()
+        #: Subscriber failures, per topic.
+        self.failed: Counter[str] = Counter()
+        self._journal = EventJournal(persist_path) if persist_path is not None else None
+
+    # -- subscriptions -----------------------------------------------------
+    def subscribe(self, topic: str, callback: Callback) -> None:
+        """Call ``callback(topic, payload)`` for each event on ``topic`` (``"*"``: all)."""
+        check_text("topic", topic, allow_empty=False, max_len=200)
+        if not callable(callback):
+            raise ValueError(f"callback must be callable, got {callback!r}")
+        with self._lock:
+            self._subscribers = self._subscribers + ((topic, callback),)
+
+    def unsubscribe(self, topic: str, callback: Callback) -> None:
+        """Remove one subscription; unknown pairs are ignored."""
+        with self._lock:
+            subs = list(self._subscribers)
+            for i, (t, cb) in enumerate(subs):
+                if t == topic and cb == callback:
+                    del subs[i]
+                    break
+            self._subscribers = tuple(subs)
+
+    def subscriber_count(self, topic: str | None = None) -> int:
+        subs = self._subscribers
+        return len(subs) if topic is None else sum(1 for t, _ in subs if t == topic)
+
+    # -- publishing --------------------------------------------------------
+    def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        """Deliver ``payload`` to every subscriber of ``topic`` and of ``"*"``.
+
+        Raises ``ValueError`` if the topic is empty or ``"*"``, or the payload is
+        not a JSON-serialisable dict; nothing is delivered or journaled then.
+        """
+        check_text("topic", topic, allow_empty=False, max_len=200)
+        if topic == ALL:
+            raise ValueError("topic '*' is for subscribing; publish to a concrete topic")
+        if not isinstance(payload, dict):
+            raise ValueError(f"payload must be a dict, got {type(payload).__name__}")
+        try:
+            encoded = json.dumps(payload, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"payload for {topic!r} is not JSON-serialisable: {exc}") from None
+        if self._journal is not None:
+            self._journal.append(time.time(), topic, encoded)
+        self._deliver(topic, payload)
+
+    def _deliver(self, topic: str, payload: dict) -> None:
+        self.published[topic] += 1
+        first_error: BaseException | None = None
+        for sub_topic, callback in self._subscribers:
+            if sub_topic != topic and sub_topic != ALL:
+                continue
+            try:
+                callback(topic, payload)
+            except Exception as exc:  # a subscriber must never break the publisher
+                self.failed[topic] += 1
+                logger.exception("subscriber %r failed on %s", callback, topic)
+                if self.collect_errors:
+                    self.errors.append(DeliveryError(topic, callback, exc))
+                if first_error is None:
+                    first_error = exc
+        if first_error is not None and self.raise_errors:
+            raise first_error
+
+    # -- journal -----------------------------------------------------------
+    @property
+    def persist_path(self) -> str | None:
+        return self._journal.path if self._journal is not None else None
+
+    def replay(self, since: float = 0.0) -> int:
+        """Deliver journaled events with ``ts >= since`` again, without re-journaling.
+
+        Returns the number of events delivered (0 without a journal).
+        """
+        since = check_number("since", since)
+        if self._journal is None:
+            return 0
+        events = self._journal.since(since)
+        for topic, payload in events:
+            self._deliver(topic, payload)
+        return len(events)
+
+    def journal_size(self) -> int:
+        """Number of events in the journal (0 without one)."""
+        return self._journal.count() if self._journal is not None else 0
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()

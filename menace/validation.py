@@ -1,0 +1,89 @@
+"""Input checks shared by every public entry point.
+
+Each check raises ``ValueError`` naming the field and the bad value, so a
+caller (a script, a form, the service flags) can show exactly what was wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+MAX_TEXT = 1_000_000  # characters; a single stored text larger than this is refused
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_text(name: str, value: Any, *, allow_empty: bool = True, max_len: int = MAX_TEXT) -> str:
+    """Return ``value`` as a str, or raise ``ValueError`` naming ``name``."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be text, got {type(value).__name__} {_short(value)}")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
+    if not allow_empty and not value.strip():
+        raise ValueError(f"{name} must not be empty")
+    if len(value) > max_len:
+        raise ValueError(f"{name} is too long ({len(value)} characters, at most {max_len})")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{name} is not valid text: {exc.reason}") from None
+    return value
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> float:
+    """Return ``value`` as a finite float within bounds, or raise ``ValueError``."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{name} must be a number, got {_short(value)}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {_short(value)}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {_short(value)}")
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {_short(value)}")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {_short(value)}")
+    return number
+
+
+def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int >= ``minimum``, or raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {_short(value)}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_tags(name: str, value: Any) -> list[str]:
+    """Return a clean list of tags (non-empty strings without whitespace edges)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, Iterable):
+        raise ValueError(f"{name} must be a list of strings, got {_short(value)}")
+    tags: list[str] = []
+    for tag in value:
+        if not isinstance(tag, str):
+            raise ValueError(f"{name} must contain only strings, got {_short(tag)}")
+        tag = check_text(name, tag, max_len=200).strip()
+        if not tag:
+            raise ValueError(f"{name} must not contain empty tags")
+        if tag not in tags:
+            tags.append(tag)
+    return tags
