@@ -1,0 +1,1 @@
+"""Menace benchmarks: one script per benchmark; ``python -m bench`` runs them all."""
