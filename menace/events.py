@@ -35,15 +35,23 @@ Output topics (the coordinator and the service publish):
 
 ``learning:trained``  ``engine`` str, ``model`` str, ``mode`` ("partial" |
     "full" | "auto"), ``examples`` int, ``duration_s`` float, ``ts`` float,
-    ``job_id`` int or null, plus ``best`` (auto) and ``scores`` (auto).
+    ``job_id`` int or null, plus ``run_ids`` list[int] (partial: the runs just
+    learned), ``best`` str and ``scores`` dict[str, float] (auto).
 ``learning:evaluated``  ``engine`` str, ``model`` str, ``cv_score`` float,
     ``holdout_score`` float (both in [0, 1]), ``n_examples`` int, ``ts`` float,
+    ``duration_s`` float, ``trigger`` ("examples" | "interval" | "manual"),
     ``job_id`` int or null.
-``learning:error``  ``engine`` str, ``error`` str, ``source`` str (topic or
-    job kind), ``ts`` float, ``job_id`` int or null.
-``learning:progress``  ``job_id`` int, ``kind`` str, ``fraction`` float in
-    [0, 1], ``message`` str, ``ts`` float.
+``learning:error``  ``engine`` str, ``error`` str, ``source`` str (topic, job
+    kind or "embedding"), ``ts`` float, ``job_id`` int or null; ``run_id`` int
+    when one pathway run could not be learned.
+``learning:progress``  ``job_id`` int, ``kind`` str ("train" | "evaluate" |
+    "auto_train"), ``engine`` str, ``fraction`` float in [0, 1], ``message``
+    str, ``ts`` float.
 ``learning:cancelled``  ``job_id`` int, ``kind`` str, ``engine`` str, ``ts`` float.
+``learning:scored``  a workflow plan scored by a trained engine: ``engine``
+    str, ``model`` str, ``workflow_id`` int, ``actions`` str, ``pathway_id``
+    int or null (the pathway with the same actions, if any),
+    ``success_probability`` float in [0, 1], ``ts`` float.
 ``service:started`` / ``service:stopped``  ``data_dir`` str, ``model`` str,
     ``metrics_url`` str or null, ``ts`` float.
 """
@@ -60,6 +68,7 @@ LEARNING_EVALUATED = "learning:evaluated"
 LEARNING_ERROR = "learning:error"
 LEARNING_PROGRESS = "learning:progress"
 LEARNING_CANCELLED = "learning:cancelled"
+LEARNING_SCORED = "learning:scored"
 SERVICE_STARTED = "service:started"
 SERVICE_STOPPED = "service:stopped"
 
@@ -73,6 +82,7 @@ OUTPUT_TOPICS = (
     LEARNING_ERROR,
     LEARNING_PROGRESS,
     LEARNING_CANCELLED,
+    LEARNING_SCORED,
     SERVICE_STARTED,
     SERVICE_STOPPED,
 )
@@ -115,6 +125,11 @@ def summarize(topic: str, payload: dict) -> str:
             return f"{p.get('engine', '')} error from {p.get('source')}: {p.get('error')!s:.80}"
         if topic == LEARNING_PROGRESS:
             return f"job {p.get('job_id')} {p.get('kind')}: {100 * p.get('fraction', 0):.0f}% {p.get('message', '')}"
+        if topic == LEARNING_SCORED:
+            return (
+                f"{p.get('engine', '')} scored workflow #{p['workflow_id']}: "
+                f"p(success)={p['success_probability']:.3f}"
+            )
     except (KeyError, TypeError, ValueError):
         pass
     text = ", ".join(f"{k}={v!s:.30}" for k, v in list(p.items())[:6])
