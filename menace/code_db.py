@@ -11,7 +11,7 @@ from typing import Any
 from . import events
 from .menace_memory_manager import fts_query
 from .storage import SQLiteStore
-from .validation import check_positive_int, check_tags, check_text
+from .validation import check_positive_int, check_tags, check_text, decode_tags, encode_tags
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class CodeDB(SQLiteStore):
         with self._write() as conn:
             code_id = conn.execute(
                 "INSERT INTO code(code, summary, language, tags, ts) VALUES (?,?,?,?,?)",
-                (code, summary, language, " ".join(tag_list), ts),
+                (code, summary, language, encode_tags(tag_list), ts),
             ).lastrowid
         if self.event_bus is not None:
             self.event_bus.publish(
@@ -89,7 +89,7 @@ class CodeDB(SQLiteStore):
     def _snippet(row) -> CodeSnippet:
         return CodeSnippet(
             row["id"], row["code"], row["summary"], row["language"],
-            row["tags"].split() if row["tags"] else [], row["ts"],
+            decode_tags(row["tags"]), row["ts"],
         )
 
     def get(self, code_id: int) -> CodeSnippet | None:

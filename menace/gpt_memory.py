@@ -15,6 +15,7 @@ import json
 import math
 import re
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -143,8 +144,12 @@ class GPTMemory:
         """Stored interactions carrying any of ``tags`` (all without), newest first."""
         check_positive_int("limit", limit)
         tag_list = check_tags("tags", tags) or [GPT_TAG]
-        entries = self.manager.search_by_tag(tag_list, limit=limit * 2 + 10)
-        found = [i for e in entries if (i := self._interaction(e)) is not None]
+        # Only GPTMemory's own keys: other entries with the same tag (summaries,
+        # notes a producer stored) must not crowd interactions out of the limit.
+        entries = self.manager.search_by_tag(tag_list, limit=limit + 10, key_prefix=KEY_PREFIX)
+        found = [
+            i for e in entries if GPT_TAG in e.tags and (i := self._interaction(e)) is not None
+        ]
         return found[:limit]
 
     def fetch_context(self, tags: Iterable[str] | str, limit: int = 5) -> str:
@@ -166,12 +171,24 @@ class GPTMemory:
         return "\n\n".join(parts)
 
     def search(self, text: str, limit: int = 10) -> list[Interaction]:
-        """Interactions whose prompt or response contains every word of ``text``."""
+        """Interactions whose prompt or response contains every word of ``text``, best first.
+
+        Any text is searched as text (quotes and search operators never raise);
+        words only found in the key or tags (such as "prompt" or "gpt") do not match.
+        """
+        text = check_text("text", text, max_len=10_000)
         check_positive_int("limit", limit)
-        entries = self.manager.search(f"{text}", limit=limit * 3 + 10)
-        found = [
-            i for e in entries if GPT_TAG in e.tags and (i := self._interaction(e)) is not None
-        ]
+        wanted = _terms(text)
+        if not wanted:
+            return []
+        entries = self.manager.search(text, limit=limit * 5 + 50)
+        found = []
+        for entry in entries:
+            if not entry.key.startswith(KEY_PREFIX) or GPT_TAG not in entry.tags:
+                continue
+            item = self._interaction(entry)
+            if item is not None and wanted <= _terms(f"{item.prompt} {item.response}"):
+                found.append(item)
         return found[:limit]
 
     def summarize(self, tag: str, keep_recent: int = 5, sentences: int = 5) -> str:
@@ -208,6 +225,16 @@ class GPTMemory:
             if policy.max_age_days is not None and now - entry.ts > policy.max_age_days * 86_400:
                 doomed.add(entry.id)
         return self.manager.delete(sorted(doomed))
+
+
+_TERM = re.compile(r"[^\W_]+")
+
+
+def _terms(text: str) -> set[str]:
+    """Words of ``text`` folded as the full-text index folds them (case, accents)."""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    return set(_TERM.findall(folded))
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")

@@ -24,7 +24,7 @@ import numpy as np
 from . import events
 from .embeddings import Embedder, default_embedder
 from .storage import SQLiteStore
-from .validation import check_positive_int, check_tags, check_text
+from .validation import check_positive_int, check_tags, check_text, decode_tags, encode_tags
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,11 @@ class MemoryEntry:
     data: str
     tags: list[str] = field(default_factory=list)
     ts: float = 0.0
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching keys that start with ``prefix`` taken literally."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def fts_query(text: str) -> str:
@@ -140,7 +145,7 @@ class MenaceMemoryManager(SQLiteStore):
             )
             memory_id = conn.execute(
                 "INSERT INTO memory(key, version, data, tags, ts) VALUES (?,?,?,?,?)",
-                (key, version, data, " ".join(tag_list), ts),
+                (key, version, data, encode_tags(tag_list), ts),
             ).lastrowid
             conn.executemany(
                 "INSERT INTO memory_tags(memory_id, tag) VALUES (?, ?)",
@@ -175,7 +180,7 @@ class MenaceMemoryManager(SQLiteStore):
     def _entry(row) -> MemoryEntry:
         return MemoryEntry(
             id=row["id"], key=row["key"], version=row["version"], data=row["data"],
-            tags=row["tags"].split() if row["tags"] else [], ts=row["ts"],
+            tags=decode_tags(row["tags"]), ts=row["ts"],
         )
 
     def query(self, key: str, limit: int = 10) -> list[MemoryEntry]:
@@ -190,11 +195,12 @@ class MenaceMemoryManager(SQLiteStore):
     def latest(self, limit: int = 100, offset: int = 0, key_prefix: str | None = None) -> list[MemoryEntry]:
         """The newest entries over all keys, newest first (optionally keys starting with a prefix)."""
         check_positive_int("limit", limit)
+        check_positive_int("offset", offset, minimum=0)
         if key_prefix:
-            escaped = key_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            key_prefix = check_text("key_prefix", key_prefix, max_len=1000)
             rows = self._read(
                 "SELECT * FROM memory WHERE key LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT ? OFFSET ?",
-                (escaped + "%", limit, offset),
+                (_like_prefix(key_prefix), limit, offset),
             )
         else:
             rows = self._read("SELECT * FROM memory ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))
@@ -217,18 +223,27 @@ class MenaceMemoryManager(SQLiteStore):
         )
         return [self._entry(r) for r in rows]
 
-    def search_by_tag(self, tag: str | Iterable[str], limit: int = 100) -> list[MemoryEntry]:
-        """Entries carrying any of the given tags, newest first."""
+    def search_by_tag(
+        self, tag: str | Iterable[str], limit: int = 100, *, key_prefix: str | None = None
+    ) -> list[MemoryEntry]:
+        """Entries carrying any of the given tags, newest first.
+
+        ``key_prefix`` keeps only keys starting with it (taken literally).
+        """
         tags = check_tags("tag", tag)
         check_positive_int("limit", limit)
         if not tags:
             return []
         marks = ",".join("?" * len(tags))
-        rows = self._read(
-            f"SELECT * FROM memory WHERE id IN (SELECT memory_id FROM memory_tags WHERE tag IN ({marks})) "
-            "ORDER BY id DESC LIMIT ?",
-            (*tags, limit),
+        sql = (
+            f"SELECT * FROM memory WHERE id IN (SELECT memory_id FROM memory_tags WHERE tag IN ({marks}))"
         )
+        params: list[Any] = list(tags)
+        if key_prefix:
+            key_prefix = check_text("key_prefix", key_prefix, max_len=1000)
+            sql += " AND key LIKE ? ESCAPE '\\'"
+            params.append(_like_prefix(key_prefix))
+        rows = self._read(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
         return [self._entry(r) for r in rows]
 
     def count(self) -> int:

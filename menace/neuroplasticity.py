@@ -29,7 +29,7 @@ from typing import Any
 
 from . import events
 from .labels import label_of
-from .storage import SQLiteStore
+from .storage import SQLiteStore, write_transaction
 from .validation import check_number, check_positive_int, check_text
 
 logger = logging.getLogger(__name__)
@@ -121,6 +121,25 @@ def decay_factor(age_seconds: float, half_life_days: float) -> float:
     return 0.5 ** (max(age_seconds, 0.0) / (half_life_days * SECONDS_PER_DAY))
 
 
+_SELECT_PATHWAY = (
+    "SELECT id, frequency, successes, avg_exec_time, avg_roi, last_activation"
+    " FROM pathways WHERE actions = ?"
+)
+_INSERT_PATHWAY = (
+    "INSERT INTO pathways(actions, frequency, successes, success_rate, avg_exec_time,"
+    " avg_roi, last_activation, myelination_score) VALUES (?,?,?,?,?,?,?,?)"
+)
+_UPDATE_PATHWAY = (
+    "UPDATE pathways SET frequency=?, successes=?, success_rate=?, avg_exec_time=?,"
+    " avg_roi=?, last_activation=?, myelination_score=? WHERE id=?"
+)
+_INSERT_RUN = (
+    "INSERT INTO runs(pathway_id, actions, inputs, outputs, exec_time, resources, outcome,"
+    " roi, ts, label, prior_frequency, prior_myelination) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_SELECT_PREVIOUS_RUN = "SELECT id, pathway_id, ts FROM runs WHERE id < ? ORDER BY id DESC LIMIT 1"
+
+
 class PathwayDB(SQLiteStore):
     """Store of pathways and their runs.
 
@@ -146,9 +165,8 @@ class PathwayDB(SQLiteStore):
             last_activation REAL NOT NULL,
             myelination_score REAL NOT NULL
         );
-        CREATE INDEX pathways_myelination ON pathways(myelination_score DESC);
         CREATE TABLE runs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            id INTEGER PRIMARY KEY,
             pathway_id INTEGER NOT NULL REFERENCES pathways(id),
             actions TEXT NOT NULL,
             inputs TEXT NOT NULL,
@@ -183,6 +201,8 @@ class PathwayDB(SQLiteStore):
         self.half_life_days = check_number("half_life_days", half_life_days, minimum=1e-9)
         self.link_window = check_number("link_window", link_window, minimum=0.0)
         self.event_bus = event_bus
+        #: (run id, pathway id, ts) of the last run this connection wrote.
+        self._last_run: tuple[int, int, float] | None = None
         super().__init__(path)
 
     # -- writing -----------------------------------------------------------
@@ -206,75 +226,85 @@ class PathwayDB(SQLiteStore):
                 raise ValueError(f"records[{i}] must be a PathwayRecord, got {type(record).__name__}")
             record.__post_init__()  # fields may have been changed after construction
         payloads: list[dict[str, Any]] = []
-        with self._write() as conn:
-            for record in records:
-                payloads.append(self._insert(conn, record))
+        with self._lock:
+            last_run = self._last_run
+            try:
+                with write_transaction(self._conn) as conn:
+                    for record in records:
+                        payloads.append(self._insert(conn, record))
+            except BaseException:
+                self._last_run = last_run  # the batch was rolled back
+                raise
         if self.event_bus is not None:
+            publish = self.event_bus.publish
             for payload in payloads:
-                self.event_bus.publish(events.PATHWAY_NEW, payload)
+                publish(events.PATHWAY_NEW, payload)
         return [p["pathway_id"] for p in payloads]
 
     def _insert(self, conn, rec: PathwayRecord) -> dict[str, Any]:
-        row = conn.execute("SELECT * FROM pathways WHERE actions = ?", (rec.actions,)).fetchone()
+        row = conn.execute(_SELECT_PATHWAY, (rec.actions,)).fetchone()
         label = label_of(rec.outcome)
+        ts = rec.ts
         if row is None:
             prior_freq, prior_myel = 0, 0.0
             freq, successes = 1, label
             avg_time, avg_roi = rec.exec_time, rec.roi
+            last = ts
         else:
-            prior_freq = row["frequency"]
-            prior_myel = row["myelination_score"] * decay_factor(
-                rec.ts - row["last_activation"], self.half_life_days
+            pathway_id, prior_freq, prior_successes, prior_time, prior_roi, prior_last = row
+            # Derived from the aggregates, so a score apply_decay already decayed
+            # is not decayed a second time.
+            prior_myel = prior_successes * prior_roi * decay_factor(
+                ts - prior_last, self.half_life_days
             )
             freq = prior_freq + 1
-            successes = row["successes"] + label
-            avg_time = row["avg_exec_time"] + (rec.exec_time - row["avg_exec_time"]) / freq
-            avg_roi = row["avg_roi"] + (rec.roi - row["avg_roi"]) / freq
+            successes = prior_successes + label
+            avg_time = prior_time + (rec.exec_time - prior_time) / freq
+            avg_roi = prior_roi + (rec.roi - prior_roi) / freq
+            last = ts if ts > prior_last else prior_last
         rate = successes / freq
-        last = rec.ts if row is None else max(rec.ts, row["last_activation"])
-        myel = freq * rate * avg_roi
-        if not math.isfinite(myel) or not math.isfinite(avg_roi) or not math.isfinite(avg_time):
+        myel = successes * avg_roi  # frequency * success_rate * avg_roi, undecayed
+        if not (math.isfinite(myel) and math.isfinite(avg_time) and math.isfinite(prior_myel)):
             raise ValueError("roi or exec_time is too large: the pathway's averages overflow")
         if row is None:
             pathway_id = conn.execute(
-                "INSERT INTO pathways(actions, frequency, successes, success_rate, avg_exec_time,"
-                " avg_roi, last_activation, myelination_score) VALUES (?,?,?,?,?,?,?,?)",
-                (rec.actions, freq, successes, rate, avg_time, avg_roi, last, myel),
+                _INSERT_PATHWAY, (rec.actions, freq, successes, rate, avg_time, avg_roi, last, myel)
             ).lastrowid
         else:
-            pathway_id = row["id"]
             conn.execute(
-                "UPDATE pathways SET frequency=?, successes=?, success_rate=?, avg_exec_time=?,"
-                " avg_roi=?, last_activation=?, myelination_score=? WHERE id=?",
-                (freq, successes, rate, avg_time, avg_roi, last, myel, pathway_id),
+                _UPDATE_PATHWAY, (freq, successes, rate, avg_time, avg_roi, last, myel, pathway_id)
             )
-        previous = conn.execute(
-            "SELECT pathway_id, ts FROM runs ORDER BY id DESC LIMIT 1"
-        ).fetchone()
+        outcome = rec.outcome.value
         run_id = conn.execute(
-            "INSERT INTO runs(pathway_id, actions, inputs, outputs, exec_time, resources, outcome,"
-            " roi, ts, label, prior_frequency, prior_myelination) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            _INSERT_RUN,
             (
                 pathway_id, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
-                rec.outcome.value, rec.roi, rec.ts, label, prior_freq, prior_myel,
+                outcome, rec.roi, ts, label, prior_freq, prior_myel,
             ),
         ).lastrowid
+        # The run logged just before this one: usually our own last insert; if
+        # another connection wrote in between, ask the database.
+        previous = self._last_run
+        if previous is None or previous[0] != run_id - 1:
+            previous = conn.execute(_SELECT_PREVIOUS_RUN, (run_id,)).fetchone()
         if (
             previous is not None
-            and previous["pathway_id"] != pathway_id
-            and 0 <= rec.ts - previous["ts"] <= self.link_window
+            and previous[1] != pathway_id
+            and 0 <= ts - previous[2] <= self.link_window
         ):
-            self._link(conn, previous["pathway_id"], pathway_id, 1.0)
+            self._link(conn, previous[1], pathway_id, 1.0)
+        self._last_run = (run_id, pathway_id, ts)
+        clip = events.clip
         return {
             "pathway_id": pathway_id,
             "run_id": run_id,
-            "ts": rec.ts,
-            "actions": events.clip(rec.actions),
-            "inputs": events.clip(rec.inputs),
-            "outputs": events.clip(rec.outputs),
+            "ts": ts,
+            "actions": clip(rec.actions),
+            "inputs": clip(rec.inputs),
+            "outputs": clip(rec.outputs),
             "exec_time": rec.exec_time,
-            "resources": events.clip(rec.resources),
-            "outcome": rec.outcome.value,
+            "resources": clip(rec.resources),
+            "outcome": outcome,
             "roi": rec.roi,
             "label": label,
             "prior_frequency": prior_freq,
@@ -317,11 +347,11 @@ class PathwayDB(SQLiteStore):
         now = time.time() if now is None else check_number("now", now, minimum=0.0)
         with self._write() as conn:
             rows = conn.execute(
-                "SELECT id, frequency, success_rate, avg_roi, last_activation FROM pathways"
+                "SELECT id, successes, avg_roi, last_activation FROM pathways"
             ).fetchall()
             for row in rows:
                 score = (
-                    row["frequency"] * row["success_rate"] * row["avg_roi"]
+                    row["successes"] * row["avg_roi"]  # frequency * success_rate * avg_roi
                     * decay_factor(now - row["last_activation"], self.half_life_days)
                 )
                 conn.execute("UPDATE pathways SET myelination_score=? WHERE id=?", (score, row["id"]))

@@ -68,14 +68,25 @@ def _retry(action, attempts: int = 50):
 @contextmanager
 def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception."""
-    _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite may already have rolled back (e.g. on SQLITE_FULL)
+            conn.execute("ROLLBACK")
         raise
-    else:
-        _retry(lambda: conn.execute("COMMIT"))
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.OperationalError:
+        try:
+            _retry(lambda: conn.execute("COMMIT"))
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[str], name: str) -> None:

@@ -6,6 +6,7 @@ caller (a script, a form, the service flags) can show exactly what was wrong.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -87,3 +88,23 @@ def check_tags(name: str, value: Any) -> list[str]:
         if tag not in tags:
             tags.append(tag)
     return tags
+
+
+def encode_tags(tags: list[str]) -> str:
+    """Tags as stored in a ``tags`` column: a JSON list (a tag may contain spaces)."""
+    return json.dumps(tags, ensure_ascii=False)
+
+
+def decode_tags(stored: str | None) -> list[str]:
+    """The list :func:`encode_tags` stored (older space-joined text is split)."""
+    if not stored:
+        return []
+    if stored.startswith("["):
+        try:
+            tags = json.loads(stored)
+        except ValueError:
+            pass
+        else:
+            if isinstance(tags, list):
+                return [str(t) for t in tags]
+    return stored.split()

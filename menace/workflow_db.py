@@ -15,7 +15,7 @@ from typing import Any
 
 from . import events
 from .storage import SQLiteStore
-from .validation import check_positive_int, check_tags, check_text
+from .validation import check_positive_int, check_tags, check_text, decode_tags, encode_tags
 
 STEP_SEPARATOR = "->"
 
@@ -82,7 +82,7 @@ class WorkflowDB(SQLiteStore):
         with self._write() as conn:
             workflow_id = conn.execute(
                 "INSERT INTO workflows(name, steps, description, tags, ts) VALUES (?,?,?,?,?)",
-                (name, json.dumps(clean), description, " ".join(tag_list), ts),
+                (name, json.dumps(clean), description, encode_tags(tag_list), ts),
             ).lastrowid
         if self.event_bus is not None:
             self.event_bus.publish(
@@ -103,7 +103,7 @@ class WorkflowDB(SQLiteStore):
     def _workflow(row) -> Workflow:
         return Workflow(
             row["id"], row["name"], json.loads(row["steps"]), row["description"],
-            row["tags"].split() if row["tags"] else [], row["ts"],
+            decode_tags(row["tags"]), row["ts"],
         )
 
     def get(self, workflow_id: int) -> Workflow | None:
