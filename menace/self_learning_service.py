@@ -1,0 +1,447 @@
+"""The self-learning service: the whole Menace stack on one data directory.
+
+Run it headless::
+
+    python -m menace.self_learning_service [--data-dir DIR] [--model NAME] ...
+    menace-service --help
+
+or in a background thread of another program (the desktop app, a test)::
+
+    from menace.self_learning_service import run_background
+
+    start, stop = run_background()
+    stack = start()        # the running stack: bus, stores, engines, coordinator
+    ...
+    stop()
+
+The stack: a :class:`~menace.unified_event_bus.UnifiedEventBus` (journaled in
+``events.db``), the stores (``pathways.db``, ``mem.db`` with a
+:class:`~menace.gpt_memory.GPTMemory` on top, ``code.db``, ``workflows.db``), a
+:class:`~menace.learning_engine.LearningEngine` named ``pathways`` (models in
+``models/``, evaluation history in ``evaluations.jsonl``), the
+:class:`~menace.self_learning_coordinator.SelfLearningCoordinator` and the
+Prometheus endpoint. On start the engine loads its last saved model and the
+stored evaluation history (the score gauges show the last evaluation), and the
+service publishes ``service:started``; on stop it publishes
+``service:stopped``, saves what the engine keeps, and closes everything.
+
+Metrics port: when the port comes from a flag or ``MENACE_METRICS_PORT`` and
+is taken, the service refuses to start with a clear message (exit status 2).
+When it is only the default (8001) - for instance ``run_background()`` with no
+arguments while another Menace already serves metrics - it logs a warning and
+runs without metrics. Port 0 turns metrics off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from . import config, events
+from .code_db import CodeDB
+from .config import Settings
+from .gpt_memory import GPTMemory
+from .menace_memory_manager import MenaceMemoryManager
+from .metrics_exporter import (
+    MetricsPortInUseError,
+    MetricsServer,
+    MetricsServerError,
+    set_scores,
+    start_metrics_server,
+)
+from .models import available_models
+from .neuroplasticity import PathwayDB
+from .self_learning_coordinator import SelfLearningCoordinator
+from .unified_event_bus import UnifiedEventBus
+from .workflow_db import WorkflowDB
+
+logger = logging.getLogger(__name__)
+
+#: Name of the service's learning engine (the coordinator's main engine).
+MAIN_ENGINE = "pathways"
+#: Seconds ``stop()`` gives the coordinator to learn what is still queued.
+STOP_TIMEOUT = 3.0
+
+
+@dataclass
+class ServiceStack:
+    """Everything the service runs, as ``run_background()``'s ``start()`` returns it.
+
+    ``engines`` maps engine names to engines; ``engine`` is the main one.
+    ``metrics`` is the :class:`~menace.metrics_exporter.MetricsServer`, or
+    ``None`` when metrics are off or their port was taken.
+    """
+
+    settings: Settings
+    bus: UnifiedEventBus
+    pathway_db: PathwayDB
+    memory: MenaceMemoryManager
+    gpt_memory: GPTMemory
+    code_db: CodeDB
+    workflow_db: WorkflowDB
+    engines: dict[str, Any]
+    engine: Any
+    coordinator: SelfLearningCoordinator
+    metrics: MetricsServer | None = None
+    started: float = 0.0
+    _stopped: bool = False
+
+    @property
+    def metrics_url(self) -> str | None:
+        return self.metrics.url if self.metrics is not None else None
+
+    def _announce(self, topic: str) -> None:
+        try:
+            self.bus.publish(
+                topic,
+                {
+                    "data_dir": str(self.settings.data_dir),
+                    "model": str(getattr(self.engine, "model_name", self.settings.model)),
+                    "metrics_url": self.metrics_url,
+                    "ts": time.time(),
+                },
+            )
+        except Exception:  # a failing subscriber must not stop the service starting or stopping
+            logger.exception("could not publish %s", topic)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the coordinator and the metrics server, save, and close every store.
+
+        Idempotent. Everything committed stays on disk; events still queued
+        after ``timeout`` seconds are left unlearned (their records are stored).
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        left = self.coordinator.stop(timeout)
+        if left:
+            logger.info("%d queued events were not learned before stopping", len(left))
+        for name, engine in self.engines.items():
+            _save_engine(name, engine)
+        self._announce(events.SERVICE_STOPPED)
+        if self.metrics is not None:
+            self.metrics.stop()
+        for store in (self.pathway_db, self.memory, self.code_db, self.workflow_db, self.bus):
+            try:
+                store.close()
+            except Exception:
+                logger.exception("could not close %r", store)
+        logger.info("Menace service stopped (%s)", self.settings.data_dir)
+
+
+def _save_engine(name: str, engine: Any) -> None:
+    """Persist what an engine learned incrementally, if it offers a way to."""
+    for method in ("save", "save_model"):
+        save = getattr(engine, method, None)
+        if callable(save):
+            try:
+                save()
+            except Exception:
+                logger.exception("engine %s: could not save its model", name)
+            return
+
+
+def _restore_engine(name: str, engine: Any) -> None:
+    """Load the engine's last saved model and its evaluation history."""
+    for method in ("load", "load_model"):
+        load = getattr(engine, method, None)
+        if callable(load):
+            try:
+                load()
+            except FileNotFoundError:
+                logger.info("engine %s: no saved model yet", name)
+            except Exception:
+                logger.exception("engine %s: could not load its saved model; starting untrained", name)
+            break
+    load_history = getattr(engine, "load_history", None)
+    if callable(load_history):
+        try:
+            load_history()
+        except Exception:
+            logger.exception("engine %s: could not load its evaluation history", name)
+
+
+def _make_engine(settings: Settings, pathway_db: PathwayDB, memory: MenaceMemoryManager) -> Any:
+    from .learning_engine import LearningEngine  # imported here: it pulls in scikit-learn
+
+    return LearningEngine(
+        pathway_db,
+        memory,
+        model=settings.model,
+        persist_path=settings.path(config.EVALUATIONS_FILE),
+        model_dir=settings.path(config.MODELS_DIR),
+        name=MAIN_ENGINE,
+    )
+
+
+def start_stack(
+    settings: Settings | None = None,
+    *,
+    metrics_required: bool = False,
+    batch_size: int = 64,
+    batch_wait: float = 0.02,
+) -> ServiceStack:
+    """Open the stores, load the engine and start learning; returns the running stack.
+
+    ``metrics_required``: a taken metrics port raises
+    :class:`~menace.metrics_exporter.MetricsPortInUseError` instead of logging
+    a warning and running without metrics. Raises ``ValueError`` for bad
+    settings (an unknown model name, say); nothing keeps running then.
+    """
+    settings = settings if settings is not None else Settings()
+    if not isinstance(settings, Settings):
+        raise ValueError(f"settings must be a menace.config.Settings, got {type(settings).__name__}")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    opened: list[Any] = []
+    try:
+        bus = UnifiedEventBus(settings.path(config.EVENTS_DB) if settings.journal else None)
+        opened.append(bus)
+        pathway_db = PathwayDB(settings.path(config.PATHWAYS_DB), event_bus=bus)
+        opened.append(pathway_db)
+        memory = MenaceMemoryManager(settings.path(config.MEMORY_DB), event_bus=bus)
+        opened.append(memory)
+        code_db = CodeDB(settings.path(config.CODE_DB), event_bus=bus)
+        opened.append(code_db)
+        workflow_db = WorkflowDB(settings.path(config.WORKFLOWS_DB), event_bus=bus)
+        opened.append(workflow_db)
+        engine = _make_engine(settings, pathway_db, memory)
+        engines = {MAIN_ENGINE: engine}
+        _restore_engine(MAIN_ENGINE, engine)
+        history = list(getattr(engine, "evaluation_history", None) or [])
+        if history and isinstance(history[-1], dict):
+            try:
+                set_scores(float(history[-1]["cv_score"]), float(history[-1]["holdout_score"]))
+            except (KeyError, TypeError, ValueError):
+                logger.warning("the last stored evaluation has no usable scores")
+
+        server = None
+        if settings.metrics_port:
+            try:
+                server = start_metrics_server(settings.metrics_port, settings.metrics_addr)
+            except MetricsServerError as exc:
+                if metrics_required:
+                    raise
+                logger.warning("%s; running without metrics", exc)
+            if server is not None:
+                opened.append(server)
+
+        coordinator = SelfLearningCoordinator(
+            bus,
+            engines,
+            batch_size=batch_size,
+            batch_wait=batch_wait,
+            eval_every_examples=settings.eval_every_examples,
+            eval_every_seconds=settings.eval_every_seconds,
+            memory=memory,
+            pathway_db=pathway_db,
+        )
+        coordinator.start()
+    except BaseException:
+        for thing in reversed(opened):
+            try:
+                thing.stop() if isinstance(thing, MetricsServer) else thing.close()
+            except Exception:
+                logger.exception("could not close %r", thing)
+        raise
+    stack = ServiceStack(
+        settings=settings,
+        bus=bus,
+        pathway_db=pathway_db,
+        memory=memory,
+        gpt_memory=GPTMemory(memory),
+        code_db=code_db,
+        workflow_db=workflow_db,
+        engines=engines,
+        engine=engine,
+        coordinator=coordinator,
+        metrics=server,
+        started=time.time(),
+    )
+    stack._announce(events.SERVICE_STARTED)
+    logger.info(
+        "Menace service running on %s (model %s, metrics %s)",
+        settings.data_dir, getattr(engine, "model_name", settings.model), stack.metrics_url or "off",
+    )
+    return stack
+
+
+_SETTING_NAMES = {f.name for f in fields(Settings)}
+_STACK_OPTIONS = {"metrics_required", "batch_size", "batch_wait"}
+
+
+def run_background(
+    settings: Settings | None = None, **overrides: Any
+) -> tuple[Callable[[], ServiceStack], Callable[[], None]]:
+    """Return ``(start, stop)`` for running the service inside another program.
+
+    ``start()`` builds and starts the stack (see :func:`start_stack`) and
+    returns the :class:`ServiceStack`; called again while running it returns
+    the same stack. ``stop()`` stops and closes everything and may be called
+    more than once. ``overrides`` are :class:`~menace.config.Settings` fields
+    (``data_dir``, ``model``, ``eval_every_examples``, ``eval_every_seconds``,
+    ``metrics_addr``, ``metrics_port``, ``journal``) applied on top of
+    ``settings`` (default: the environment and the defaults), plus
+    ``batch_size``, ``batch_wait`` and ``metrics_required``.
+
+    With no arguments it uses the per-user data directory and metrics port
+    8001; if that port is taken it logs a warning and runs without metrics.
+    """
+    unknown = set(overrides) - _SETTING_NAMES - _STACK_OPTIONS
+    if unknown:
+        valid = ", ".join(sorted(_SETTING_NAMES | _STACK_OPTIONS))
+        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}; valid: {valid}")
+    stack_options = {k: overrides.pop(k) for k in list(overrides) if k in _STACK_OPTIONS}
+    if settings is not None and not isinstance(settings, Settings):
+        raise ValueError(f"settings must be a menace.config.Settings, got {type(settings).__name__}")
+    lock = threading.Lock()
+    state: dict[str, ServiceStack | None] = {"stack": None}
+
+    def start() -> ServiceStack:
+        with lock:
+            if state["stack"] is None:
+                if settings is None:
+                    chosen = Settings(**overrides)
+                else:
+                    chosen = Settings(**{f.name: getattr(settings, f.name) for f in fields(Settings)} | overrides)
+                state["stack"] = start_stack(chosen, **stack_options)
+            return state["stack"]
+
+    def stop() -> None:
+        with lock:
+            stack, state["stack"] = state["stack"], None
+        if stack is not None:
+            stack.stop()
+
+    return start, stop
+
+
+# -- command line --------------------------------------------------------------------------
+
+
+def _env_or(name: str, default: Any) -> str:
+    value = os.environ.get(name)
+    return f"{value} from ${name}" if value else f"{default}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="menace-service",
+        description=(
+            "Run Menace's self-learning service: store pathways, memory, code and "
+            "workflows in a data directory, learn from every new record as it is "
+            "logged, and serve Prometheus metrics. Runs until Ctrl-C or SIGTERM."
+        ),
+        epilog=(
+            "Each option has an environment variable; a flag beats the variable, "
+            "which beats the default. MENACE_EMBEDDER=hashing|minilm chooses the "
+            "text embedder (default MiniLM when the transformer extra is installed)."
+        ),
+    )
+    parser.add_argument(
+        "--data-dir", metavar="DIR",
+        help=f"data directory for the SQLite files, models and evaluation history "
+        f"(env MENACE_DATA_DIR; current: {config.default_data_dir()})",
+    )
+    parser.add_argument(
+        "--model", metavar="NAME",
+        help=f"model family: {', '.join(available_models())} "
+        f"(env MENACE_MODEL; current: {_env_or('MENACE_MODEL', config.DEFAULT_MODEL)})",
+    )
+    parser.add_argument(
+        "--eval-every", metavar="N", type=int,
+        help=f"evaluate after every N learned examples, 0 for never "
+        f"(env MENACE_EVAL_EVERY; current: {_env_or('MENACE_EVAL_EVERY', 0)})",
+    )
+    parser.add_argument(
+        "--eval-interval", metavar="SECONDS", type=float,
+        help=f"evaluate every SECONDS while the model changes, 0 for never "
+        f"(env MENACE_EVAL_INTERVAL; current: {_env_or('MENACE_EVAL_INTERVAL', 0)})",
+    )
+    parser.add_argument(
+        "--metrics-addr", metavar="ADDR",
+        help=f"address the Prometheus endpoint binds "
+        f"(env MENACE_METRICS_ADDR; current: {_env_or('MENACE_METRICS_ADDR', config.DEFAULT_METRICS_ADDR)})",
+    )
+    parser.add_argument(
+        "--metrics-port", metavar="PORT", type=int,
+        help=f"port of the Prometheus endpoint, 0 for no metrics "
+        f"(env MENACE_METRICS_PORT; current: {_env_or('MENACE_METRICS_PORT', config.DEFAULT_METRICS_PORT)})",
+    )
+    parser.add_argument(
+        "--no-journal", action="store_true",
+        help="do not keep the durable event journal (events.db)",
+    )
+    parser.add_argument(
+        "--log-level", metavar="LEVEL", default=os.environ.get("MENACE_LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+        help="DEBUG, INFO, WARNING or ERROR (env MENACE_LOG_LEVEL; default INFO)",
+    )
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from parsed flags on top of the environment and the defaults."""
+    given = {
+        "data_dir": args.data_dir,
+        "model": args.model,
+        "eval_every_examples": args.eval_every,
+        "eval_every_seconds": args.eval_interval,
+        "metrics_addr": args.metrics_addr,
+        "metrics_port": args.metrics_port,
+    }
+    overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if args.no_journal:
+        overrides["journal"] = False
+    return Settings(**overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the service until Ctrl-C or SIGTERM; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    explicit_port = args.metrics_port is not None or bool(os.environ.get("MENACE_METRICS_PORT"))
+
+    stop_requested = threading.Event()
+
+    def request_stop(signum, _frame) -> None:
+        logger.info("received %s, stopping", signal.Signals(signum).name)
+        stop_requested.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            stack = start_stack(settings, metrics_required=explicit_port)
+        except MetricsPortInUseError as exc:
+            print(f"menace-service: error: {exc.strerror}", file=sys.stderr)
+            return 2
+        except (ValueError, MetricsServerError) as exc:
+            print(f"menace-service: error: {exc}", file=sys.stderr)
+            return 2
+        try:
+            while not stop_requested.wait(0.5):
+                pass
+        finally:
+            stack.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
