@@ -1,0 +1,254 @@
+"""UnifiedEventBus: delivery order, failing subscribers, payload checks, the journal."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+
+from menace.unified_event_bus import UnifiedEventBus
+
+
+def test_subscribers_run_in_subscription_order_and_star_gets_every_topic(bus):
+    calls = []
+    bus.subscribe("pathway:new", lambda t, p: calls.append(("first", t, p["n"])))
+    bus.subscribe("*", lambda t, p: calls.append(("star", t, p["n"])))
+    bus.subscribe("pathway:new", lambda t, p: calls.append(("second", t, p["n"])))
+    bus.subscribe("memory:new", lambda t, p: calls.append(("memory", t, p["n"])))
+
+    bus.publish("pathway:new", {"n": 1})
+    bus.publish("code:new", {"n": 2})
+
+    assert calls == [
+        ("first", "pathway:new", 1),
+        ("star", "pathway:new", 1),
+        ("second", "pathway:new", 1),
+        ("star", "code:new", 2),
+    ]
+    assert bus.published == {"pathway:new": 1, "code:new": 1}
+
+
+def test_unsubscribe_stops_delivery_to_that_callback_only(bus):
+    got_a, got_b = [], []
+
+    def a(topic, payload):
+        got_a.append(payload["n"])
+
+    def b(topic, payload):
+        got_b.append(payload["n"])
+
+    bus.subscribe("x:y", a)
+    bus.subscribe("x:y", b)
+    bus.publish("x:y", {"n": 1})
+    bus.unsubscribe("x:y", a)
+    bus.unsubscribe("x:y", a)  # unknown pair: ignored
+    bus.publish("x:y", {"n": 2})
+    assert got_a == [1]
+    assert got_b == [1, 2]
+    assert bus.subscriber_count("x:y") == 1
+
+
+def test_raising_subscriber_does_not_stop_the_next_one(bus, caplog):
+    got = []
+
+    def broken(topic, payload):
+        raise RuntimeError("subscriber bug")
+
+    bus.subscribe("pathway:new", broken)
+    bus.subscribe("pathway:new", lambda t, p: got.append(p["n"]))
+    bus.subscribe("*", lambda t, p: got.append(("star", p["n"])))
+
+    bus.publish("pathway:new", {"n": 1})  # does not raise to the publisher
+    bus.publish("pathway:new", {"n": 2})
+
+    assert got == [1, ("star", 1), 2, ("star", 2)]
+    assert bus.failed["pathway:new"] == 2
+    assert "subscriber bug" in caplog.text
+    assert bus.errors == []  # not collected unless asked
+
+
+def test_collect_errors_keeps_each_failure(tmp_path):
+    bus = UnifiedEventBus(collect_errors=True)
+    seen = []
+
+    def broken(topic, payload):
+        raise KeyError(payload["n"])
+
+    bus.subscribe("a:b", broken)
+    bus.subscribe("a:b", lambda t, p: seen.append(p["n"]))
+    bus.publish("a:b", {"n": 7})
+    bus.publish("a:b", {"n": 8})
+
+    assert seen == [7, 8]
+    assert [(e.topic, e.callback, type(e.error)) for e in bus.errors] == [
+        ("a:b", broken, KeyError),
+        ("a:b", broken, KeyError),
+    ]
+    assert bus.errors[1].error.args == (8,)
+
+
+def test_raise_errors_reraises_the_first_error_after_every_subscriber_ran():
+    bus = UnifiedEventBus(raise_errors=True)
+    seen = []
+
+    def first(topic, payload):
+        raise ValueError("first failure")
+
+    def second(topic, payload):
+        raise RuntimeError("second failure")
+
+    bus.subscribe("a:b", first)
+    bus.subscribe("a:b", second)
+    bus.subscribe("a:b", lambda t, p: seen.append(p))
+    with pytest.raises(ValueError, match="first failure"):
+        bus.publish("a:b", {"n": 1})
+    assert seen == [{"n": 1}]
+    assert bus.failed["a:b"] == 2
+
+
+@pytest.mark.parametrize(
+    "payload, fragment",
+    [
+        (["not", "a", "dict"], "payload must be a dict"),
+        ("text", "payload must be a dict"),
+        (None, "payload must be a dict"),
+        ({"when": {1, 2}}, "not JSON-serialisable"),
+        ({"obj": object()}, "not JSON-serialisable"),
+        ({"x": math.nan}, "not JSON-serialisable"),
+        ({"nested": {"deep": [1, math.inf]}}, "not JSON-serialisable"),
+        ({("tuple", "key"): 1}, "not JSON-serialisable"),
+        ({"b": b"bytes"}, "not JSON-serialisable"),
+    ],
+)
+@pytest.mark.parametrize("journal", [False, True])
+def test_publish_refuses_payloads_that_are_not_json_dicts(tmp_path, payload, fragment, journal):
+    bus = UnifiedEventBus(tmp_path / "events.db" if journal else None)
+    got = []
+    bus.subscribe("*", lambda t, p: got.append(p))
+    with pytest.raises(ValueError, match=fragment):
+        bus.publish("a:b", payload)
+    assert got == []
+    assert bus.journal_size() == 0
+    assert bus.published["a:b"] == 0
+    bus.close()
+
+
+def test_publish_refuses_a_circular_payload(bus):
+    payload: dict = {"a": 1}
+    payload["self"] = payload
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        bus.publish("a:b", payload)
+    assert bus.journal_size() == 0
+    bus_without_journal = UnifiedEventBus()
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        bus_without_journal.publish("a:b", payload)
+
+
+@pytest.mark.parametrize("topic", ["", "   ", "*", None, 3])
+def test_publish_refuses_bad_topics(bus, topic):
+    with pytest.raises(ValueError, match="topic"):
+        bus.publish(topic, {"n": 1})
+    assert bus.journal_size() == 0
+
+
+def test_subscribe_refuses_a_non_callable(bus):
+    with pytest.raises(ValueError, match="callback"):
+        bus.subscribe("a:b", "not callable")
+    assert bus.subscriber_count() == 0
+
+
+def test_journal_keeps_every_event_and_replay_does_not_write_them_again(tmp_path):
+    path = tmp_path / "events.db"
+    bus = UnifiedEventBus(path)
+    bus.publish("pathway:new", {"n": 1})
+    bus.publish("memory:new", {"n": 2, "tags": ["a b", "ü"]})
+    assert bus.journal_size() == 2
+
+    replayed = []
+    bus.subscribe("*", lambda t, p: replayed.append((t, p)))
+    assert bus.replay() == 2
+    assert bus.replay() == 2
+    assert replayed == [
+        ("pathway:new", {"n": 1}),
+        ("memory:new", {"n": 2, "tags": ["a b", "ü"]}),
+    ] * 2
+    assert bus.journal_size() == 2  # replay never re-journals
+    bus.close()
+
+    # A later process (a new bus on the same file) replays what was journaled.
+    again = UnifiedEventBus(path)
+    seen = []
+    again.subscribe("memory:new", lambda t, p: seen.append(p["n"]))
+    assert again.replay() == 2
+    assert seen == [2]
+    assert again.journal_size() == 2
+    again.close()
+
+
+def test_replay_since_skips_older_events(tmp_path, monkeypatch):
+    import menace.unified_event_bus as ueb
+
+    clock = iter([100.0, 200.0, 300.0])
+    monkeypatch.setattr(ueb.time, "time", lambda: next(clock))
+    bus = UnifiedEventBus(tmp_path / "events.db")
+    for n in range(3):
+        bus.publish("a:b", {"n": n})
+    seen = []
+    bus.subscribe("a:b", lambda t, p: seen.append(p["n"]))
+    assert bus.replay(since=200.0) == 2
+    assert seen == [1, 2]
+    with pytest.raises(ValueError, match="since"):
+        bus.replay(since=math.nan)
+    bus.close()
+
+
+def test_replay_without_journal_delivers_nothing():
+    bus = UnifiedEventBus()
+    seen = []
+    bus.subscribe("*", lambda t, p: seen.append(p))
+    bus.publish("a:b", {"n": 1})
+    assert bus.replay() == 0
+    assert seen == [{"n": 1}]
+
+
+def test_publishing_from_many_threads_delivers_every_event_once(bus):
+    seen = []
+    lock = threading.Lock()
+
+    def record(topic, payload):
+        with lock:
+            seen.append((payload["thread"], payload["i"]))
+
+    bus.subscribe("a:b", record)
+    threads = [
+        threading.Thread(
+            target=lambda k=k: [bus.publish("a:b", {"thread": k, "i": i}) for i in range(200)],
+            name=f"publisher-{k}",
+        )
+        for k in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(seen) == [(k, i) for k in range(4) for i in range(200)]
+    assert bus.published["a:b"] == 800
+    assert bus.journal_size() == 800
+
+
+def test_a_subscriber_may_subscribe_or_publish_while_being_called(bus):
+    seen = []
+
+    def chain(topic, payload):
+        seen.append((topic, payload["n"]))
+        if topic == "a:b":
+            bus.subscribe("a:b", lambda t, p: seen.append(("late", p["n"])))
+            bus.publish("c:d", {"n": payload["n"] + 1})
+
+    bus.subscribe("*", chain)
+    bus.publish("a:b", {"n": 1})
+    # The late subscriber joins from the next event on.
+    assert seen == [("a:b", 1), ("c:d", 2)]
+    bus.publish("a:b", {"n": 5})
+    assert ("late", 5) in seen
