@@ -1,0 +1,178 @@
+"""The Prometheus endpoint, its metric names, and the Grafana/Prometheus resources."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY, generate_latest
+
+from menace import metrics_exporter
+from menace.metrics_exporter import MetricsPortInUseError, start_metrics_server
+
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+DASHBOARD = RESOURCES / "grafana" / "dashboards" / "menace.json"
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()
+
+
+def exported_names() -> set[str]:
+    """Every series name the endpoint can show, from its ``# TYPE`` lines.
+
+    A histogram ``x`` also names ``x_bucket``, ``x_sum`` and ``x_count``.
+    """
+    names = set()
+    for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", scrape_registry(), re.MULTILINE):
+        names.add(name)
+        if kind == "histogram":
+            names.update(f"{name}{suffix}" for suffix in ("_bucket", "_sum", "_count"))
+    return names
+
+
+def test_metrics_server_serves_scores_and_stops():
+    metrics_exporter.set_scores(0.75, 0.5)
+    server = start_metrics_server(0)
+    try:
+        assert server.url == f"http://127.0.0.1:{server.port}/metrics"
+        text = scrape(server.url)
+        assert "learning_cv_score 0.75" in text
+        assert "learning_holdout_score 0.5" in text
+    finally:
+        server.stop()
+    server.stop()  # idempotent
+    assert not server.running
+    with pytest.raises(urllib.error.URLError):
+        scrape(server.url)
+
+
+def test_port_in_use_is_a_clear_error_naming_the_address():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(MetricsPortInUseError, match=f"127.0.0.1:{port}.*already in use"):
+            start_metrics_server(port)
+
+
+@pytest.mark.parametrize("port", [-1, 70000, "8001", 1.5, True])
+def test_bad_port_is_refused(port):
+    with pytest.raises(ValueError, match="port"):
+        start_metrics_server(port)
+
+
+def test_score_gauges_keep_their_spec_names_without_labels():
+    families = {f.name: f for f in REGISTRY.collect()}
+    for name in ("learning_cv_score", "learning_holdout_score"):
+        assert families[name].type == "gauge"
+        assert [s.labels for s in families[name].samples] == [{}]
+
+
+def test_operator_metrics_follow_prometheus_naming():
+    names = exported_names()
+    for name in (
+        "learning_training_runs_total",
+        "learning_examples_total",
+        "learning_training_duration_seconds_bucket",
+        "learning_last_training_timestamp_seconds",
+        "learning_evaluations_total",
+        "learning_training_errors_total",
+        "learning_events_handled_total",
+        "learning_events_failed_total",
+        "learning_queue_depth",
+    ):
+        assert name in names, name
+
+
+def test_events_metrics_have_every_input_topic_before_any_event():
+    text = scrape_registry()
+    for topic in ("pathway:new", "memory:new", "code:new", "workflows:new"):
+        assert f'learning_events_handled_total{{topic="{topic}"}}' in text
+        assert f'learning_events_failed_total{{topic="{topic}"}}' in text
+
+
+def scrape_registry() -> str:
+    return generate_latest(REGISTRY).decode()
+
+
+def test_model_info_shows_only_the_current_model():
+    metrics_exporter.set_model("info-test", "logreg")
+    metrics_exporter.set_model("info-test", "rf")
+    text = scrape_registry()
+    assert 'learning_model_info{engine="info-test",model="rf"} 1.0' in text
+    assert 'engine="info-test",model="logreg"' not in text
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian package 'prometheus')")
+def test_promtool_accepts_the_live_endpoint():
+    # Make every metric type appear with labels, as a running service would.
+    metrics_exporter.training_runs.labels("promtool", "partial").inc()
+    metrics_exporter.examples_learned.labels("promtool").inc(3)
+    metrics_exporter.training_duration.labels("promtool", "partial").observe(0.02)
+    metrics_exporter.last_training_timestamp.labels("promtool").set(1.7e9)
+    metrics_exporter.evaluations.labels("promtool").inc()
+    metrics_exporter.training_errors.labels("promtool").inc()
+    metrics_exporter.set_model("promtool", "logreg")
+    with start_metrics_server(0) as server:
+        text = scrape(server.url)
+    result = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian package 'prometheus')")
+def test_promtool_accepts_the_scrape_config_example():
+    result = subprocess.run(
+        [PROMTOOL, "check", "config", str(RESOURCES / "prometheus" / "prometheus.yml")],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def dashboard_exprs() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            exprs.append(target["expr"])
+    return exprs
+
+
+def test_dashboard_queries_only_metrics_that_exist():
+    names = exported_names()
+    used = {m for expr in dashboard_exprs() for m in re.findall(r"\blearning_[a-z_]+", expr)}
+    assert {"learning_cv_score", "learning_holdout_score"} <= used
+    assert "learning_training_runs_total" in used
+    missing = sorted(used - names)
+    assert not missing, f"dashboard queries unknown metrics: {missing}"
+
+
+def test_dashboard_loads_by_file_provisioning():
+    text = DASHBOARD.read_text()
+    assert "${DS_" not in text and "__inputs" not in text
+    dashboard = json.loads(text)
+    provisioned = (RESOURCES / "grafana" / "provisioning" / "datasources" / "menace.yml").read_text()
+    uid = re.search(r"^\s*uid:\s*(\S+)", provisioned, re.MULTILINE).group(1)
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"]["uid"] == uid, panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == uid
+    titles = {p["title"] for p in dashboard["panels"]}
+    assert {"Cross-validation score", "Holdout score", "Trainings per minute"} <= titles
+    provider = (RESOURCES / "grafana" / "provisioning" / "dashboards" / "menace.yml").read_text()
+    assert "type: file" in provider and "path:" in provider
