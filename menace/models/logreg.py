@@ -1,0 +1,24 @@
+"""``logreg``: logistic regression (log-loss linear model) fitted by SGD.
+
+scikit-learn's ``SGDClassifier(loss="log_loss")`` is logistic regression with
+an L2 penalty; unlike ``LogisticRegression`` it has ``partial_fit``, so the
+same model is fitted in full by :meth:`fit` (epochs until the loss settles)
+and updated in place by one pass over each new batch.
+"""
+
+from __future__ import annotations
+
+from sklearn.linear_model import SGDClassifier
+
+from .tabular import PartialFitFamily
+
+
+class LogisticRegressionFamily(PartialFitFamily):
+    name = "logreg"
+    description = "logistic regression (scikit-learn SGDClassifier, log loss, L2)"
+    incremental = "partial_fit: one SGD pass over each new batch"
+
+    def make_classifier(self, seed: int) -> SGDClassifier:
+        return SGDClassifier(
+            loss="log_loss", alpha=1e-3, max_iter=1000, tol=1e-4, random_state=seed
+        )
