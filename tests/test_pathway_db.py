@@ -1,0 +1,409 @@
+"""PathwayDB: validation, aggregation, myelination and decay, links, events, schema."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from menace.neuroplasticity import Outcome, PathwayDB, PathwayRecord
+from menace.storage import SchemaError
+
+DAY = 86_400.0
+
+
+@pytest.fixture
+def db(tmp_path, bus):
+    store = PathwayDB(tmp_path / "pathways.db", event_bus=bus)
+    yield store
+    store.close()
+
+
+def collect(bus, topic="pathway:new"):
+    got = []
+    bus.subscribe(topic, lambda t, p: got.append(p))
+    return got
+
+
+# -- records -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fields, field_name",
+    [
+        ({"actions": ""}, "actions"),
+        ({"actions": "   \n"}, "actions"),
+        ({"actions": None}, "actions"),
+        ({"actions": 42}, "actions"),
+        ({"actions": "a\x00b"}, "actions"),
+        ({"exec_time": -0.001}, "exec_time"),
+        ({"exec_time": math.nan}, "exec_time"),
+        ({"exec_time": math.inf}, "exec_time"),
+        ({"exec_time": "fast"}, "exec_time"),
+        ({"exec_time": True}, "exec_time"),
+        ({"roi": math.nan}, "roi"),
+        ({"roi": -math.inf}, "roi"),
+        ({"roi": None}, "roi"),
+        ({"outcome": "MAYBE"}, "outcome"),
+        ({"outcome": 1}, "outcome"),
+        ({"outcome": None}, "outcome"),
+        ({"inputs": 3}, "inputs"),
+        ({"ts": -1.0}, "ts"),
+        ({"ts": math.nan}, "ts"),
+    ],
+)
+def test_bad_record_fields_are_refused_naming_the_field(fields, field_name):
+    values = {"actions": "fetch->parse", **fields}
+    with pytest.raises(ValueError, match=field_name):
+        PathwayRecord(**values)
+
+
+@pytest.mark.parametrize(
+    "given_outcome, expected",
+    [
+        (Outcome.SUCCESS, Outcome.SUCCESS),
+        ("SUCCESS", Outcome.SUCCESS),
+        ("success", Outcome.SUCCESS),
+        ("PARTIAL_SUCCESS", Outcome.PARTIAL_SUCCESS),
+        ("partial success", Outcome.PARTIAL_SUCCESS),
+        ("partial-success", Outcome.PARTIAL_SUCCESS),
+        (" Failure ", Outcome.FAILURE),
+    ],
+)
+def test_outcome_accepts_the_enum_or_its_name(given_outcome, expected):
+    assert PathwayRecord("a", outcome=given_outcome).outcome is expected
+
+
+def test_ts_defaults_to_now_for_each_record():
+    before = time.time()
+    first = PathwayRecord("a")
+    time.sleep(0.01)
+    second = PathwayRecord("a")
+    assert before <= first.ts < second.ts <= time.time()
+
+
+# -- bad input writes nothing ------------------------------------------------
+
+
+def test_record_changed_after_construction_is_refused_and_nothing_written(db, bus):
+    got = collect(bus)
+    record = PathwayRecord("fetch->parse", exec_time=1.0, roi=1.0)
+    record.roi = math.nan
+    with pytest.raises(ValueError, match="roi"):
+        db.log(record)
+    assert (db.count_pathways(), db.count_runs(), got, bus.journal_size()) == (0, 0, [], 0)
+
+
+def test_one_bad_record_refuses_the_whole_batch(db, bus):
+    got = collect(bus)
+    db.log(PathwayRecord("before", roi=1.0))
+    good = PathwayRecord("fetch->parse", roi=1.0)
+    bad = PathwayRecord("fetch->store", roi=1.0)
+    bad.exec_time = -5
+    with pytest.raises(ValueError, match="exec_time"):
+        db.log_many([good, good, bad])
+    with pytest.raises(ValueError, match=r"records\[1\]"):
+        db.log_many([good, {"actions": "not a record"}])
+    assert db.count_runs() == 1
+    assert db.count_pathways() == 1
+    assert len(got) == 1
+
+
+def test_a_batch_that_overflows_midway_is_rolled_back_and_announces_nothing(db, bus):
+    got = collect(bus)
+    records = [
+        PathwayRecord("ok", roi=1.0),
+        PathwayRecord("huge", roi=-1.7e308),
+        PathwayRecord("huge", roi=1.7e308),  # the running average overflows
+    ]
+    with pytest.raises(ValueError, match="roi"):
+        db.log_many(records)
+    assert (db.count_pathways(), db.count_runs(), got) == (0, 0, [])
+    # The store is still usable and its links are not corrupted by the failed batch.
+    db.log(PathwayRecord("ok", roi=1.0))
+    assert db.count_runs() == 1
+
+
+def test_log_many_commits_once_before_publishing(tmp_path, bus):
+    db = PathwayDB(tmp_path / "pathways.db", event_bus=bus)
+    seen_by_other_reader = []
+
+    def count_from_another_connection(topic, payload):
+        with sqlite3.connect(tmp_path / "pathways.db") as other:
+            seen_by_other_reader.append(other.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+    bus.subscribe("pathway:new", count_from_another_connection)
+    ids = db.log_many(PathwayRecord(f"step{i % 3}", roi=1.0) for i in range(5))
+    # Every event sees all five runs: one transaction, committed before the first event.
+    assert seen_by_other_reader == [5] * 5
+    assert ids == [1, 2, 3, 1, 2]
+    db.close()
+
+
+# -- aggregation ---------------------------------------------------------------
+
+
+def test_repeated_runs_aggregate_into_one_pathway_and_every_run_is_kept(db):
+    t0 = 1_700_000_000.0
+    runs = [
+        PathwayRecord(" fetch->parse ", exec_time=1.0, roi=3.0, outcome="SUCCESS", ts=t0),
+        PathwayRecord("fetch->parse", exec_time=2.0, roi=0.0, outcome="PARTIAL_SUCCESS", ts=t0 + 1),
+        PathwayRecord("fetch->parse", exec_time=6.0, roi=3.0, outcome="FAILURE", ts=t0 + 2),
+        PathwayRecord("fetch->parse", exec_time=3.0, roi=2.0, outcome="SUCCESS", ts=t0 + 3),
+    ]
+    ids = [db.log(r) for r in runs]
+    assert len(set(ids)) == 1
+    pathway = db.get(ids[0])
+    assert pathway.actions == "fetch->parse"
+    assert pathway.frequency == 4
+    assert pathway.successes == 2  # PARTIAL_SUCCESS does not count as success
+    assert pathway.success_rate == pytest.approx(0.5)
+    assert pathway.avg_exec_time == pytest.approx(3.0)
+    assert pathway.avg_roi == pytest.approx(2.0)
+    assert pathway.last_activation == t0 + 3
+    assert pathway.myelination_score == pytest.approx(4 * 0.5 * 2.0)
+    assert db.count_pathways() == 1
+    assert [r["outcome"] for r in db.runs(ids[0])] == [
+        "SUCCESS", "PARTIAL_SUCCESS", "FAILURE", "SUCCESS",
+    ]
+    assert [r["label"] for r in db.runs()] == [1, 0, 0, 1]
+    assert db.find("fetch->parse") == pathway
+    assert db.find("fetch") is None
+
+
+def test_run_features_are_those_known_before_the_run(db):
+    t0 = 1_700_000_000.0
+    db.log(PathwayRecord("a", roi=2.0, outcome="SUCCESS", ts=t0))
+    db.log(PathwayRecord("a", roi=4.0, outcome="FAILURE", ts=t0 + DAY * 30))
+    first, second = db.runs()
+    # The first run knew nothing; its own success is not in its features.
+    assert (first["prior_frequency"], first["prior_myelination"]) == (0, 0.0)
+    # The second sees the first run's score decayed over one half-life (30 days).
+    assert second["prior_frequency"] == 1
+    assert second["prior_myelination"] == pytest.approx(2.0 * 0.5)
+
+
+def test_myelination_decays_with_the_half_life_and_is_not_decayed_twice(tmp_path):
+    db = PathwayDB(tmp_path / "p.db", half_life_days=2.0)
+    t0 = 1_700_000_000.0
+    pid = db.log(PathwayRecord("a", roi=3.0, outcome="SUCCESS", ts=t0))
+    db.log(PathwayRecord("a", roi=1.0, outcome="SUCCESS", ts=t0))
+    assert db.get(pid).myelination_score == pytest.approx(2 * 1.0 * 2.0)
+
+    assert db.apply_decay(now=t0 + 2 * DAY) == 1
+    assert db.get(pid).myelination_score == pytest.approx(4.0 * 0.5)
+    db.apply_decay(now=t0 + 2 * DAY)  # applying again at the same time changes nothing
+    assert db.get(pid).myelination_score == pytest.approx(2.0)
+    db.apply_decay(now=t0 + 6 * DAY)
+    assert db.get(pid).myelination_score == pytest.approx(4.0 * 0.125)
+
+    # A run after apply_decay starts from the aggregate, not from the decayed score.
+    db.log(PathwayRecord("a", roi=2.0, outcome="FAILURE", ts=t0 + 4 * DAY))
+    assert db.runs()[-1]["prior_myelination"] == pytest.approx(4.0 * 0.25)
+    pathway = db.get(pid)
+    assert pathway.myelination_score == pytest.approx(3 * (2 / 3) * 2.0)  # undecayed at log
+    db.close()
+
+
+def test_half_life_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="half_life_days"):
+        PathwayDB(tmp_path / "p.db", half_life_days=0)
+    assert not (tmp_path / "p.db").exists()
+
+
+def test_top_pathways_orders_by_myelination(db):
+    for actions, roi, times in [("low", 1.0, 1), ("high", 5.0, 3), ("mid", 2.0, 2), ("neg", -1.0, 4)]:
+        for _ in range(times):
+            db.log(PathwayRecord(actions, roi=roi))
+    assert [p.actions for p in db.top_pathways(3)] == ["high", "mid", "low"]
+    assert [p.actions for p in db.top_pathways()][-1] == "neg"
+    with pytest.raises(ValueError, match="limit"):
+        db.top_pathways(0)
+
+
+def test_similar_actions_treats_like_wildcards_literally(db):
+    for actions in ["a%b", "axxb", "a_b", "acb", "back\\slash", "100% done"]:
+        db.log(PathwayRecord(actions, roi=1.0))
+    assert [p.actions for p in db.similar_actions("%")] == ["a%b", "100% done"]
+    assert [p.actions for p in db.similar_actions("_")] == ["a_b"]
+    assert [p.actions for p in db.similar_actions("a%b")] == ["a%b"]
+    assert [p.actions for p in db.similar_actions("\\")] == ["back\\slash"]
+    assert {p.actions for p in db.similar_actions("b")} == {"a%b", "axxb", "a_b", "acb", "back\\slash"}
+    assert db.similar_actions("zzz") == []
+
+
+def test_runs_close_in_time_link_pathways_and_predict_the_next_one(db):
+    t = 1_700_000_000.0
+    sequence = ["login", "search", "login", "search", "login", "report", "search"]
+    for i, actions in enumerate(sequence):
+        db.log(PathwayRecord(actions, roi=1.0, ts=t + i))
+    login, search, report = (db.find(a).id for a in ("login", "search", "report"))
+    assert db.next_pathway(login).id == search  # login->search twice, login->report once
+    assert dict(db.links(login)) == {search: 2.0, report: 1.0}
+    assert db.next_pathway(report).id == search
+    assert db.next_pathway(999) is None
+
+
+def test_runs_far_apart_are_not_linked(tmp_path):
+    db = PathwayDB(tmp_path / "p.db", link_window=60.0)
+    db.log(PathwayRecord("a", ts=1000.0))
+    db.log(PathwayRecord("b", ts=1000.0 + 61))
+    db.log(PathwayRecord("c", ts=1000.0 + 61 + 60))
+    a, b, c = (db.find(x).id for x in "abc")
+    assert db.links(a) == []
+    assert db.links(b) == [(c, 1.0)]
+    db.close()
+
+
+def test_links_follow_runs_logged_by_another_connection(tmp_path):
+    path = tmp_path / "p.db"
+    first, second = PathwayDB(path), PathwayDB(path)
+    first.log(PathwayRecord("a", ts=100.0))
+    second.log(PathwayRecord("b", ts=101.0))
+    first.log(PathwayRecord("c", ts=102.0))  # previous run is "b", written by `second`
+    a, b, c = (first.find(x).id for x in "abc")
+    assert first.links(a) == [(b, 1.0)]
+    assert first.links(b) == [(c, 1.0)]
+    first.close()
+    second.close()
+
+
+def test_explicit_link_refuses_unknown_pathways(db):
+    a = db.log(PathwayRecord("a"))
+    b = db.log(PathwayRecord("b", ts=time.time() + 10_000))  # outside the window: no auto link
+    db.link(a, b, 2.5)
+    db.link(a, b)
+    assert db.links(a) == [(b, 3.5)]
+    with pytest.raises(ValueError, match="to_id"):
+        db.link(a, 99)
+    with pytest.raises(ValueError, match="weight"):
+        db.link(a, b, -1)
+    with pytest.raises(ValueError, match="from_id"):
+        db.link(0, b)
+    assert db.links(a) == [(b, 3.5)]
+
+
+# -- events -------------------------------------------------------------------
+
+
+def test_pathway_new_payload_shape(db, bus):
+    got = collect(bus)
+    t0 = 1_700_000_000.0
+    db.log(PathwayRecord("fetch->parse", inputs="url", outputs="rows", exec_time=1.5,
+                         resources="cpu", outcome="partial success", roi=0.5, ts=t0))
+    pid = db.log(PathwayRecord("fetch->parse", exec_time=2.5, outcome=Outcome.SUCCESS, roi=1.5,
+                               ts=t0 + 10))
+    assert len(got) == 2
+    payload = got[1]
+    assert set(payload) == {
+        "pathway_id", "run_id", "ts", "actions", "inputs", "outputs", "exec_time", "resources",
+        "outcome", "roi", "label", "prior_frequency", "prior_myelination", "stats",
+    }
+    assert json.loads(json.dumps(payload)) == payload
+    assert payload["pathway_id"] == pid
+    assert payload["run_id"] == db.runs()[-1]["id"]
+    assert (payload["actions"], payload["outcome"], payload["label"]) == ("fetch->parse", "SUCCESS", 1)
+    assert (payload["ts"], payload["exec_time"], payload["roi"]) == (t0 + 10, 2.5, 1.5)
+    assert got[0]["outcome"] == "PARTIAL_SUCCESS" and got[0]["label"] == 0
+    assert (got[0]["inputs"], got[0]["outputs"], got[0]["resources"]) == ("url", "rows", "cpu")
+    assert payload["prior_frequency"] == 1
+    assert payload["prior_myelination"] == 0.0  # the first run did not succeed
+    assert payload["stats"] == db.get(pid).stats()
+    assert payload["stats"]["frequency"] == 2
+
+
+def test_long_text_is_clipped_in_the_payload_but_stored_whole(db, bus):
+    got = collect(bus)
+    long_actions = "step->" * 2000
+    db.log(PathwayRecord(long_actions, inputs="x" * 10_000))
+    assert len(got[0]["actions"]) == 4000
+    assert db.runs()[0]["inputs"] == "x" * 10_000
+    assert db.find(long_actions) is not None
+
+
+# -- schema ---------------------------------------------------------------------
+
+
+def test_schema_is_versioned_and_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "pathways.db"
+    db = PathwayDB(path)
+    db.log(PathwayRecord("a"))
+    assert db.schema_version() == 1
+    db.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version=7")
+    with pytest.raises(SchemaError, match="7"):
+        PathwayDB(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+
+
+def test_store_files_use_wal_and_survive_reopening(tmp_path):
+    path = tmp_path / "sub" / "pathways.db"
+    with PathwayDB(path) as db:
+        db.log(PathwayRecord("a", roi=2.0))
+        db.log(PathwayRecord("a", roi=4.0))
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with PathwayDB(path) as again:
+        assert again.find("a").frequency == 2
+        assert again.find("a").avg_roi == pytest.approx(3.0)
+
+
+# -- properties -------------------------------------------------------------------
+
+finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12)
+any_float = st.one_of(st.floats(), st.integers(), st.none(), st.text(max_size=3))
+
+
+@settings(max_examples=100, deadline=None)
+@given(exec_time=any_float, roi=any_float)
+def test_property_numbers_are_accepted_only_when_finite_and_in_range(exec_time, roi):
+    def ok(value, minimum=None):
+        if value is None or isinstance(value, str):
+            return False
+        return math.isfinite(float(value)) and (minimum is None or float(value) >= minimum)
+
+    if ok(exec_time, 0.0) and ok(roi):
+        record = PathwayRecord("a", exec_time=exec_time, roi=roi)
+        assert math.isfinite(record.exec_time) and record.exec_time >= 0
+        assert math.isfinite(record.roi)
+    else:
+        with pytest.raises(ValueError, match="exec_time|roi"):
+            PathwayRecord("a", exec_time=exec_time, roi=roi)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    batch=st.lists(
+        st.tuples(st.text(max_size=12), finite, finite, st.sampled_from(list(Outcome))),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_property_a_batch_is_stored_whole_or_not_at_all(tmp_path_factory, batch):
+    path = tmp_path_factory.mktemp("prop") / "pathways.db"
+    with PathwayDB(path) as db:
+        valid = all(actions.strip() and "\x00" not in actions for actions, *_ in batch)
+        try:
+            records = [
+                PathwayRecord(a, exec_time=abs(t), roi=r, outcome=o) for a, t, r, o in batch
+            ]
+        except ValueError as exc:
+            assert not valid
+            assert "actions" in str(exc)
+            return
+        assert valid
+        db.log_many(records)
+        assert db.count_runs() == len(batch)
+        assert sum(p.frequency for p in db.pathways()) == len(batch)
+        assert db.count_pathways() == len({a.strip() for a, *_ in batch})
+        for pathway in db.pathways():
+            assert math.isfinite(pathway.myelination_score)
+            assert 0.0 <= pathway.success_rate <= 1.0
