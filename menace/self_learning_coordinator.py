@@ -62,22 +62,16 @@ from typing import Any
 from . import events
 from . import metrics_exporter as metrics
 from .labels import label_of
+from .learning_engine import TrainingCancelled
 
 logger = logging.getLogger(__name__)
 
 #: Run ids remembered to skip events already learned (replays).
 SEEN_RUNS_LIMIT = 200_000
+#: Models ``request_auto_train(candidates=None)`` compares (the fast, tabular ones).
+DEFAULT_AUTO_CANDIDATES = ("logreg", "nn", "rf")
 #: Least time between two ``learning:progress`` events of one job, seconds.
 PROGRESS_INTERVAL = 0.1
-
-TrainingCancelled: type[BaseException]
-try:  # the engine defines it; fall back to a local class until it is importable
-    from .learning_engine import TrainingCancelled  # type: ignore[no-redef]
-except ImportError:  # pragma: no cover - only while the engine module is missing
-
-    class TrainingCancelled(Exception):  # type: ignore[no-redef]
-        """A training job stopped because it was cancelled."""
-
 
 class JobState:
     QUEUED = "queued"
@@ -281,6 +275,7 @@ class SelfLearningCoordinator:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._stopped = False
+        self._stop_event = threading.Event()  # interrupts a periodic evaluation on stop()
         self._drain_deadline = math.inf
         self._handlers: list[tuple[str, Callable[[str, dict], None]]] = []
 
@@ -360,6 +355,7 @@ class SelfLearningCoordinator:
                 self._pending -= 1
             running = self._running_job
             self._cond.notify_all()
+        self._stop_event.set()
         if running is not None:
             running.cancel_event.set()
         for job in dropped_jobs:
@@ -484,7 +480,7 @@ class SelfLearningCoordinator:
     ) -> int:
         """Queue ``auto_train(candidates, time_budget)`` (seconds); returns the job id.
 
-        ``candidates`` ``None`` lets the engine try its default menu.
+        ``candidates`` ``None`` compares :data:`DEFAULT_AUTO_CANDIDATES`.
         """
         if candidates is not None:
             if isinstance(candidates, str):
@@ -500,10 +496,9 @@ class SelfLearningCoordinator:
         return self._submit("auto_train", engine, {"candidates": candidates, "time_budget": time_budget})
 
     def cancel(self, job_id: int) -> bool:
-        """Cancel a job. True if it was queued (it will not run) or is a running
-        train / auto-train (it stops at its next check and ends ``cancelled``);
-        False for an unknown or finished job or a running evaluation, which
-        cannot be interrupted.
+        """Cancel a job. True if it was queued (it will not run) or is running
+        (it stops at the engine's next check, the live model unchanged, and
+        ends ``cancelled``); False for an unknown or finished job.
         """
         with self._cond:
             job = self._jobs.get(job_id)
@@ -518,8 +513,6 @@ class SelfLearningCoordinator:
                 self._cond.notify_all()
                 queued = True
             else:
-                if job.kind == "evaluate":
-                    return False
                 job.cancel_event.set()
                 queued = False
         if queued:
@@ -771,7 +764,12 @@ class SelfLearningCoordinator:
             self._dirty[name] = False
             self._last_eval[name] = now
             try:
-                self._evaluate(name, engine, self.eval_cv, self.eval_test_split, None, trigger)
+                self._evaluate(
+                    name, engine, self.eval_cv, self.eval_test_split, None, trigger,
+                    cancel=self._stop_event,
+                )
+            except TrainingCancelled:
+                logger.info("%s: periodic evaluation interrupted by stop()", name)
             except ValueError as exc:  # too little data yet: try again at the next trigger
                 logger.info("%s: periodic evaluation skipped: %s", name, exc)
             except Exception as exc:
@@ -779,10 +777,18 @@ class SelfLearningCoordinator:
                 self._report_error(name, exc, "evaluate", None)
 
     def _evaluate(
-        self, name: str, engine: Any, cv: int, test_split: float, job_id: int | None, trigger: str
+        self,
+        name: str,
+        engine: Any,
+        cv: int,
+        test_split: float,
+        job_id: int | None,
+        trigger: str,
+        progress: Callable[[float, str], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> dict:
         start = time.perf_counter()
-        scores = engine.evaluate(cv=cv, test_split=test_split)
+        scores = engine.evaluate(cv=cv, test_split=test_split, progress=progress, cancel=cancel)
         duration = time.perf_counter() - start
         cv_score = _score(scores.get("cv_score"))
         holdout = _score(scores.get("holdout_score"))
@@ -833,8 +839,6 @@ class SelfLearningCoordinator:
                     "ts": time.time(),
                 },
             )
-            if job.cancel_event.is_set() and job.kind != "evaluate":
-                raise TrainingCancelled(f"job {job.id} cancelled")
 
         return progress
 
@@ -850,7 +854,8 @@ class SelfLearningCoordinator:
                 job.result = self._run_train(job, engine, progress)
             elif job.kind == "evaluate":
                 job.result = self._evaluate(
-                    job.engine, engine, job.params["cv"], job.params["test_split"], job.id, "manual"
+                    job.engine, engine, job.params["cv"], job.params["test_split"], job.id, "manual",
+                    progress=progress, cancel=job.cancel_event,
                 )
             elif job.kind == "auto_train":
                 job.result = self._run_auto_train(job, engine, progress)
@@ -901,21 +906,22 @@ class SelfLearningCoordinator:
 
     def _run_auto_train(self, job: Job, engine: Any, progress) -> str:
         start = time.perf_counter()
-        kwargs: dict[str, Any] = {"time_budget": job.params["time_budget"], "progress": progress,
-                                  "cancel": job.cancel_event}
-        candidates = job.params["candidates"]
-        if candidates is None:
-            best = engine.auto_train(**kwargs) if _accepts_no_candidates(engine) else engine.auto_train(
-                list(getattr(engine, "DEFAULT_CANDIDATES", ("logreg",))), **kwargs
-            )
-        else:
-            best = engine.auto_train(candidates, **kwargs)
+        candidates = job.params["candidates"] or list(DEFAULT_AUTO_CANDIDATES)
+        best = engine.auto_train(
+            candidates, time_budget=job.params["time_budget"], progress=progress, cancel=job.cancel_event
+        )
         duration = time.perf_counter() - start
         model = str(getattr(engine, "model_name", best))
         metrics.set_model(job.engine, model)
         self._record_training(job.engine, "auto", duration)
         self._dirty[job.engine] = True
-        scores = getattr(engine, "auto_train_scores", None) or getattr(engine, "last_auto_scores", None)
+        report = getattr(engine, "last_auto_train", None) or {}
+        candidates_scores = report.get("candidates", {}) if isinstance(report, Mapping) else {}
+        scores = {
+            str(name): _score(result["cv_score"])
+            for name, result in candidates_scores.items()
+            if isinstance(result, Mapping) and "cv_score" in result
+        }
         self._publish(
             events.LEARNING_TRAINED,
             {
@@ -927,7 +933,7 @@ class SelfLearningCoordinator:
                 "ts": time.time(),
                 "job_id": job.id,
                 "best": str(best),
-                "scores": _clean_scores(scores),
+                "scores": scores,
             },
         )
         return str(best)
@@ -999,20 +1005,3 @@ def _score(value: Any) -> float:
     except (TypeError, ValueError):
         return 0.0
     return min(1.0, max(0.0, number)) if math.isfinite(number) else 0.0
-
-
-def _clean_scores(scores: Any) -> dict[str, float]:
-    if not isinstance(scores, Mapping):
-        return {}
-    return {str(k): _score(v) for k, v in scores.items() if isinstance(v, int | float)}
-
-
-def _accepts_no_candidates(engine: Any) -> bool:
-    import inspect
-
-    try:
-        params = inspect.signature(engine.auto_train).parameters
-    except (TypeError, ValueError):
-        return False
-    first = next(iter(params.values()), None)
-    return first is not None and first.default is not inspect.Parameter.empty

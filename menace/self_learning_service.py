@@ -138,35 +138,25 @@ class ServiceStack:
 
 
 def _save_engine(name: str, engine: Any) -> None:
-    """Persist what an engine learned incrementally, if it offers a way to."""
-    for method in ("save", "save_model"):
-        save = getattr(engine, method, None)
-        if callable(save):
-            try:
-                save()
-            except Exception:
-                logger.exception("engine %s: could not save its model", name)
-            return
-
-
-def _restore_engine(name: str, engine: Any) -> None:
-    """Load the engine's last saved model and its evaluation history."""
-    for method in ("load", "load_model"):
-        load = getattr(engine, method, None)
-        if callable(load):
-            try:
-                load()
-            except FileNotFoundError:
-                logger.info("engine %s: no saved model yet", name)
-            except Exception:
-                logger.exception("engine %s: could not load its saved model; starting untrained", name)
-            break
-    load_history = getattr(engine, "load_history", None)
-    if callable(load_history):
+    """Save the model with what it learned since its last save (partial updates)."""
+    save = getattr(engine, "save", None)
+    if callable(save):
         try:
-            load_history()
+            save()
         except Exception:
-            logger.exception("engine %s: could not load its evaluation history", name)
+            logger.exception("engine %s: could not save its model", name)
+
+
+def _describe_restored(name: str, engine: Any) -> None:
+    """Log what the engine loaded from disk (it loads its model and history when built)."""
+    history = getattr(engine, "evaluation_history", None) or []
+    if getattr(engine, "is_trained", False):
+        logger.info(
+            "engine %s: loaded saved %s model (%d examples), %d stored evaluations",
+            name, getattr(engine, "model_name", "?"), getattr(engine, "n_seen", 0), len(history),
+        )
+    else:
+        logger.info("engine %s: no saved model yet, %d stored evaluations", name, len(history))
 
 
 def _make_engine(settings: Settings, pathway_db: PathwayDB, memory: MenaceMemoryManager) -> Any:
@@ -214,7 +204,7 @@ def start_stack(
         opened.append(workflow_db)
         engine = _make_engine(settings, pathway_db, memory)
         engines = {MAIN_ENGINE: engine}
-        _restore_engine(MAIN_ENGINE, engine)
+        _describe_restored(MAIN_ENGINE, engine)
         history = list(getattr(engine, "evaluation_history", None) or [])
         if history and isinstance(history[-1], dict):
             try:
