@@ -1,0 +1,143 @@
+"""The self-learning stack in a QThread, through ``run_background``.
+
+``start()`` of :func:`menace.self_learning_service.run_background` builds the
+stores, the bus, the engines and the coordinator and starts the coordinator's
+own threads; this QThread calls it, watches the stack while it runs and calls
+``stop()`` when asked. Its state (starting, running, stopped, crashed) is
+published by signal so the window can show it, never hide it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from menace.config import Settings
+
+logger = logging.getLogger(__name__)
+
+#: ``backend(settings, **overrides) -> (start, stop)``; ``run_background`` by default.
+Backend = Callable[..., tuple[Callable[[], Any], Callable[[], None]]]
+
+STARTING = "starting"
+RUNNING = "running"
+STOPPING = "stopping"
+STOPPED = "stopped"
+CRASHED = "crashed"
+
+#: Seconds between health checks of a running stack.
+HEALTH_INTERVAL = 0.5
+
+
+def _run_background(settings: Settings, **overrides: Any):
+    # Imported late: the service module pulls in the learning stack.
+    from menace.self_learning_service import run_background
+
+    return run_background(settings, **overrides)
+
+
+def stack_problem(stack: Any) -> str | None:
+    """Why a started stack is no longer healthy, or ``None``.
+
+    The coordinator's ``running`` is false once its worker thread has died
+    (or it was stopped behind our back); either way learning has stopped.
+    """
+    coordinator = getattr(stack, "coordinator", None)
+    if coordinator is None:
+        return None
+    try:
+        running = getattr(coordinator, "running", True)
+        running = running() if callable(running) else bool(running)
+    except Exception as exc:  # a broken probe is a broken stack
+        return f"coordinator check failed: {type(exc).__name__}: {exc}"
+    if not running:
+        return "the coordinator's worker thread stopped unexpectedly"
+    return None
+
+
+class ServiceThread(QThread):
+    """Runs the stack for the window.
+
+    Signals (all delivered in the GUI thread):
+        stackStarted(stack): the object ``start()`` returned.
+        stateChanged(state, detail): one of starting / running / stopping /
+            stopped / crashed, with a one-line detail (the error for crashed).
+    """
+
+    stackStarted = Signal(object)
+    stateChanged = Signal(str, str)
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend | None = None,
+        parent: QObject | None = None,
+        **overrides: Any,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("serviceThread")
+        self.settings = settings
+        self._backend = backend or _run_background
+        self._overrides = overrides
+        self._stop_requested = threading.Event()
+        self.stack: Any | None = None
+        self.state = STOPPED
+        self.detail = ""
+        #: ``time.time()`` just before ``start()`` was called (events after it are ours).
+        self.start_requested_at: float | None = None
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        self.state, self.detail = state, detail
+        log = logger.error if state == CRASHED else logger.info
+        log("service %s%s", state, f": {detail}" if detail else "")
+        self.stateChanged.emit(state, detail)
+
+    def run(self) -> None:  # in the service thread
+        self._set_state(STARTING, str(self.settings.data_dir))
+        try:
+            start, stop = self._backend(self.settings, **self._overrides)
+            self.start_requested_at = time.time()
+            stack = start()
+        except Exception as exc:
+            logger.exception("the self-learning stack failed to start")
+            self._set_state(CRASHED, f"start failed: {type(exc).__name__}: {exc}")
+            return
+        self.stack = stack
+        self.stackStarted.emit(stack)
+        self._set_state(RUNNING, str(self.settings.data_dir))
+        problem = None
+        while not self._stop_requested.wait(HEALTH_INTERVAL):
+            problem = stack_problem(stack)
+            if problem:
+                break
+        if not problem:
+            self._set_state(STOPPING)
+        t0 = time.monotonic()
+        try:
+            stop()
+        except Exception as exc:
+            logger.exception("stopping the self-learning stack failed")
+            problem = problem or f"stop failed: {type(exc).__name__}: {exc}"
+        if problem:
+            self._set_state(CRASHED, problem)
+        else:
+            self._set_state(STOPPED, f"stopped in {time.monotonic() - t0:.2f} s")
+
+    def request_stop(self) -> None:
+        """Ask the stack to stop; returns at once."""
+        self._stop_requested.set()
+
+    def shutdown(self, timeout_s: float = 15.0) -> bool:
+        """Stop the stack and join the thread; ``True`` if it finished in time."""
+        self.request_stop()
+        if not self.isRunning():
+            return True
+        finished = self.wait(int(timeout_s * 1000))
+        if not finished:
+            logger.error("the service thread did not stop within %.1f s", timeout_s)
+        return finished

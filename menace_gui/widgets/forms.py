@@ -1,0 +1,462 @@
+"""Forms: log a pathway, log a GPT interaction, predict success.
+
+Every field is checked with the library's own validation (the same rules the
+API enforces) as you type and again on submit; the message sits right under
+the field and nothing is written while any field is wrong. The write or the
+prediction runs on the :class:`~menace_gui.task_runner.TaskRunner` worker and
+its result comes back by signal, so the window never waits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QColor, QKeySequence, QPalette, QShortcut
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from menace.neuroplasticity import Outcome, PathwayRecord
+from menace.validation import check_number, check_tags, check_text
+
+from ..task_runner import TaskRunner
+
+logger = logging.getLogger(__name__)
+
+Validator = Callable[[str], Any]
+
+
+def error_color(palette: QPalette) -> QColor:
+    """A red that reads on the palette's window colour (light or dark)."""
+    dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
+    return QColor("#ff8a80") if dark else QColor("#b00020")
+
+
+def ok_color(palette: QPalette) -> QColor:
+    dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
+    return QColor("#81c784") if dark else QColor("#1b5e20")
+
+
+def _message(name: str, exc: Exception) -> str:
+    """The library's message without the leading field name: 'must be >= 0.0, got -1'."""
+    text = str(exc)
+    if text.startswith(name + " "):
+        text = text[len(name) + 1 :]
+    return text[:1].upper() + text[1:]
+
+
+def number_field(name: str, minimum: float | None = None) -> Validator:
+    def check(text: str) -> float:
+        if not text.strip():
+            raise ValueError(f"{name} is required")
+        return check_number(name, text.strip(), minimum=minimum)
+
+    return check
+
+
+def text_field(name: str, required: bool = False, max_len: int = 100_000) -> Validator:
+    def check(text: str) -> str:
+        return check_text(name, text, allow_empty=not required, max_len=max_len)
+
+    return check
+
+
+def tags_field(name: str) -> Validator:
+    def check(text: str) -> list[str]:
+        parts = [p.strip() for p in text.replace(";", ",").split(",")]
+        tags = [p for p in parts if p]
+        for tag in tags:
+            if any(c.isspace() for c in tag):
+                raise ValueError(f"{name} must be separated by commas; {tag!r} contains a space")
+        return check_tags(name, tags)
+
+    return check
+
+
+class MessageLabel(QLabel):
+    """A word-wrapped message in the palette's error or success colour; hidden when empty."""
+
+    def __init__(self, object_name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(object_name)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        self._kind = "plain"
+        self.setVisible(False)
+
+    def show_message(self, text: str, kind: str = "error") -> None:
+        self._kind = kind
+        self._recolor()
+        self.setText(text)
+        self.setVisible(bool(text))
+
+    def clear_message(self) -> None:
+        self.show_message("", "plain")
+
+    def _recolor(self) -> None:
+        palette = self.palette()
+        if self._kind == "error":
+            color = error_color(palette)
+        elif self._kind == "ok":
+            color = ok_color(palette)
+        else:
+            color = self.parentWidget().palette().color(QPalette.ColorRole.WindowText)
+        if palette.color(QPalette.ColorRole.WindowText) != color:
+            palette.setColor(QPalette.ColorRole.WindowText, color)
+            self.setPalette(palette)
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        # A light/dark switch changes the window colour: pick the matching red again.
+        if event.type() == event.Type.PaletteChange:
+            self._recolor()
+
+
+class FormBase(QWidget):
+    """Fields with inline messages, a submit button and a status line.
+
+    Subclasses add fields with :meth:`add_field` and implement :meth:`_start`,
+    which receives the checked values and hands the work to the runner.
+    Signals: ``succeeded(result)`` and ``failed(message)`` after each submit.
+    """
+
+    succeeded = Signal(object)
+    failed = Signal(str)
+
+    submit_text = "Submit"
+    busy_text = "Working…"
+    prefix = "form"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._fields: dict[str, tuple[QWidget, MessageLabel, Validator]] = {}
+        self._runner: TaskRunner | None = None
+        self._busy = False
+        self._grid = QGridLayout()
+        self._grid.setColumnStretch(1, 1)
+        self._grid.setVerticalSpacing(2)
+        self.submit_button = QPushButton(self.submit_text, self)
+        self.submit_button.setObjectName(f"{self.prefix}SubmitButton")
+        self.submit_button.setToolTip(f"{self.submit_text} (Ctrl+Enter)")
+        self.submit_button.clicked.connect(self.submit)
+        self.status = MessageLabel(f"{self.prefix}Status", self)
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(self.submit)
+        outer = QVBoxLayout(self)
+        outer.addLayout(self._grid)
+        outer.addWidget(self.submit_button, 0, Qt.AlignmentFlag.AlignRight)
+        outer.addWidget(self.status)
+        outer.addStretch(1)
+        self._set_ready(False, "The service is not running yet")
+
+    # -- building --------------------------------------------------------------
+    def add_field(self, name: str, label: str, editor: QWidget, validator: Validator, tip: str = "") -> QWidget:
+        """Add ``editor`` for field ``name``; its message label is ``<prefix><Name>Error``."""
+        row = self._grid.rowCount()
+        title = QLabel(label, self)
+        title.setBuddy(editor)
+        editor.setObjectName(f"{self.prefix}{name[:1].upper()}{name[1:]}Edit")
+        if tip:
+            editor.setToolTip(tip)
+        error = MessageLabel(f"{self.prefix}{name[:1].upper()}{name[1:]}Error", self)
+        align = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop
+        self._grid.addWidget(title, row, 0, align)
+        self._grid.addWidget(editor, row, 1)
+        self._grid.addWidget(error, row + 1, 1)
+        self._fields[name] = (editor, error, validator)
+        signal = getattr(editor, "textChanged", None) or getattr(editor, "currentIndexChanged", None)
+        if signal is not None:
+            signal.connect(lambda *_: self._on_edited(name))
+        return editor
+
+    def editor(self, name: str) -> QWidget:
+        return self._fields[name][0]
+
+    def error_text(self, name: str) -> str:
+        return self._fields[name][1].text()
+
+    # -- values and checks ---------------------------------------------------
+    @staticmethod
+    def _raw(editor: QWidget) -> str:
+        if isinstance(editor, QPlainTextEdit):
+            return editor.toPlainText()
+        if isinstance(editor, QComboBox):
+            return str(editor.currentData())
+        return editor.text()
+
+    def check_field(self, name: str, show: bool = True) -> tuple[Any, str]:
+        editor, label, validator = self._fields[name]
+        try:
+            value, message = validator(self._raw(editor)), ""
+        except ValueError as exc:
+            value, message = None, _message(name, exc)
+        if show:
+            label.show_message(message)
+        return value, message
+
+    def check_all(self) -> dict[str, Any] | None:
+        """Every field's value, or ``None`` (with the messages shown) if any is wrong."""
+        values, ok = {}, True
+        for name in self._fields:
+            value, message = self.check_field(name)
+            ok = ok and not message
+            values[name] = value
+        return values if ok else None
+
+    def _on_edited(self, name: str) -> None:
+        # As you type: report a problem in a field already flagged or holding text.
+        editor, label, _ = self._fields[name]
+        if label.text() or self._raw(editor).strip():
+            self.check_field(name)
+        else:
+            label.clear_message()
+
+    def show_field_error(self, exc: Exception) -> bool:
+        """Put a library ``ValueError`` under the field it names; ``True`` if one matched."""
+        text = str(exc)
+        for name, (_, label, _) in self._fields.items():
+            if text.startswith(name + " "):
+                label.show_message(_message(name, exc))
+                return True
+        return False
+
+    # -- running -------------------------------------------------------------
+    def _set_ready(self, ready: bool, why: str = "") -> None:
+        self.submit_button.setEnabled(ready and not self._busy)
+        if not ready and why:
+            self.submit_button.setToolTip(why)
+        else:
+            self.submit_button.setToolTip(f"{self.submit_text} (Ctrl+Enter)")
+
+    def is_busy(self) -> bool:
+        return self._busy
+
+    @Slot()
+    def submit(self) -> bool:
+        """Check the fields and, if all are right, start the work; ``False`` otherwise."""
+        if self._busy or not self.submit_button.isEnabled():
+            return False
+        values = self.check_all()
+        if values is None:
+            self.status.show_message("Nothing was saved: fix the fields marked above.")
+            self.failed.emit("invalid input")
+            return False
+        try:
+            work, args = self._prepare(values)
+        except ValueError as exc:
+            if not self.show_field_error(exc):
+                self.status.show_message(str(exc))
+            self.failed.emit(str(exc))
+            return False
+        self._busy = True
+        self.submit_button.setEnabled(False)
+        self.submit_button.setText(self.busy_text)
+        self.status.show_message("Working…", "plain")
+        assert self._runner is not None
+        self._runner.submit(work, *args, on_done=self._done, on_error=self._error)
+        return True
+
+    def _finish(self) -> None:
+        self._busy = False
+        self.submit_button.setText(self.submit_text)
+        self.submit_button.setEnabled(self._runner is not None and self._is_bound())
+
+    def _done(self, result: Any) -> None:
+        self._finish()
+        self.status.show_message(self._describe(result), "ok")
+        self.succeeded.emit(result)
+
+    def _error(self, exc: BaseException) -> None:
+        self._finish()
+        if isinstance(exc, ValueError) and self.show_field_error(exc):
+            self.status.show_message("Nothing was saved: fix the field marked above.")
+        else:
+            self.status.show_message(f"{type(exc).__name__}: {exc}")
+        self.failed.emit(str(exc))
+
+    # -- for subclasses --------------------------------------------------------
+    def _is_bound(self) -> bool:
+        raise NotImplementedError
+
+    def _prepare(self, values: dict[str, Any]) -> tuple[Callable[..., Any], tuple]:
+        raise NotImplementedError
+
+    def _describe(self, result: Any) -> str:
+        return "Done."
+
+
+class PathwayForm(FormBase):
+    """Log one run of an action sequence into the PathwayDB."""
+
+    submit_text = "Log pathway"
+    busy_text = "Logging…"
+    prefix = "pathway"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("pathwayForm")
+        self._db: Any | None = None
+        actions = self.add_field(
+            "actions", "&Actions", QLineEdit(self), text_field("actions", required=True),
+            "The action sequence, e.g. fetch->parse->store",
+        )
+        actions.setPlaceholderText("fetch->parse->store")
+        self.add_field("inputs", "&Inputs", QLineEdit(self), text_field("inputs"))
+        self.add_field("outputs", "O&utputs", QLineEdit(self), text_field("outputs"))
+        exec_time = self.add_field(
+            "exec_time", "E&xec time (s)", QLineEdit(self), number_field("exec_time", 0.0),
+            "Execution time in seconds (>= 0)",
+        )
+        exec_time.setPlaceholderText("seconds, e.g. 1.5")
+        self.add_field("resources", "&Resources", QLineEdit(self), text_field("resources"))
+        outcome = QComboBox(self)
+        for member in Outcome:
+            outcome.addItem(member.value.replace("_", " ").title(), member.value)
+        self.add_field("outcome", "Out&come", outcome, Outcome.coerce)
+        roi = self.add_field("roi", "R&OI", QLineEdit(self), number_field("roi"), "Return on investment (any finite number)")
+        roi.setPlaceholderText("e.g. 1.2")
+
+    def bind(self, pathway_db: Any | None, runner: TaskRunner | None) -> None:
+        self._db, self._runner = pathway_db, runner
+        self._set_ready(self._is_bound(), "The service is not running")
+
+    def _is_bound(self) -> bool:
+        return self._db is not None and self._runner is not None
+
+    def _prepare(self, values: dict[str, Any]):
+        record = PathwayRecord(**values)  # validates once more, naming the field
+        return self._db.log, (record,)
+
+    def _describe(self, pathway_id: Any) -> str:
+        return f"Logged a run of pathway #{pathway_id}."
+
+
+class GptInteractionForm(FormBase):
+    """Log one prompt/response pair through GPTMemory."""
+
+    submit_text = "Log interaction"
+    busy_text = "Logging…"
+    prefix = "gpt"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("gptForm")
+        self._memory: Any | None = None
+        for name, label in (("prompt", "&Prompt"), ("response", "&Response")):
+            editor = QPlainTextEdit(self)
+            editor.setTabChangesFocus(True)
+            line = editor.fontMetrics().lineSpacing()
+            editor.setMinimumHeight(line * 3 + 12)
+            editor.setMaximumHeight(line * 6 + 12)
+            self.add_field(name, label, editor, text_field(name, required=name == "prompt"))
+        tags = self.add_field("tags", "&Tags", QLineEdit(self), tags_field("tags"), "Comma-separated tags")
+        tags.setPlaceholderText("improvement, billing")
+
+    def bind(self, gpt_memory: Any | None, runner: TaskRunner | None) -> None:
+        self._memory, self._runner = gpt_memory, runner
+        self._set_ready(self._is_bound(), "The service is not running")
+
+    def _is_bound(self) -> bool:
+        return self._memory is not None and self._runner is not None
+
+    def _prepare(self, values: dict[str, Any]):
+        return self._memory.log_interaction, (values["prompt"], values["response"], values["tags"])
+
+    def _describe(self, version: Any) -> str:
+        return f"Logged the interaction (version {version})."
+
+
+class PredictForm(FormBase):
+    """Ask the main engine for the success probability of a pathway.
+
+    A result that arrives after a field changed is not shown (it would
+    describe other inputs); the operator is asked to predict again.
+    """
+
+    submit_text = "Predict"
+    busy_text = "Predicting…"
+    prefix = "predict"
+
+    FIELDS = ("frequency", "exec_time", "roi", "myelination", "actions")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("predictForm")
+        self._engine: Any | None = None
+        self._generation = 0
+        self._submitted_generation = -1
+        self.last_probability: float | None = None
+        for name, label, check, tip in (
+            ("frequency", "&Frequency", number_field("frequency", 0.0), "Times the pathway ran before (>= 0)"),
+            ("exec_time", "E&xec time (s)", number_field("exec_time", 0.0), "Execution time in seconds (>= 0)"),
+            ("roi", "R&OI", number_field("roi"), "Return on investment"),
+            ("myelination", "&Myelination", number_field("myelination"), "Myelination score"),
+            ("actions", "&Actions", text_field("actions", required=True), "The action sequence"),
+        ):
+            editor = self.add_field(name, label, QLineEdit(self), check, tip)
+            editor.textChanged.connect(self._inputs_changed)
+        self.result_label = QLabel("Probability of success: –", self)
+        self.result_label.setObjectName("predictionResultLabel")
+        font = self.result_label.font()
+        font.setPointSizeF(font.pointSizeF() * 1.4)
+        font.setBold(True)
+        self.result_label.setFont(font)
+        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result_bar = QProgressBar(self)
+        self.result_bar.setObjectName("predictionBar")
+        self.result_bar.setRange(0, 1000)
+        self.result_bar.setValue(0)
+        self.result_bar.setTextVisible(False)
+        layout = self.layout()
+        layout.insertWidget(layout.count() - 1, self.result_label)
+        layout.insertWidget(layout.count() - 1, self.result_bar)
+
+    def bind(self, engine: Any | None, runner: TaskRunner | None) -> None:
+        self._engine, self._runner = engine, runner
+        self._set_ready(self._is_bound(), "No learning engine yet")
+
+    def _is_bound(self) -> bool:
+        return self._engine is not None and self._runner is not None
+
+    @Slot()
+    def _inputs_changed(self) -> None:
+        self._generation += 1
+        if self.last_probability is not None:
+            self.result_label.setText("Probability of success: – (inputs changed, predict again)")
+            self.result_bar.setValue(0)
+            self.last_probability = None
+
+    def _prepare(self, values: dict[str, Any]):
+        self._submitted_generation = self._generation
+        args = tuple(values[name] for name in self.FIELDS)
+        return self._engine.predict_success, args
+
+    def _done(self, result: Any) -> None:
+        if self._submitted_generation != self._generation:
+            self._finish()
+            self.status.show_message("Inputs changed while predicting: press Predict again.", "plain")
+            return
+        probability = float(result)
+        self.last_probability = probability
+        self.result_label.setText(f"Probability of success: {100 * probability:.1f} %")
+        self.result_bar.setValue(round(1000 * probability))
+        super()._done(result)
+
+    def _describe(self, result: Any) -> str:
+        model = getattr(self._engine, "model_name", None)
+        return f"Predicted by the {model} model." if model else "Predicted."

@@ -1,0 +1,161 @@
+"""The memory entries, newest first, with full-text search."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer, Slot
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from menace import events
+
+from ..bridge import BusEvent
+from ..task_runner import TaskRunner
+from .table_models import SORT_ROLE, RecordTableModel, format_time
+
+#: Entries listed (newest, or best matches of a search).
+MAX_ENTRIES = 500
+SEARCH_DELAY_MS = 300
+RELOAD_DELAY_MS = 1000
+
+MEMORY_COLUMNS = (
+    ("ID", lambda e: e.id, str, True),
+    ("Key", lambda e: e.key, str, False),
+    ("Version", lambda e: e.version, str, True),
+    ("Tags", lambda e: ", ".join(e.tags), str, False),
+    ("Stored", lambda e: e.ts, format_time, False),
+    ("Data", lambda e: e.data, lambda d: d[:200].replace("\n", " "), False),
+)
+
+
+class MemoryView(QWidget):
+    """Search box, table of entries and the full text of the selected one."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("memoryView")
+        self._memory: Any | None = None
+        self._runner: TaskRunner | None = None
+        self._generation = 0
+        self.model = RecordTableModel(MEMORY_COLUMNS, self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
+
+        self.search_edit = QLineEdit(self)
+        self.search_edit.setObjectName("memorySearchEdit")
+        self.search_edit.setPlaceholderText("Search memory (every word must match)")
+        self.search_edit.setClearButtonEnabled(True)
+        self.search_edit.textChanged.connect(lambda _: self._search_timer.start())
+        self.count_label = QLabel(self)
+        self.count_label.setObjectName("memoryCountLabel")
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.search_edit, 1)
+        top.addWidget(self.count_label)
+
+        self.view = QTableView(self)
+        self.view.setObjectName("memoryTableView")
+        self.view.setModel(self.proxy)
+        self.view.setSortingEnabled(True)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.setAlternatingRowColors(True)
+        self.view.setWordWrap(False)
+        self.view.verticalHeader().setVisible(False)
+        self.view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        header = self.view.horizontalHeader()
+        digit = self.fontMetrics().horizontalAdvance("0")
+        for column, chars in enumerate((6, 22, 8, 18, 20)):
+            header.resizeSection(column, digit * chars)
+        header.setStretchLastSection(True)
+        self.view.selectionModel().currentRowChanged.connect(self._show_entry)
+
+        self.detail = QPlainTextEdit(self)
+        self.detail.setObjectName("memoryDetail")
+        self.detail.setReadOnly(True)
+        self.detail.setPlaceholderText("Select an entry to read it in full")
+        self.detail.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.splitter.setObjectName("memorySplitter")
+        self.splitter.addWidget(self.view)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+
+        self._search_timer = QTimer(self)
+        self._search_timer.setObjectName("memorySearchTimer")
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(SEARCH_DELAY_MS)
+        self._search_timer.timeout.connect(self.refresh)
+        self._reload_timer = QTimer(self)
+        self._reload_timer.setObjectName("memoryReloadTimer")
+        self._reload_timer.setSingleShot(True)
+        self._reload_timer.setInterval(RELOAD_DELAY_MS)
+        self._reload_timer.timeout.connect(self.refresh)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.splitter, 1)
+
+    def bind(self, memory: Any | None, runner: TaskRunner | None) -> None:
+        self._memory, self._runner = memory, runner
+        self.search_edit.setEnabled(memory is not None)
+        if memory is None:
+            self.model.set_records([])
+        else:
+            self.refresh()
+
+    @Slot()
+    def refresh(self) -> None:
+        """Search (or list the newest) in the worker; only the latest answer is shown."""
+        if self._memory is None or self._runner is None:
+            return
+        self._generation += 1
+        generation, memory, text = self._generation, self._memory, self.search_edit.text().strip()
+
+        def load():
+            return memory.search(text, limit=MAX_ENTRIES) if text else memory.latest(MAX_ENTRIES)
+
+        self._runner.submit(
+            load,
+            on_done=lambda entries: self._loaded(generation, text, entries),
+            on_error=lambda exc: self.count_label.setText(f"search failed: {exc}"),
+        )
+
+    def _loaded(self, generation: int, text: str, entries: list) -> None:
+        if generation != self._generation:
+            return  # a newer search is on its way
+        self.model.set_records(entries)
+        what = f"{len(entries):,} matches" if text else f"newest {len(entries):,}"
+        self.count_label.setText(what)
+
+    @Slot(list)
+    def handle_events(self, batch: Iterable[BusEvent]) -> None:
+        if self._memory is not None and not self._reload_timer.isActive():
+            if any(e.topic == events.MEMORY_NEW for e in batch):
+                self._reload_timer.start()
+
+    def _show_entry(self, current, _previous) -> None:
+        if not current.isValid():
+            return
+        entry = self.model.record(self.proxy.mapToSource(current).row())
+        self.detail.setPlainText(
+            f"{entry.key} v{entry.version}  [{', '.join(entry.tags)}]  {format_time(entry.ts)}\n\n{entry.data}"
+        )

@@ -1,0 +1,156 @@
+"""The pathways as a sortable, filterable table: what the model learns from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from menace import events
+
+from ..bridge import BusEvent
+from ..task_runner import TaskRunner
+from .table_models import SORT_ROLE, RecordTableModel, format_time
+
+#: Most pathways loaded into the table.
+MAX_PATHWAYS = 20_000
+#: Milliseconds to wait after a pathway:new before reloading (a burst reloads once).
+RELOAD_DELAY_MS = 1000
+
+
+def _num(fmt: str):
+    return lambda value: format(value, fmt)
+
+
+PATHWAY_COLUMNS = (
+    ("ID", lambda p: p.id, str, True),
+    ("Actions", lambda p: p.actions, str, False),
+    ("Frequency", lambda p: p.frequency, _num(","), True),
+    ("Success rate", lambda p: p.success_rate, _num(".1%"), True),
+    ("Avg ROI", lambda p: p.avg_roi, _num(".3g"), True),
+    ("Avg exec time (s)", lambda p: p.avg_exec_time, _num(".3g"), True),
+    ("Myelination", lambda p: p.myelination_score, _num(".3g"), True),
+    ("Last run", lambda p: p.last_activation, format_time, False),
+)
+
+
+class PathwayTable(QWidget):
+    """Every pathway with its aggregates; click a header to sort."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("pathwayTable")
+        self._db: Any | None = None
+        self._runner: TaskRunner | None = None
+        self._loading = False
+        self._again = False
+        self.model = RecordTableModel(PATHWAY_COLUMNS, self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.setFilterKeyColumn(1)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+        self.filter_edit = QLineEdit(self)
+        self.filter_edit.setObjectName("pathwayFilterEdit")
+        self.filter_edit.setPlaceholderText("Filter actions")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(self.proxy.setFilterFixedString)
+        self.refresh_button = QToolButton(self)
+        self.refresh_button.setObjectName("refreshPathwaysButton")
+        self.refresh_button.setText("Refresh")
+        self.refresh_button.setToolTip("Reload the pathways from the database")
+        self.refresh_button.clicked.connect(self.refresh)
+        self.count_label = QLabel(self)
+        self.count_label.setObjectName("pathwayTableCount")
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.filter_edit, 1)
+        top.addWidget(self.count_label)
+        top.addWidget(self.refresh_button)
+
+        self.view = QTableView(self)
+        self.view.setObjectName("pathwayTableView")
+        self.view.setModel(self.proxy)
+        self.view.setSortingEnabled(True)
+        self.view.sortByColumn(6, Qt.SortOrder.DescendingOrder)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.setAlternatingRowColors(True)
+        self.view.setWordWrap(False)
+        self.view.verticalHeader().setVisible(False)
+        self.view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        header = self.view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        digit = self.fontMetrics().horizontalAdvance("0")
+        for column, chars in enumerate((6, 34, 10, 12, 10, 16, 12, 20)):
+            header.resizeSection(column, digit * chars)
+        header.setStretchLastSection(True)
+
+        self._reload_timer = QTimer(self)
+        self._reload_timer.setObjectName("pathwayReloadTimer")
+        self._reload_timer.setSingleShot(True)
+        self._reload_timer.setInterval(RELOAD_DELAY_MS)
+        self._reload_timer.timeout.connect(self.refresh)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.view, 1)
+        self._show_count()
+
+    def bind(self, pathway_db: Any | None, runner: TaskRunner | None) -> None:
+        self._db, self._runner = pathway_db, runner
+        self.refresh_button.setEnabled(pathway_db is not None)
+        if pathway_db is None:
+            self.model.set_records([])
+            self._show_count()
+        else:
+            self.refresh()
+
+    @Slot()
+    def refresh(self) -> None:
+        """Reload in the worker; a reload asked for while one runs happens after it."""
+        if self._db is None or self._runner is None:
+            return
+        if self._loading:
+            self._again = True
+            return
+        self._loading = True
+        db = self._db
+        self._runner.submit(lambda: db.pathways(limit=MAX_PATHWAYS), on_done=self._loaded, on_error=self._failed)
+
+    def _loaded(self, pathways: list) -> None:
+        self._loading = False
+        self.model.set_records(pathways)
+        self._show_count()
+        if self._again:
+            self._again = False
+            self._reload_timer.start()
+
+    def _failed(self, exc: BaseException) -> None:
+        self._loading = False
+        self.count_label.setText(f"could not load: {exc}")
+
+    def _show_count(self) -> None:
+        n = self.model.rowCount()
+        self.count_label.setText(f"{n:,} pathways" + (" (first shown)" if n >= MAX_PATHWAYS else ""))
+
+    @Slot(list)
+    def handle_events(self, batch: Iterable[BusEvent]) -> None:
+        if self._db is not None and not self._reload_timer.isActive():
+            if any(e.topic == events.PATHWAY_NEW for e in batch):
+                self._reload_timer.start()
