@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,7 +27,6 @@ from .validation import check_positive_int, check_tags, check_text, decode_tags,
 
 logger = logging.getLogger(__name__)
 
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -52,9 +50,11 @@ def fts_query(text: str) -> str:
     """Turn any user text into a safe FTS5 query: every word a quoted phrase, ANDed.
 
     Quotes, operators (AND, OR, NEAR, ``*``, ``:``) and brackets lose their
-    meaning, so no text can raise an FTS syntax error.
+    meaning, so no text can raise an FTS syntax error. Words are split on
+    whitespace only and the index's own tokenizer splits each phrase, so a
+    query word is tokenized exactly as stored text is.
     """
-    return " ".join('"' + token.replace('"', '""') + '"' for token in _TOKEN.findall(text))
+    return " ".join('"' + chunk.replace('"', '""') + '"' for chunk in text.split())
 
 
 class MenaceMemoryManager(SQLiteStore):
