@@ -760,7 +760,10 @@ class SelfLearningCoordinator:
                 trigger = "interval"
             if trigger is None:
                 continue
-            self._since_eval[name] = 0
+            # keep the remainder, so evaluations stay every N examples whatever the batch sizes
+            self._since_eval[name] = (
+                self._since_eval[name] % self.eval_every_examples if self.eval_every_examples else 0
+            )
             self._dirty[name] = False
             self._last_eval[name] = now
             try:
@@ -955,12 +958,12 @@ class SelfLearningCoordinator:
     def _finish_cancelled(self, job: Job) -> None:
         job.state = JobState.CANCELLED
         job.finished = job.finished or time.time()
-        job._done.set()
         logger.info("job %d (%s on %s) cancelled", job.id, job.kind, job.engine)
         self._publish(
             events.LEARNING_CANCELLED,
             {"job_id": job.id, "kind": job.kind, "engine": job.engine, "ts": time.time()},
         )
+        job._done.set()  # after the event: whoever waits on the job also sees its event
 
     def _report_error(
         self, engine: str, exc: BaseException, source: str, job_id: int | None, **extra: Any
