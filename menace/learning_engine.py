@@ -43,6 +43,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -111,6 +112,13 @@ def _report(progress: Progress | None, fraction: float, message: str) -> None:
         logger.exception("progress callback failed")
 
 
+def _within(progress: Progress | None, lo: float, hi: float) -> Progress | None:
+    """``progress`` for a sub-task: its fraction 0..1 is mapped onto ``lo..hi``."""
+    if progress is None:
+        return None
+    return lambda fraction, message: _report(progress, lo + (hi - lo) * fraction, message)
+
+
 def _check_cancel(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise TrainingCancelled("cancelled; the live model is unchanged")
@@ -137,6 +145,9 @@ class LearningEngine:
         replay_size: examples kept for models that learn updates by refit.
         save_every: save the model after this many learning ``partial_train``
             calls (0: only after full training).
+        model_params: keyword arguments for the model family, e.g.
+            ``{"model_path": "/models/my-bert", "epochs": 2}`` for
+            ``transformer`` (see :mod:`menace.models.transformer`).
     """
 
     def __init__(
@@ -152,6 +163,7 @@ class LearningEngine:
         features: str = "full",
         replay_size: int = 2000,
         save_every: int = 25,
+        model_params: dict[str, Any] | None = None,
     ) -> None:
         if pathway_db is None:
             raise ValueError("pathway_db is required")
@@ -165,7 +177,11 @@ class LearningEngine:
             raise ValueError(f"features must be one of {', '.join(FEATURE_SETS)}; got {features!r}")
         self.features = features
         self.save_every = check_positive_int("save_every", save_every, minimum=0)
-        self._family = self._family_for(model)
+        if model_params is not None and not isinstance(model_params, dict):
+            raise ValueError(f"model_params must be a dict, got {type(model_params).__name__}")
+        self.model_params = dict(model_params or {})
+        self._family = self._family_for(model, self.model_params)
+        self._params_model = self._family.name  # model_params belong to this model only
         self.persist_path = self._check_persist_path(persist_path)
         self.model_dir = self._default_model_dir(model_dir)
 
@@ -187,10 +203,10 @@ class LearningEngine:
         self._load_saved_model()
 
     # -- configuration -----------------------------------------------------
-    def _family_for(self, model: str) -> ModelFamily:
+    def _family_for(self, model: str, params: dict[str, Any] | None = None) -> ModelFamily:
         if not isinstance(model, str):
             raise ValueError(f"model must be one of {', '.join(available_models())}; got {model!r}")
-        family = get_family(model)
+        family = get_family(model, **(params or {}))
         family.check_available()
         if family.inputs == "features" and self.memory_mgr is None:
             raise ValueError(f"model {family.name!r} needs memory_mgr to embed the action text")
@@ -398,7 +414,9 @@ class LearningEngine:
             _check_cancel(cancel)
             _report(progress, 0.5, f"fitting {self.model_name} on {len(examples)} runs")
             family = self._family
-            estimator = family.fit(family.build(self.seed), X, examples.y)
+            estimator = family.fit(
+                family.build(self.seed), X, examples.y, _within(progress, 0.5, 0.95), cancel
+            )
             _check_cancel(cancel)
             self._install(family, estimator, X, examples)
             _report(progress, 0.95, "saving model")
@@ -508,12 +526,19 @@ class LearningEngine:
                 raise TimeoutError("time budget spent")
             _report(progress, span[0] + (span[1] - span[0]) * i / steps,
                     f"{family.name}: fold {i + 1} of {cv}")
-            estimator = family.fit(family.build(self.seed), X_train[fit_idx], y_train[fit_idx])
+            estimator = family.fit(
+                family.build(self.seed), X_train[fit_idx], y_train[fit_idx],
+                _within(progress, span[0] + (span[1] - span[0]) * i / steps,
+                        span[0] + (span[1] - span[0]) * (i + 1) / steps), cancel,
+            )
             proba = family.predict_proba(estimator, X_train[valid_idx])
             fold_scores.append(accuracy(y_train[valid_idx], proba))
         _check_cancel(cancel)
         _report(progress, span[0] + (span[1] - span[0]) * cv / steps, f"{family.name}: holdout")
-        estimator = family.fit(family.build(self.seed), X_train, y_train)
+        estimator = family.fit(
+            family.build(self.seed), X_train, y_train,
+            _within(progress, span[0] + (span[1] - span[0]) * cv / steps, span[1]), cancel,
+        )
         proba = family.predict_proba(estimator, X[test_idx])
         return {
             "cv_score": float(np.mean(fold_scores)),
@@ -600,7 +625,10 @@ class LearningEngine:
         names = list(dict.fromkeys(candidates))
         if not names:
             raise ValueError("candidates must name at least one model")
-        families = [self._family_for(n) for n in names]
+        families = [
+            self._family_for(n, self.model_params if n.strip().lower() == self._params_model else None)
+            for n in names
+        ]
         if time_budget is not None:
             time_budget = check_number("time_budget", time_budget, minimum=0.0)
         cv, test_split = self._check_eval_args(cv, test_split)
@@ -631,7 +659,7 @@ class LearningEngine:
             _check_cancel(cancel)
             _report(progress, 0.9, f"fitting {best.name} on all {len(examples)} runs")
             X = inputs[best.inputs]
-            estimator = best.fit(best.build(self.seed), X, examples.y)
+            estimator = best.fit(best.build(self.seed), X, examples.y, _within(progress, 0.9, 0.95), cancel)
             _check_cancel(cancel)
             self._install(best, estimator, X, examples)
             self.save()
@@ -754,10 +782,19 @@ class LearningEngine:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 live.family.save(live.estimator, self._meta(live.family), tmp)
-                os.replace(tmp, path)
+                if tmp.is_dir() and path.is_dir():  # a directory cannot be os.replace'd onto another
+                    old = path.with_name(f".{path.name}.{os.getpid()}.old")
+                    os.replace(path, old)
+                    os.replace(tmp, path)
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    os.replace(tmp, path)
             except Exception:
                 logger.exception("%s: could not save model to %s", self.name, path)
-                tmp.unlink(missing_ok=True)
+                if tmp.is_dir():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    tmp.unlink(missing_ok=True)
                 return None
             self._updates_since_save = 0
             return path

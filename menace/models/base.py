@@ -84,8 +84,15 @@ class ModelFamily:
         """A fresh, unfitted estimator (``fit(X, y)``, ``predict_proba(X)``)."""
         raise NotImplementedError
 
-    def fit(self, estimator: Any, X: Any, y: np.ndarray) -> Any:
-        """Fit ``estimator`` on all of ``(X, y)`` and return it."""
+    def fit(
+        self, estimator: Any, X: Any, y: np.ndarray, progress: Any = None, cancel: Any = None
+    ) -> Any:
+        """Fit ``estimator`` on all of ``(X, y)`` and return it.
+
+        Long fits (the transformer) call ``progress(fraction 0..1, message)`` and
+        raise ``TrainingCancelled`` once the ``cancel`` event is set; quick ones
+        may ignore both.
+        """
         return estimator.fit(X, y)
 
     def partial_update(

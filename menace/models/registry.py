@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from typing import Any
 
 from .base import ModelFamily
 
@@ -38,10 +39,11 @@ def register(name: str, target: str) -> None:
         _REGISTRY[name.strip().lower()] = target
 
 
-def get_family(name: str) -> ModelFamily:
-    """A new instance of the family called ``name``.
+def get_family(name: str, **params: Any) -> ModelFamily:
+    """A new instance of the family called ``name``, made with ``params`` (if any).
 
-    Raises ``ValueError`` listing the valid names for an unknown one.
+    Raises ``ValueError`` listing the valid names for an unknown one, and for
+    ``params`` the family does not take.
     """
     key = name.strip().lower() if isinstance(name, str) else None
     with _lock:
@@ -50,6 +52,10 @@ def get_family(name: str) -> ModelFamily:
     if target is None:
         raise ValueError(f"model must be one of {valid}; got {name!r}")
     module_name, _, class_name = target.partition(":")
-    family = getattr(importlib.import_module(module_name), class_name)()
+    cls = getattr(importlib.import_module(module_name), class_name)
+    try:
+        family = cls(**params)
+    except TypeError as exc:
+        raise ValueError(f"model_params {sorted(params)} do not suit model {key!r}: {exc}") from None
     family.name = key
     return family

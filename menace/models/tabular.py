@@ -48,7 +48,9 @@ class TabularFamily(ModelFamily):
     def build(self, seed: int) -> Pipeline:
         return Pipeline([("scale", StandardScaler()), ("model", self.make_classifier(seed))])
 
-    def fit(self, estimator: Pipeline, X: Any, y: np.ndarray) -> Pipeline:
+    def fit(
+        self, estimator: Pipeline, X: Any, y: np.ndarray, progress: Any = None, cancel: Any = None
+    ) -> Pipeline:
         with warnings.catch_warnings():
             # A capped number of epochs is a deliberate time bound, not an error.
             warnings.simplefilter("ignore", ConvergenceWarning)
