@@ -152,6 +152,10 @@ class PathwayDB(SQLiteStore):
             run links the previous pathway to this one (see :meth:`next_pathway`).
     """
 
+    # Write cost is pages per commit, so the schema keeps them few: run ids need
+    # no AUTOINCREMENT (runs are never deleted, so ids are never reused) and the
+    # ever-changing myelination score has no index (top_pathways sorts the
+    # pathways, one row per distinct action sequence).
     MIGRATIONS = (
         """
         CREATE TABLE pathways (
