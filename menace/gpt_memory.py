@@ -46,17 +46,23 @@ SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
 )
 
 
-def redact(text: str) -> str:
-    """``text`` with every secret-looking value replaced by ``[REDACTED]``."""
-    for pattern in SECRET_PATTERNS:
-        if pattern.groups:
-            text = pattern.sub(
-                lambda m: m.group(0)[: m.start(1) - m.start(0)] + REDACTED + m.group(0)[m.end(1) - m.start(0) :],
-                text,
-            )
-        else:
-            text = pattern.sub(REDACTED, text)
+def redact(text: str, patterns: Iterable[re.Pattern[str]] | None = None) -> str:
+    """``text`` with every secret-looking value replaced by ``[REDACTED]``.
+
+    ``patterns`` defaults to :data:`SECRET_PATTERNS`. A pattern with a group
+    replaces only its first group (the value after ``password=``, say).
+    """
+    for pattern in SECRET_PATTERNS if patterns is None else patterns:
+        text = pattern.sub(_redact_match, text)
     return text
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    """The match with its first group (or, without one, all of it) replaced."""
+    if match.re.groups == 0 or match.start(1) < 0:
+        return REDACTED
+    whole, offset = match.group(0), match.start(0)
+    return whole[: match.start(1) - offset] + REDACTED + whole[match.end(1) - offset :]
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,8 @@ class GPTMemory:
         retention: deletion rule applied by :meth:`apply_retention` (and after
             each log when ``apply_on_log`` is true); default keeps everything.
         redact_secrets: replace secret-looking values before storing (default on).
+        extra_secret_patterns: more regular expressions (strings or compiled)
+            to redact, on top of :data:`SECRET_PATTERNS`.
     """
 
     def __init__(
@@ -106,17 +114,30 @@ class GPTMemory:
         retention: RetentionPolicy | None = None,
         apply_on_log: bool = False,
         redact_secrets: bool = True,
+        extra_secret_patterns: Iterable[str | re.Pattern[str]] = (),
     ) -> None:
         if not isinstance(manager, MenaceMemoryManager):
             raise ValueError(f"manager must be a MenaceMemoryManager, got {type(manager).__name__}")
+        if retention is not None and not isinstance(retention, RetentionPolicy):
+            raise ValueError(f"retention must be a RetentionPolicy, got {type(retention).__name__}")
         self.manager = manager
         self.retention = retention or RetentionPolicy()
         self.apply_on_log = apply_on_log
         self.redact_secrets = redact_secrets
+        extra = []
+        for pattern in extra_secret_patterns:
+            try:
+                extra.append(re.compile(pattern) if isinstance(pattern, str) else pattern)
+            except re.error as exc:
+                raise ValueError(f"extra_secret_patterns: {pattern!r} is not a valid regex: {exc}") from None
+            if not isinstance(extra[-1], re.Pattern):
+                raise ValueError(f"extra_secret_patterns must hold regexes, got {pattern!r}")
+        #: Every pattern redacted before storing.
+        self.secret_patterns: tuple[re.Pattern[str], ...] = (*SECRET_PATTERNS, *extra)
 
     def _clean(self, name: str, text: Any, allow_empty: bool) -> str:
         text = check_text(name, text, allow_empty=allow_empty)
-        return redact(text) if self.redact_secrets else text
+        return redact(text, self.secret_patterns) if self.redact_secrets else text
 
     def log_interaction(self, prompt: str, response: str, tags: Iterable[str] | None = None) -> int:
         """Store one prompt/response pair; returns its version under its key."""
@@ -214,7 +235,7 @@ class GPTMemory:
         policy = self.retention
         if policy.max_age_days is None and policy.max_per_tag is None:
             return 0
-        now = time.time() if now is None else now
+        now = time.time() if now is None else check_number("now", now, minimum=0.0)
         doomed: set[int] = set()
         entries = self.manager.latest(limit=1_000_000, key_prefix=KEY_PREFIX)
         per_key: Counter[str] = Counter()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -231,3 +233,28 @@ def test_retention_on_log_when_asked(mm):
 def test_bad_retention_policy_is_refused(kwargs, field):
     with pytest.raises(ValueError, match=field):
         RetentionPolicy(**kwargs)
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "gpt_memory.md"
+
+
+def doc_examples() -> list[tuple[str, str | None]]:
+    """Each python block of docs/gpt_memory.md with the text block right after it, if any."""
+    blocks = re.findall(r"```(\w+)\n(.*?)```", DOC.read_text(), flags=re.S)
+    examples = []
+    for i, (lang, body) in enumerate(blocks):
+        if lang != "python":
+            continue
+        following = blocks[i + 1] if i + 1 < len(blocks) else None
+        expected = following[1] if following and following[0] == "text" else None
+        examples.append((body, expected))
+    return examples
+
+
+@pytest.mark.parametrize("code, expected", doc_examples())
+def test_docs_examples_run_as_written(tmp_path, monkeypatch, capsys, code, expected):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, str(DOC), "exec"), {})
+    printed = capsys.readouterr().out
+    if expected is not None:
+        assert printed == expected
