@@ -169,11 +169,14 @@ def test_search_with_hostile_text_never_raises(mm, text):
 def test_property_search_never_raises_and_finds_a_stored_word(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("fts") / "mem.db"
     with MenaceMemoryManager(path, embedder="hashing") as mm:
-        mm.store("k", f"marker {text}")
         if "\x00" in text:
+            with pytest.raises(ValueError, match="data"):
+                mm.store("k", text)
             with pytest.raises(ValueError, match="text"):
                 mm.search(text)
+            assert mm.count() == 0
             return
+        mm.store("k", f"marker {text}")
         assert isinstance(mm.search(text), list)
         assert [e.key for e in mm.search(f"marker {text}")] == ["k"]
 

@@ -8,7 +8,7 @@ import sqlite3
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from menace.neuroplasticity import Outcome, PathwayDB, PathwayRecord
@@ -366,9 +366,11 @@ any_float = st.one_of(st.floats(), st.integers(), st.none(), st.text(max_size=3)
 @given(exec_time=any_float, roi=any_float)
 def test_property_numbers_are_accepted_only_when_finite_and_in_range(exec_time, roi):
     def ok(value, minimum=None):
-        if value is None or isinstance(value, str):
+        try:
+            number = float(value)  # numeric text ("1.5") is accepted, as from a form
+        except (TypeError, ValueError):
             return False
-        return math.isfinite(float(value)) and (minimum is None or float(value) >= minimum)
+        return math.isfinite(number) and (minimum is None or number >= minimum)
 
     if ok(exec_time, 0.0) and ok(roi):
         record = PathwayRecord("a", exec_time=exec_time, roi=roi)
@@ -379,7 +381,14 @@ def test_property_numbers_are_accepted_only_when_finite_and_in_range(exec_time, 
             PathwayRecord("a", exec_time=exec_time, roi=roi)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.fixture(scope="module")
+def shared_db(tmp_path_factory):
+    store = PathwayDB(tmp_path_factory.mktemp("prop") / "pathways.db")
+    yield store
+    store.close()
+
+
+@settings(max_examples=100, deadline=None)
 @given(
     batch=st.lists(
         st.tuples(st.text(max_size=12), finite, finite, st.sampled_from(list(Outcome))),
@@ -387,23 +396,25 @@ def test_property_numbers_are_accepted_only_when_finite_and_in_range(exec_time, 
         max_size=5,
     )
 )
-def test_property_a_batch_is_stored_whole_or_not_at_all(tmp_path_factory, batch):
-    path = tmp_path_factory.mktemp("prop") / "pathways.db"
-    with PathwayDB(path) as db:
-        valid = all(actions.strip() and "\x00" not in actions for actions, *_ in batch)
-        try:
-            records = [
-                PathwayRecord(a, exec_time=abs(t), roi=r, outcome=o) for a, t, r, o in batch
-            ]
-        except ValueError as exc:
-            assert not valid
-            assert "actions" in str(exc)
-            return
-        assert valid
-        db.log_many(records)
-        assert db.count_runs() == len(batch)
-        assert sum(p.frequency for p in db.pathways()) == len(batch)
-        assert db.count_pathways() == len({a.strip() for a, *_ in batch})
-        for pathway in db.pathways():
-            assert math.isfinite(pathway.myelination_score)
-            assert 0.0 <= pathway.success_rate <= 1.0
+def test_property_a_batch_is_stored_whole_or_not_at_all(shared_db, batch):
+    db = shared_db
+    runs_before = db.count_runs()
+    frequency_before = {a.strip(): (p.frequency if (p := db.find(a)) else 0) for a, *_ in batch
+                        if "\x00" not in a}
+    valid = all(actions.strip() and "\x00" not in actions for actions, *_ in batch)
+    try:
+        records = [PathwayRecord(a, exec_time=abs(t), roi=r, outcome=o) for a, t, r, o in batch]
+    except ValueError as exc:
+        assert not valid
+        assert "actions" in str(exc)
+        assert db.count_runs() == runs_before
+        return
+    assert valid
+    ids = db.log_many(records)
+    assert db.count_runs() == runs_before + len(batch)
+    for actions, count in frequency_before.items():
+        pathway = db.find(actions)
+        assert pathway.frequency == count + sum(1 for a, *_ in batch if a.strip() == actions)
+        assert pathway.id in ids
+        assert math.isfinite(pathway.myelination_score)
+        assert 0.0 <= pathway.success_rate <= 1.0
