@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     explicit_port = args.metrics_port is not None or bool(os.environ.get("MENACE_METRICS_PORT"))
 
     service = ServiceThread(settings, metrics_required=explicit_port)
-    window = MainWindow(service, qsettings, max_log_rows=max_rows)
+    window = MainWindow(service, qsettings, max_log_rows=max_rows, freeze_heap=True)
     window.show()
 
     # Ctrl-C / SIGTERM close the window (and so stop the stack) like the close button.
