@@ -308,7 +308,13 @@ class SelfLearningCoordinator:
     # -- lifecycle -------------------------------------------------------------------
     @property
     def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
         return self._thread is not None and self._thread.is_alive() and not self._stopping
+
+    @property
+    def worker_alive(self) -> bool:
+        """True while the worker thread exists (also if :meth:`stop` timed out on it)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> SelfLearningCoordinator:
         """Subscribe to the input topics and start the worker. Returns ``self``."""
@@ -570,8 +576,22 @@ class SelfLearningCoordinator:
             }
 
     # -- the worker ------------------------------------------------------------------
+    def _warm_up(self) -> None:
+        """Load the embedder now rather than on the first event (MiniLM takes seconds)."""
+        embedder = getattr(self.memory, "embedder", None)
+        if embedder is None or not callable(getattr(embedder, "encode", None)):
+            return
+        started = time.perf_counter()
+        try:
+            embedder.encode(["warm up"])
+        except Exception as exc:
+            logger.warning("could not warm up the embedder %s: %s", getattr(embedder, "name", "?"), exc)
+            return
+        logger.debug("embedder warmed up in %.2f s", time.perf_counter() - started)
+
     def _run(self) -> None:
         logger.debug("training worker running")
+        self._warm_up()
         while True:
             work = self._next_work()
             if work is None:

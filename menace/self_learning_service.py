@@ -124,8 +124,12 @@ class ServiceStack:
         left = self.coordinator.stop(timeout)
         if left:
             logger.info("%d queued events were not learned before stopping", len(left))
-        for name, engine in self.engines.items():
-            _save_engine(name, engine)
+        if self.coordinator.worker_alive:
+            # still inside an engine call: saving would wait for it (the engine's lock)
+            logger.warning("training worker still busy; not saving the model this time")
+        else:
+            for name, engine in self.engines.items():
+                _save_engine(name, engine)
         self._announce(events.SERVICE_STOPPED)
         if self.metrics is not None:
             self.metrics.stop()
@@ -430,6 +434,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if stack.coordinator.worker_alive:
+        # The worker is inside a native call (loading the embedder, say) that the
+        # interpreter would wait for at exit. Everything is committed and closed,
+        # so end the process now rather than after it.
+        logger.warning("exiting without waiting for the busy training worker")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
