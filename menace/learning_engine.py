@@ -471,7 +471,7 @@ class LearningEngine:
             y = np.asarray([p[3] for p in fresh], dtype=np.int64)
             X = self.features_of(numbers, texts, family)
             if getattr(family, "needs_replay", False) and not self._replay_seeded:
-                self._seed_replay(family)
+                self._seed_replay(family, {p[0] for p in fresh})
             self._replay.extend(list(X), y)
             live = self._live
             estimator = family.partial_update(
@@ -486,12 +486,12 @@ class LearningEngine:
                 self.save()
             return True
 
-    def _seed_replay(self, family: ModelFamily) -> None:
-        """Fill the replay window from the newest runs (a bounded read, once)."""
+    def _seed_replay(self, family: ModelFamily, batch_ids: set[int]) -> None:
+        """Fill the replay window from the newest runs (a bounded read, once per process)."""
         self._replay_seeded = True
         start = max(0, self.pathway_db.count_runs() - self._replay.capacity)
         runs = self.pathway_db.runs(since_id=start, limit=self._replay.capacity)
-        runs = [r for r in runs if r["id"] <= self.trained_through_run_id] if self._live else runs
+        runs = [r for r in runs if r["id"] not in batch_ids]  # the batch goes in next
         if not runs:
             return
         numbers = np.asarray(
