@@ -25,14 +25,18 @@ What each input topic feeds (see :mod:`menace.events` for the payloads):
 Threads: the bus handlers run in the publisher's thread; they only validate
 and enqueue, and return at once. One worker thread (``menace-learning-worker``)
 owns the engines: it drains the queue in micro-batches (up to ``batch_size``
-events, waiting at most ``batch_wait`` seconds after the first one) and runs
+events, waiting at most ``batch_wait`` seconds after the first one; when it
+has fallen behind, i.e. more events are queued than a batch holds, it takes up
+to ``max_batch_size`` at once to catch up, since much of the cost of a
+``partial_train`` call is per call, not per example) and runs
 the manual jobs (:meth:`request_train`, :meth:`request_evaluate`,
 :meth:`request_auto_train`) from the same queue, in order, so nothing trains a
 model from two threads.
 
 Evaluation: every ``eval_every_examples`` learned examples and/or every
 ``eval_every_seconds`` seconds when the model has changed since the last
-evaluation (both 0, the default, turn periodic evaluation off). A periodic
+evaluation (both 0, the default, turn periodic evaluation off); at most one
+per micro-batch, after it is learned. A periodic
 evaluation that has too little data is logged and retried at the next trigger.
 
 Bad input: a malformed event is logged, counted in ``stats()["failed"]`` and
@@ -195,7 +199,9 @@ class SelfLearningCoordinator:
             ``name`` attribute). The first is the *main* engine: its scores set
             the ``learning_cv_score`` / ``learning_holdout_score`` gauges and
             ``engine=None`` in the ``request_*`` methods means it.
-        batch_size: most pathway examples per ``partial_train`` call.
+        batch_size: most events per micro-batch while the worker keeps up.
+        max_batch_size: most events per micro-batch while it catches up
+            (default ``16 * batch_size``, at least ``batch_size``).
         batch_wait: seconds to wait after the first queued event for more to
             fill a batch (lower is fresher, higher batches more).
         eval_every_examples: evaluate after this many learned examples (0: off).
@@ -216,6 +222,7 @@ class SelfLearningCoordinator:
         engines: Mapping[str, Any] | Any,
         *,
         batch_size: int = 64,
+        max_batch_size: int | None = None,
         batch_wait: float = 0.02,
         eval_every_examples: int = 0,
         eval_every_seconds: float = 0.0,
@@ -241,6 +248,9 @@ class SelfLearningCoordinator:
             if not callable(getattr(engine, "partial_train", None)):
                 raise ValueError(f"engines[{name!r}] has no partial_train(); got {engine!r:.80}")
         _check_int("batch_size", batch_size, 1)
+        if max_batch_size is None:
+            max_batch_size = 16 * batch_size
+        _check_int("max_batch_size", max_batch_size, batch_size)
         _check_int("max_queue", max_queue, 1)
         _check_int("eval_every_examples", eval_every_examples, 0)
         _check_int("eval_cv", eval_cv, 2)
@@ -257,6 +267,7 @@ class SelfLearningCoordinator:
         self.memory = memory if memory is not None else _first_attr(main, "memory_mgr", "memory", "mm")
         self.pathway_db = pathway_db if pathway_db is not None else _first_attr(main, "pathway_db", "pdb", "db")
         self.batch_size = batch_size
+        self.max_batch_size = max_batch_size
         self.batch_wait = float(batch_wait)
         self.eval_every_examples = eval_every_examples
         self.eval_every_seconds = float(eval_every_seconds)
@@ -656,6 +667,14 @@ class SelfLearningCoordinator:
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
+            # Behind: a full batch and more waiting. Take what is queued, up to the cap.
+            while (
+                len(batch) >= self.batch_size
+                and len(batch) < self.max_batch_size
+                and self._queue
+                and isinstance(self._queue[0], _Input)
+            ):
+                batch.append(self._queue.popleft())  # type: ignore[arg-type]
             return batch, None
 
     def _process_inputs(self, inputs: list[_Input]) -> None:

@@ -137,13 +137,18 @@ def test_pathway_events_change_the_model_and_announce_training(stores, engine, r
     assert stats["failed"] == {}
 
 
-def test_batches_are_bounded_by_batch_size(stores, recorder, make_coordinator):
+def test_batches_are_bounded_by_batch_size_and_grow_only_to_catch_up(stores, recorder, make_coordinator):
     pdb, _ = stores
-    coordinator = make_coordinator(batch_size=5, batch_wait=0.2)
-    pdb.log_many(records(23))
+    coordinator = make_coordinator(batch_size=5, max_batch_size=8, batch_wait=0.2)
+    pdb.log_many(records(23))  # all queued at once: the worker is behind
     assert coordinator.wait_idle(10)
     sizes = [p["examples"] for p in recorder.of(events.LEARNING_TRAINED)]
-    assert max(sizes) <= 5 and sum(sizes) == 23
+    assert max(sizes) <= 8 and sum(sizes) == 23
+
+    for record in records(3, seed=1):  # a trickle: batches stay small
+        pdb.log(record)
+        assert coordinator.wait_idle(10)
+    assert [p["examples"] for p in recorder.of(events.LEARNING_TRAINED)][-3:] == [1, 1, 1]
 
 
 def failed_metric(topic: str) -> float:
@@ -202,7 +207,7 @@ def scraped_value(text: str, name: str) -> float:
 
 def test_evaluation_every_n_examples_publishes_scores_that_reach_metrics(stores, recorder, make_coordinator):
     pdb, _ = stores
-    coordinator = make_coordinator(eval_every_examples=40, batch_size=20)
+    coordinator = make_coordinator(eval_every_examples=40, batch_size=20, max_batch_size=20)
     pdb.log_many(records(80))
     assert coordinator.wait_idle(20)
 
@@ -398,7 +403,13 @@ def test_workflow_plans_are_scored_and_memory_text_is_embedded(tmp_path, bus, st
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"batch_size": 0}, {"batch_wait": -1}, {"eval_every_examples": -1}, {"eval_every_seconds": float("nan")}],
+    [
+        {"batch_size": 0},
+        {"max_batch_size": 1, "batch_size": 4},
+        {"batch_wait": -1},
+        {"eval_every_examples": -1},
+        {"eval_every_seconds": float("nan")},
+    ],
 )
 def test_bad_settings_are_refused(bus, engine, kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
