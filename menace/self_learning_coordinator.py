@@ -421,19 +421,19 @@ class SelfLearningCoordinator:
         with self._cond:
             if self._stopping:
                 return
-            if run_id is not None:
-                if run_id in self._seen_runs:
-                    with self._stats_lock:
-                        self._duplicates += 1
-                    return
-                self._seen_runs.add(run_id)
-                self._seen_order.append(run_id)
-                if len(self._seen_order) > SEEN_RUNS_LIMIT:
-                    self._seen_runs.discard(self._seen_order.popleft())
+            if run_id is not None and run_id in self._seen_runs:
+                with self._stats_lock:
+                    self._duplicates += 1
+                return
             if len(self._queue) >= self.max_queue:
                 full = True
             else:
                 full = False
+                if run_id is not None:
+                    self._seen_runs.add(run_id)
+                    self._seen_order.append(run_id)
+                    if len(self._seen_order) > SEEN_RUNS_LIMIT:
+                        self._seen_runs.discard(self._seen_order.popleft())
                 self._queue.append(_Input(topic, payload, time.monotonic()))
                 self._pending += 1
                 depth = len(self._queue)
@@ -698,6 +698,7 @@ class SelfLearningCoordinator:
             self._score_workflow(payload)
 
     def _partial_train(self, name: str, engine: Any, payloads: list[dict]) -> None:
+        seen_before = getattr(engine, "n_seen", None)
         start = time.perf_counter()
         try:
             learned = engine.partial_train(payloads)
@@ -715,8 +716,12 @@ class SelfLearningCoordinator:
         if not learned:
             logger.debug("%s: partial_train took no update from %d examples", name, len(payloads))
             return
-        self._record_training(name, "partial", duration, examples=len(payloads))
-        self._since_eval[name] += len(payloads)
+        seen_after = getattr(engine, "n_seen", None)
+        examples = len(payloads)
+        if isinstance(seen_before, int) and isinstance(seen_after, int) and seen_after >= seen_before:
+            examples = seen_after - seen_before  # runs a full train already saw are not counted again
+        self._record_training(name, "partial", duration, examples=examples)
+        self._since_eval[name] += examples
         self._dirty[name] = True
         self._publish(
             events.LEARNING_TRAINED,
@@ -724,7 +729,7 @@ class SelfLearningCoordinator:
                 "engine": name,
                 "model": str(getattr(engine, "model_name", "")),
                 "mode": "partial",
-                "examples": len(payloads),
+                "examples": examples,
                 "duration_s": duration,
                 "ts": time.time(),
                 "job_id": None,
