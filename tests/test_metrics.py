@@ -176,3 +176,15 @@ def test_dashboard_loads_by_file_provisioning():
     assert {"Cross-validation score", "Holdout score", "Trainings per minute"} <= titles
     provider = (RESOURCES / "grafana" / "provisioning" / "dashboards" / "menace.yml").read_text()
     assert "type: file" in provider and "path:" in provider
+
+
+def test_spec_example_serves_on_port_8001():
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 8001)) == 0:
+            pytest.skip("port 8001 is in use on this machine")
+    server = start_metrics_server(8001)  # as docs/learning_engine.md writes it
+    try:
+        assert server.url == "http://127.0.0.1:8001/metrics"
+        assert "learning_holdout_score" in scrape("http://localhost:8001/metrics")
+    finally:
+        server.stop()
