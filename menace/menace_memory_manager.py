@@ -256,6 +256,9 @@ class MenaceMemoryManager(SQLiteStore):
 
     def embed_many(self, texts: list[str]) -> np.ndarray:
         """Embeddings of many texts, one row each; only unknown texts reach the embedder."""
+        if isinstance(texts, str):
+            raise ValueError("texts must be a list of strings, not one string")
+        texts = [check_text(f"texts[{i}]", t) for i, t in enumerate(texts)]
         name = self.embedder.name
         hashes = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
         missing = [h for h in dict.fromkeys(hashes) if h not in self._vector_cache]

@@ -95,3 +95,16 @@ def test_minilm_gives_384_dim_normalised_vectors_offline(tmp_path, monkeypatch):
     assert similar > unrelated + 0.2
     assert mm.embedding_cache_size() == 3
     mm.close()
+
+
+def test_embed_refuses_what_is_not_text(tmp_path):
+    counting = CountingEmbedder()
+    with MenaceMemoryManager(tmp_path / "mem.db", embedder=counting) as mm:
+        with pytest.raises(ValueError, match="text"):
+            mm.embed(b"bytes")
+        with pytest.raises(ValueError, match=r"texts\[1\]"):
+            mm.embed_many(["ok", 5])
+        with pytest.raises(ValueError, match="texts"):
+            mm.embed_many("one string")
+        assert counting.calls == []
+        assert mm.embedding_cache_size() == 0
