@@ -12,17 +12,49 @@ skops does not trust by default.
 from __future__ import annotations
 
 import copy
+import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import skops.io as sio
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .base import ModelFamily, ReplayBuffer
+
+
+class _HideTorchInThisThread:
+    """Import hook: ``torch`` is not importable from the thread that installed it."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
+    def find_spec(self, name, path=None, target=None):
+        if threading.get_ident() == self.thread and (name == "torch" or name.startswith("torch.")):
+            raise ImportError("torch is hidden while skops.io is imported")
+        return None
+
+
+def _import_skops_io():
+    # Importing skops.io walks every scikit-learn module, and one of them
+    # (sklearn.externals.array_api_compat.torch) imports torch when installed:
+    # 2-3 s and hundreds of MB the tabular models never use. The walk skips a
+    # module whose import fails, so torch is hidden from this thread meanwhile.
+    hook = None if "torch" in sys.modules else _HideTorchInThisThread()
+    if hook is not None:
+        sys.meta_path.insert(0, hook)
+    try:
+        import skops.io
+    finally:
+        if hook is not None:
+            sys.meta_path.remove(hook)
+    return skops.io
+
+
+sio = _import_skops_io()
 
 #: Types a saved model may contain beyond skops' defaults (scikit-learn
 #: estimators, numpy arrays, builtins).
