@@ -8,7 +8,9 @@ Measured in one run, ratios printed next to their targets:
    (target <= 1.5x), and vs one full ``train()`` at 100,000 (target: the
    incremental update of a batch at least 100x cheaper than the full train).
    Batches of 1 and of 32 ``pathway:new`` payloads of freshly logged runs;
-   the periodic model save (every 25 updates) is included.
+   the periodic model save (every 25 updates) is included. The two sizes take
+   turns over several rounds and the medians are compared (the machine may be
+   shared).
 3. A second ``train()`` on unchanged data calls the embedder zero times.
 
 Data: ``bench/quality.py``'s generator (400 pathways), filled with
@@ -54,7 +56,7 @@ def fill(folder: Path, n_runs: int, embedder: str) -> tuple[PathwayDB, MenaceMem
     pdb = PathwayDB(folder / "pathways.db")
     mm = MenaceMemoryManager(folder / "mem.db", embedder=embedder)
     mm.embedder = CountingEmbedder(mm.embedder)
-    records, _ = generate(n_runs + 4000, seed=1)
+    records, _ = generate(n_runs + 9000, seed=1)
     start = time.perf_counter()
     for i in range(0, n_runs, 20_000):
         pdb.log_many(records[i : min(i + 20_000, n_runs)])
@@ -70,15 +72,23 @@ def new_payloads(pdb: PathwayDB, n: int) -> list[dict]:
     return [{"run_id": r["id"], **{k: r[k] for k in PAYLOAD_KEYS}} for r in pdb.runs(since_id=last)]
 
 
-def partial_cost(engine: LearningEngine, pdb: PathwayDB, batch: int, examples: int) -> float:
-    """Seconds per example of ``partial_train`` over ``examples`` fresh runs."""
-    payloads = new_payloads(pdb, examples)
-    engine.partial_train(payloads[:batch])  # warm-up (first copy, first save path)
-    payloads = payloads[batch:]
-    start = time.perf_counter()
-    for i in range(0, len(payloads), batch):
-        engine.partial_train(payloads[i : i + batch])
-    return (time.perf_counter() - start) / len(payloads)
+def partial_costs(engines: dict, stores: dict, batch: int, calls: int, rounds: int) -> dict:
+    """Median seconds per example of ``partial_train`` for each store size.
+
+    The sizes take turns, round after round, so load from other processes
+    hits both alike; each round times ``calls`` updates of ``batch`` fresh runs.
+    """
+    per_round: dict[int, list[float]] = {n: [] for n in engines}
+    for n, engine in engines.items():  # warm-up: first copy, first save
+        engine.partial_train(new_payloads(stores[n][0], batch))
+    for _ in range(rounds):
+        for n, engine in engines.items():
+            payloads = new_payloads(stores[n][0], batch * calls)
+            start = time.perf_counter()
+            for i in range(0, len(payloads), batch):
+                engine.partial_train(payloads[i : i + batch])
+            per_round[n].append((time.perf_counter() - start) / len(payloads))
+    return {n: statistics.median(times) for n, times in per_round.items()}
 
 
 def predict_latency(engine: LearningEngine, pdb: PathwayDB, calls: int = 3000) -> tuple[float, float]:
@@ -109,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big", type=int, default=100_000)
     parser.add_argument("--models", default="logreg")
     parser.add_argument("--embedder", choices=["hashing", "minilm"], default="hashing")
-    parser.add_argument("--updates", type=int, default=1000, help="examples per partial_train measurement")
+    parser.add_argument("--calls", type=int, default=25, help="partial_train calls per round")
+    parser.add_argument("--rounds", type=int, default=9, help="rounds, sizes taking turns")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,14 +150,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"- predict_success median {ours:.1f} us, bare predict_proba {bare:.1f} us, "
                   f"ratio {ours / bare:.2f}x (target <= 2)")
             for batch in (1, 32):
-                small = partial_cost(engines[args.small], stores[args.small][0], batch, args.updates)
-                big = partial_cost(engines[args.big], stores[args.big][0], batch, args.updates)
-                per_batch_big = big * batch
-                print(f"- partial_train batch={batch}: {small * 1e3:.3f} ms/example at {args.small}, "
+                cost = partial_costs(engines, stores, batch, args.calls, args.rounds)
+                small, big = cost[args.small], cost[args.big]
+                print(f"- partial_train batch={batch}: {small * 1e3:.3f} ms/example at {args.small} runs, "
                       f"{big * 1e3:.3f} ms/example at {args.big}: ratio {big / small:.2f}x "
-                      f"(target <= 1.5); full train at {args.big} / one update of {batch} = "
-                      f"{train_seconds[args.big] / per_batch_big:.0f}x, / per example = "
-                      f"{train_seconds[args.big] / big:.0f}x (target >= 100)")
+                      f"(target <= 1.5); full train() at {args.big} took "
+                      f"{train_seconds[args.big] / (big * batch):.0f}x one update of {batch} "
+                      f"and {train_seconds[args.big] / big:.0f}x the cost per example (target >= 100)")
         for pdb, mm in stores.values():
             pdb.close()
             mm.close()
