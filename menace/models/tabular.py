@@ -119,8 +119,12 @@ class PartialFitFamily(TabularFamily):
     ) -> Pipeline:
         new = self.build(seed) if estimator is None else copy.deepcopy(estimator)
         scaler, model = new.named_steps["scale"], new.named_steps["model"]
+        self.ready_for_partial_fit(model)
         scaler.partial_fit(X)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.partial_fit(scaler.transform(X), y, classes=CLASSES)
         return new
+
+    def ready_for_partial_fit(self, model: Any) -> None:
+        """Adjust a copy of the classifier before its ``partial_fit`` (default: nothing)."""
