@@ -119,6 +119,14 @@ def _within(progress: Progress | None, lo: float, hi: float) -> Progress | None:
     return lambda fraction, message: _report(progress, lo + (hi - lo) * fraction, message)
 
 
+def _check_hooks(progress: Any, cancel: Any) -> None:
+    """``ValueError`` unless ``progress`` is callable and ``cancel`` event-like (or None)."""
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress must be callable(fraction, message), got {type(progress).__name__}")
+    if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+        raise ValueError(f"cancel must be a threading.Event, got {type(cancel).__name__}")
+
+
 def _check_cancel(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise TrainingCancelled("cancelled; the live model is unchanged")
@@ -397,6 +405,7 @@ class LearningEngine:
         as work advances; setting ``cancel`` raises :class:`TrainingCancelled`
         and leaves the live model unchanged.
         """
+        _check_hooks(progress, cancel)
         with self._lock:
             started = time.perf_counter()
             _report(progress, 0.0, "reading runs")
@@ -578,6 +587,7 @@ class LearningEngine:
         outcome (the message says how many there are).
         """
         cv, test_split = self._check_eval_args(cv, test_split)
+        _check_hooks(progress, cancel)
         _report(progress, 0.0, "reading runs")
         examples = self._load_examples(progress, cancel, (0.0, 0.2))
         check_splittable(examples.y, cv, test_split)
@@ -622,7 +632,15 @@ class LearningEngine:
         """
         if isinstance(candidates, str):
             candidates = [candidates]
-        names = list(dict.fromkeys(candidates))
+        try:
+            raw = list(candidates)
+        except TypeError:
+            raise ValueError(f"candidates must be a list of model names, got {candidates!r}") from None
+        for c in raw:
+            if not isinstance(c, str):
+                raise ValueError(
+                    f"candidates must be model names from {', '.join(available_models())}; got {c!r}")
+        names = list(dict.fromkeys(c.strip().lower() for c in raw))
         if not names:
             raise ValueError("candidates must name at least one model")
         families = [
@@ -632,6 +650,7 @@ class LearningEngine:
         if time_budget is not None:
             time_budget = check_number("time_budget", time_budget, minimum=0.0)
         cv, test_split = self._check_eval_args(cv, test_split)
+        _check_hooks(progress, cancel)
         deadline = None if time_budget is None else time.monotonic() + time_budget
         with self._lock:
             _report(progress, 0.0, "reading runs")

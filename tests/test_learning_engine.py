@@ -424,6 +424,19 @@ def test_auto_train_rejects_unknown_candidates_before_any_work(filled):
         engine.auto_train(["logreg", "svm"])
     with pytest.raises(ValueError, match="at least one"):
         engine.auto_train([])
+    with pytest.raises(ValueError, match="model names"):
+        engine.auto_train(["logreg", 3])
+    assert not engine.is_trained
+
+
+def test_progress_and_cancel_are_checked(filled):
+    engine = LearningEngine(*filled)
+    with pytest.raises(ValueError, match="progress"):
+        engine.train(progress="50%")
+    with pytest.raises(ValueError, match="cancel"):
+        engine.evaluate(cancel=True)
+    with pytest.raises(ValueError, match="cancel"):
+        engine.auto_train(["logreg"], cancel=object())
     assert not engine.is_trained
 
 
