@@ -69,6 +69,8 @@ logger = logging.getLogger(__name__)
 MAIN_ENGINE = "pathways"
 #: Seconds ``stop()`` gives the coordinator to learn what is still queued.
 STOP_TIMEOUT = 3.0
+#: torch threads of the headless service unless ``OMP_NUM_THREADS`` is set.
+TORCH_THREADS = 1
 
 
 @dataclass
@@ -336,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Each option has an environment variable; a flag beats the variable, "
             "which beats the default. MENACE_EMBEDDER=hashing|minilm chooses the "
-            "text embedder (default MiniLM when the transformer extra is installed)."
+            "text embedder (default MiniLM when the transformer extra is installed). "
+            "torch runs on one thread unless OMP_NUM_THREADS says otherwise."
         ),
     )
     parser.add_argument(
@@ -417,6 +420,13 @@ def main(argv: list[str] | None = None) -> int:
         stop_requested.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # torch (the MiniLM embedder, transformer models) takes its thread count from
+    # OMP_NUM_THREADS when first imported, on the worker. One thread unless the
+    # user says otherwise: more threads contending with the threads that log and
+    # publish made each MiniLM call ~10x slower here (bench/freshness.py).
+    omp_default = "OMP_NUM_THREADS" not in os.environ
+    if omp_default:
+        os.environ["OMP_NUM_THREADS"] = str(TORCH_THREADS)
     try:
         try:
             stack = start_stack(settings, metrics_required=explicit_port)
@@ -434,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if omp_default:
+            os.environ.pop("OMP_NUM_THREADS", None)
     if stack.coordinator.worker_alive:
         # The worker is inside a native call (loading the embedder, say) that the
         # interpreter would wait for at exit. Everything is committed and closed,
