@@ -284,6 +284,45 @@ def test_partial_train_before_any_training_learns_from_the_start(pdb, tiny_param
     assert 0.0 <= engine.predict_success(0, 0, 0, 0, "run tests") <= 1.0
 
 
+def test_predictions_keep_working_while_the_model_learns(pdb, tiny_params):
+    from menace.neuroplasticity import PathwayRecord
+
+    engine = make_engine(pdb, tiny_params)
+    engine.train()
+    errors, answers, stop = [], [], threading.Event()
+
+    def predict():
+        while not stop.is_set():
+            try:
+                answers.append(engine.predict_success(1, 1, 1, 1, "fetch data -> run tests"))
+            except Exception as exc:  # the test reports any failure
+                errors.append(exc)
+
+    thread = threading.Thread(target=predict, name="predictor")
+    thread.start()
+    try:
+        for i in range(3):
+            engine.partial_train([PathwayRecord(actions="skip checks", outcome="FAILURE", ts=2e9 + i)])
+        engine.train()
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not errors and answers and all(0.0 <= a <= 1.0 for a in answers)
+
+
+def test_auto_train_can_pick_between_text_and_tabular_models(pdb, tiny_params, tmp_path):
+    from menace.learning_engine import LearningEngine
+    from menace.menace_memory_manager import MenaceMemoryManager
+
+    mm = MenaceMemoryManager(tmp_path / "mem.db", embedder="hashing")
+    engine = LearningEngine(pdb, mm, model="transformer", model_params=tiny_params)
+    best = engine.auto_train(["transformer", "logreg"], cv=3)
+    assert best in {"transformer", "logreg"}
+    scored = engine.last_auto_train["candidates"]
+    assert set(scored) == {"transformer", "logreg"}
+    assert all(0.0 <= scored[m]["cv_score"] <= 1.0 for m in scored)
+
+
 def test_evaluate_scores_unseen_data_and_leaves_the_live_model(pdb, tiny_params):
     engine = make_engine(pdb, tiny_params)
     engine.train()
