@@ -12,6 +12,7 @@ import logging
 import math
 import random
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -446,9 +447,8 @@ def test_a_new_engine_starts_from_the_saved_model(filled, model):
     pdb, mm = filled
     engine = LearningEngine(pdb, mm, model=model)
     engine.train()
-    path = engine.model_path()
-    assert path == pdb.path and False or path.parent == (
-        type(path)(pdb.path).resolve().parent / "models" / "pathways")
+    # Default folder: <folder of pathways.db>/models/<engine name>/
+    assert engine.model_path() == Path(pdb.path).resolve().parent / "models" / "pathways" / f"{model}.skops"
     restarted = LearningEngine(pdb, mm, model=model)
     assert restarted.is_trained and restarted.n_seen == 400
     probe = (60, 2.0, 2.0, 50.0, GOOD[0])
