@@ -23,8 +23,15 @@ What each input topic feeds (see :mod:`menace.events` for the payloads):
     and the coordinator publishes ``learning:scored``.
 
 Threads: the bus handlers run in the publisher's thread; they only validate
-and enqueue, and return at once. One worker thread (``menace-learning-worker``)
-owns the engines: it drains the queue in micro-batches (up to ``batch_size``
+and enqueue, and return at once. An embedding thread
+(``menace-embedding-prefetch``, with ``prefetch=True``, the default) embeds
+new text ahead of training: the action text of each run that brings a
+sequence not seen before, then the ``memory:new`` and ``code:new`` texts. It
+owns no model; it only fills the memory manager's embedding cache, so that a
+run with new text (one embedder call, tens of milliseconds with MiniLM) waits
+for its own embedding without holding up the runs behind it, which are
+learned meanwhile. One worker thread (``menace-learning-worker``) owns the
+engines: it drains the queue in micro-batches (up to ``batch_size``
 events, waiting at most ``batch_wait`` seconds after the first one; when it
 has fallen behind, i.e. more events are queued than a batch holds, it takes up
 to ``max_batch_size`` at once to catch up, since much of the cost of a
@@ -72,6 +79,10 @@ logger = logging.getLogger(__name__)
 
 #: Run ids remembered to skip events already learned (replays).
 SEEN_RUNS_LIMIT = 200_000
+#: Action texts remembered as embedded; beyond this the memory starts afresh.
+READY_TEXTS_LIMIT = 100_000
+#: Most texts per call of the embedder on the prefetch thread.
+PREFETCH_BATCH = 256
 #: Models ``request_auto_train(candidates=None)`` compares (the fast, tabular ones).
 DEFAULT_AUTO_CANDIDATES = ("logreg", "nn", "rf")
 #: Least time between two ``learning:progress`` events of one job, seconds.
@@ -211,10 +222,13 @@ class SelfLearningCoordinator:
         pathway_db: the store used to look up a workflow plan's pathway
             statistics; default the main engine's.
         max_queue: queued events beyond this are refused and counted as failed.
+        prefetch: embed new text on a second thread ahead of training (needs
+            ``memory``); off, the worker embeds it inside ``partial_train``.
         eval_cv, eval_test_split: arguments of periodic ``evaluate()`` calls.
     """
 
     WORKER_NAME = "menace-learning-worker"
+    PREFETCH_NAME = "menace-embedding-prefetch"
 
     def __init__(
         self,
@@ -229,6 +243,7 @@ class SelfLearningCoordinator:
         memory: Any | None = None,
         pathway_db: Any | None = None,
         max_queue: int = 100_000,
+        prefetch: bool = True,
         eval_cv: int = 5,
         eval_test_split: float = 0.2,
     ) -> None:
@@ -272,6 +287,7 @@ class SelfLearningCoordinator:
         self.eval_every_examples = eval_every_examples
         self.eval_every_seconds = float(eval_every_seconds)
         self.max_queue = max_queue
+        self.prefetch = bool(prefetch) and callable(getattr(self.memory, "embed_many", None))
         self.eval_cv = eval_cv
         self.eval_test_split = float(eval_test_split)
 
@@ -284,6 +300,11 @@ class SelfLearningCoordinator:
         self._seen_runs: set[int] = set()
         self._seen_order: deque[int] = deque()
         self._thread: threading.Thread | None = None
+        self._embed_thread: threading.Thread | None = None
+        self._ready_texts: set[str] = set()  # action texts already in the embedding cache
+        self._texts_to_embed: dict[str, None] = {}  # ordered set, for the prefetch thread
+        self._embed_items: deque[_Input] = deque()  # memory:new / code:new, for the prefetch thread
+        self._parked: dict[str, list[_Input]] = {}  # runs waiting for their text's embedding
         self._stopping = False
         self._stopped = False
         self._stop_event = threading.Event()  # interrupts a periodic evaluation on stop()
@@ -324,7 +345,12 @@ class SelfLearningCoordinator:
 
     @property
     def worker_alive(self) -> bool:
-        """True while the worker thread exists (also if :meth:`stop` timed out on it)."""
+        """True while a thread of the coordinator runs (also if :meth:`stop` timed out on it)."""
+        return any(t is not None and t.is_alive() for t in (self._thread, self._embed_thread))
+
+    @property
+    def training_worker_alive(self) -> bool:
+        """True while the thread that owns the engines runs."""
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> SelfLearningCoordinator:
@@ -335,10 +361,16 @@ class SelfLearningCoordinator:
             if self._thread is not None:
                 return self
             self._thread = threading.Thread(target=self._run, name=self.WORKER_NAME, daemon=True)
+            if self.prefetch:
+                self._embed_thread = threading.Thread(
+                    target=self._run_prefetch, name=self.PREFETCH_NAME, daemon=True
+                )
             now = time.monotonic()
             for name in self.engines:
                 self._last_eval.setdefault(name, now)
         self._thread.start()
+        if self._embed_thread is not None:
+            self._embed_thread.start()
         for topic in events.INPUT_TOPICS:
             handler = self._make_handler(topic)
             self.bus.subscribe(topic, handler)
@@ -370,6 +402,7 @@ class SelfLearningCoordinator:
             for job in dropped_jobs:
                 self._queue.remove(job)
                 self._pending -= 1
+            self._unpark(list(self._parked))  # the worker learns them, embedding inline
             running = self._running_job
             self._cond.notify_all()
         self._stop_event.set()
@@ -377,15 +410,20 @@ class SelfLearningCoordinator:
             running.cancel_event.set()
         for job in dropped_jobs:
             self._finish_cancelled(job)
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+        deadline = time.monotonic() + max(0.0, timeout)
+        for thread in (self._thread, self._embed_thread):
+            if thread is None:
+                continue
+            thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
-                logger.warning("training worker still busy after %.1f s; leaving it to finish", timeout)
+                logger.warning("%s still busy after %.1f s; leaving it to finish", thread.name, timeout)
         with self._cond:
             left = [(item.topic, item.payload) for item in self._queue if isinstance(item, _Input)]
+            left += [(item.topic, item.payload) for item in self._embed_items]
             self._queue.clear()
-            self._pending = 0 if thread is None or not thread.is_alive() else self._pending
+            self._embed_items.clear()
+            self._texts_to_embed.clear()
+            self._pending = self._pending if self.training_worker_alive else 0
             self._cond.notify_all()
         if left:
             logger.warning(
@@ -425,7 +463,7 @@ class SelfLearningCoordinator:
                 with self._stats_lock:
                     self._duplicates += 1
                 return
-            if len(self._queue) >= self.max_queue:
+            if len(self._queue) + len(self._embed_items) >= self.max_queue:
                 full = True
             else:
                 full = False
@@ -434,10 +472,18 @@ class SelfLearningCoordinator:
                     self._seen_order.append(run_id)
                     if len(self._seen_order) > SEEN_RUNS_LIMIT:
                         self._seen_runs.discard(self._seen_order.popleft())
-                self._queue.append(_Input(topic, payload, time.monotonic()))
+                item = _Input(topic, payload, time.monotonic())
+                if self.prefetch and topic in (events.MEMORY_NEW, events.CODE_NEW):
+                    self._embed_items.append(item)
+                else:
+                    self._queue.append(item)
+                    if self.prefetch and topic == events.PATHWAY_NEW:
+                        text = payload["actions"].strip()
+                        if text not in self._ready_texts:
+                            self._texts_to_embed[text] = None
                 self._pending += 1
                 depth = len(self._queue)
-                self._cond.notify()
+                self._cond.notify_all()
         if full:
             self._count_failed(topic)
             now = time.monotonic()
@@ -584,6 +630,7 @@ class SelfLearningCoordinator:
                 "workflows_scored": self._scored,
                 "last_training": dict(self._last_training),
                 "queue_depth": len(self._queue),
+                "waiting_for_embedding": sum(len(v) for v in self._parked.values()),
             }
 
     # -- the worker ------------------------------------------------------------------
@@ -602,7 +649,8 @@ class SelfLearningCoordinator:
 
     def _run(self) -> None:
         logger.debug("training worker running")
-        self._warm_up()
+        if not self.prefetch:
+            self._warm_up()
         while True:
             work = self._next_work()
             if work is None:
@@ -658,7 +706,7 @@ class SelfLearningCoordinator:
             deadline = head.received + self.batch_wait
             while True:
                 while self._queue and isinstance(self._queue[0], _Input) and len(batch) < self.batch_size:
-                    batch.append(self._queue.popleft())  # type: ignore[arg-type]
+                    self._take(batch)
                 if len(batch) >= self.batch_size or self._stopping:
                     break
                 if self._queue and isinstance(self._queue[0], Job):
@@ -674,8 +722,71 @@ class SelfLearningCoordinator:
                 and self._queue
                 and isinstance(self._queue[0], _Input)
             ):
-                batch.append(self._queue.popleft())  # type: ignore[arg-type]
+                self._take(batch)
             return batch, None
+
+    def _take(self, batch: list[_Input]) -> None:
+        """Move the queue's head input into ``batch``, or park it until its text is embedded."""
+        item: _Input = self._queue.popleft()  # type: ignore[assignment]
+        if self.prefetch and not self._stopping and item.topic == events.PATHWAY_NEW:
+            text = item.payload["actions"].strip()
+            if text not in self._ready_texts:
+                self._parked.setdefault(text, []).append(item)
+                self._texts_to_embed.setdefault(text, None)
+                return
+        batch.append(item)
+
+    def _unpark(self, texts: Iterable[str]) -> None:
+        """Put the runs waiting for ``texts`` back at the front of the queue (caller holds the lock)."""
+        items = [item for text in texts for item in self._parked.pop(text, ())]
+        if items:
+            items.sort(key=lambda item: item.received)
+            self._queue.extendleft(reversed(items))
+
+    # -- the prefetch thread ---------------------------------------------------------
+    def _engines_embed(self) -> bool:
+        """Whether any engine's features use the embedding (text-only models do not)."""
+        return any(getattr(engine, "feature_names", True) for engine in self.engines.values())
+
+    def _run_prefetch(self) -> None:
+        logger.debug("embedding prefetch running")
+        self._warm_up()
+        while True:
+            with self._cond:
+                while not self._texts_to_embed and not self._embed_items and not self._stopping:
+                    self._cond.wait(0.5)
+                if self._stopping:
+                    break
+                texts = list(itertools.islice(self._texts_to_embed, PREFETCH_BATCH))
+                for text in texts:
+                    del self._texts_to_embed[text]
+                others: list[_Input] = []
+                if not texts:
+                    while self._embed_items and len(others) < PREFETCH_BATCH:
+                        others.append(self._embed_items.popleft())
+            if texts:
+                self._prefetch_texts(texts)
+            if others:
+                try:
+                    self._process_inputs(others)
+                finally:
+                    with self._cond:
+                        self._pending = max(0, self._pending - len(others))
+                        self._cond.notify_all()
+        logger.debug("embedding prefetch finished")
+
+    def _prefetch_texts(self, texts: list[str]) -> None:
+        if self._engines_embed():
+            try:
+                self.memory.embed_many(texts)
+            except Exception as exc:  # the worker embeds them inline and reports what fails
+                logger.warning("could not prefetch the embeddings of %d texts: %s", len(texts), exc)
+        with self._cond:
+            if len(self._ready_texts) + len(texts) > READY_TEXTS_LIMIT:
+                self._ready_texts.clear()  # bounded: a forgotten text is only prefetched again
+            self._ready_texts.update(texts)
+            self._unpark(texts)
+            self._cond.notify_all()
 
     def _process_inputs(self, inputs: list[_Input]) -> None:
         pathways = [i.payload for i in inputs if i.topic == events.PATHWAY_NEW]

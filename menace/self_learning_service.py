@@ -126,7 +126,7 @@ class ServiceStack:
         left = self.coordinator.stop(timeout)
         if left:
             logger.info("%d queued events were not learned before stopping", len(left))
-        if self.coordinator.worker_alive:
+        if self.coordinator.training_worker_alive:
             # still inside an engine call: saving would wait for it (the engine's lock)
             logger.warning("training worker still busy; not saving the model this time")
         else:

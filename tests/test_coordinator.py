@@ -426,3 +426,39 @@ def test_requests_validate_their_arguments(make_coordinator):
         coordinator.request_auto_train(time_budget=-5)
     with pytest.raises(ValueError, match="candidates"):
         coordinator.request_auto_train(candidates=[])
+
+
+class SlowTextEmbedder:
+    """The hashing embedder, but text containing 'slow' takes 0.5 s (like a cold MiniLM call)."""
+
+    def __init__(self) -> None:
+        from menace.embeddings import HashingEmbedder
+
+        self._inner = HashingEmbedder()
+        self.name, self.dim = "slow-hashing", self._inner.dim
+
+    def encode(self, texts):
+        if any("slow" in t for t in texts):
+            time.sleep(0.5)
+        return self._inner.encode(texts)
+
+
+def test_a_run_with_new_text_does_not_hold_up_the_runs_behind_it(tmp_path, bus, recorder):
+    pdb = PathwayDB(tmp_path / "p.db", event_bus=bus)
+    mm = MenaceMemoryManager(tmp_path / "m.db", embedder=SlowTextEmbedder())
+    engine = LearningEngine(pdb, mm, model_dir=tmp_path / "models")
+    coordinator = SelfLearningCoordinator(bus, engine, batch_size=8, batch_wait=0.01).start()
+    try:
+        pdb.log_many(records(8))  # the known texts get embedded
+        assert coordinator.wait_idle(10)
+        pdb.log(PathwayRecord("slow->new->text", exec_time=1.0, roi=1.0, outcome="SUCCESS"))  # run 9
+        pdb.log_many(records(8, seed=3))  # runs 10..17, known texts
+        assert coordinator.wait_idle(10)
+    finally:
+        coordinator.stop()
+        pdb.close()
+        mm.close()
+    order = [r for p in recorder.of(events.LEARNING_TRAINED) for r in p["run_ids"]]
+    assert sorted(order) == list(range(1, 18))
+    assert order.index(9) > order.index(17)  # the runs behind it were learned while it waited
+    assert not [t for t in threading.enumerate() if t.name == SelfLearningCoordinator.PREFETCH_NAME]
