@@ -84,6 +84,19 @@ class PathwayRecord:
         self.roi = check_number("roi", self.roi)
         self.outcome = Outcome.coerce(self.outcome)
         self.ts = check_number("ts", self.ts, minimum=0.0)
+        self._validated = self._values()
+
+    def _values(self) -> tuple:
+        return (
+            self.actions, self.inputs, self.outputs, self.resources, self.exec_time, self.roi,
+            self.outcome, self.ts,
+        )
+
+    def validate(self) -> None:
+        """Check the fields again if any was changed since the last check (``ValueError``)."""
+        # NaN != NaN, so a field set to NaN is always checked again.
+        if getattr(self, "_validated", None) != self._values():
+            self.__post_init__()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -228,7 +241,7 @@ class PathwayDB(SQLiteStore):
         for i, record in enumerate(records):
             if not isinstance(record, PathwayRecord):
                 raise ValueError(f"records[{i}] must be a PathwayRecord, got {type(record).__name__}")
-            record.__post_init__()  # fields may have been changed after construction
+            record.validate()  # fields may have been changed after construction
         payloads: list[dict[str, Any]] = []
         with self._lock:
             last_run = self._last_run
@@ -298,16 +311,17 @@ class PathwayDB(SQLiteStore):
         ):
             self._link(conn, previous[1], pathway_id, 1.0)
         self._last_run = (run_id, pathway_id, ts)
+        limit = events.PAYLOAD_TEXT_LIMIT
         clip = events.clip
         return {
             "pathway_id": pathway_id,
             "run_id": run_id,
             "ts": ts,
-            "actions": clip(rec.actions),
-            "inputs": clip(rec.inputs),
-            "outputs": clip(rec.outputs),
+            "actions": rec.actions if len(rec.actions) <= limit else clip(rec.actions),
+            "inputs": rec.inputs if len(rec.inputs) <= limit else clip(rec.inputs),
+            "outputs": rec.outputs if len(rec.outputs) <= limit else clip(rec.outputs),
             "exec_time": rec.exec_time,
-            "resources": clip(rec.resources),
+            "resources": rec.resources if len(rec.resources) <= limit else clip(rec.resources),
             "outcome": outcome,
             "roi": rec.roi,
             "label": label,

@@ -136,6 +136,7 @@ class UnifiedEventBus:
     ) -> None:
         self._lock = threading.Lock()
         self._count_lock = threading.Lock()
+        self._checked_topics: set[str] = set()
         self._subscribers: tuple[tuple[str, Callback], ...] = ()
         self.collect_errors = collect_errors
         self.raise_errors = raise_errors
@@ -176,9 +177,12 @@ class UnifiedEventBus:
         Raises ``ValueError`` if the topic is empty or ``"*"``, or the payload is
         not a JSON-serialisable dict; nothing is delivered or journaled then.
         """
-        check_text("topic", topic, allow_empty=False, max_len=200)
-        if topic == ALL:
-            raise ValueError("topic '*' is for subscribing; publish to a concrete topic")
+        if type(topic) is not str or topic not in self._checked_topics:
+            check_text("topic", topic, allow_empty=False, max_len=200)
+            if topic == ALL:
+                raise ValueError("topic '*' is for subscribing; publish to a concrete topic")
+            if type(topic) is str:  # a str subclass could compare equal yet differ
+                self._checked_topics.add(topic)
         if not isinstance(payload, dict):
             raise ValueError(f"payload must be a dict, got {type(payload).__name__}")
         if self._journal is not None:
