@@ -36,6 +36,7 @@ model with a two-class sequence-classification head.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import json
@@ -109,12 +110,28 @@ def _import_torch():
     try:
         import torch
         import transformers
-        from transformers.utils import logging as hf_logging
     except ImportError as exc:  # resolve_model_path normally catches this first
         raise TransformerExtraMissing(f"transformer mode: {exc}; {EXTRA_HINT}") from exc
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()  # the "classifier weights newly initialised" report is expected
     return torch, transformers
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """No load report ("classifier newly initialised" is expected) and no progress bars.
+
+    Restores the caller's transformers logging settings afterwards.
+    """
+    from transformers.utils import logging as hf_logging
+
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _cancelled(what: str) -> BaseException:
@@ -143,7 +160,7 @@ def _starting_model(model_path: Path, seed: int):
 
 def _load_classifier(path: Path, seed: int, **kwargs):
     torch, transformers = _import_torch()
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _quiet_transformers():
         torch.manual_seed(seed)  # a newly added classification head starts the same every time
         model = transformers.AutoModelForSequenceClassification.from_pretrained(
             path, local_files_only=True, num_labels=2, **kwargs
@@ -156,9 +173,9 @@ def _tokenizer(path: Path):
         tok = _tokenizers.get(str(path))
         if tok is None:
             _, transformers = _import_torch()
-            tok = _tokenizers[str(path)] = transformers.AutoTokenizer.from_pretrained(
-                path, local_files_only=True
-            )
+            with _quiet_transformers():
+                tok = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+            _tokenizers[str(path)] = tok
         return tok
 
 
@@ -463,8 +480,9 @@ class TransformerTextClassifier:
             raise RuntimeError("nothing to save: the transformer model is not trained yet")
         directory = Path(directory)
         directory.mkdir(parents=True)
-        self.model_.save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory)
+        with _quiet_transformers():
+            self.model_.save_pretrained(directory)
+            self.tokenizer.save_pretrained(directory)
         if not (directory / WEIGHTS_FILE).is_file():
             raise RuntimeError(f"save_pretrained wrote no {WEIGHTS_FILE} in {directory}")
         info = {"format_version": FORMAT_VERSION, "params": self.get_params(), "meta": meta or {}}
