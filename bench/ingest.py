@@ -15,6 +15,8 @@ WAL journal, the same ``PRAGMA synchronous`` as Menace uses
   SQLite file (one more commit per run), as the service runs it; for reference.
 * SQL floor: the statements a log runs, executed directly, with no validation,
   payload or bus: what the store could reach with zero Python overhead.
+* log_many: the importer's path, 100 runs per transaction (for reference; the
+  raw side still commits every row).
 
 The two sides alternate in rounds so that background load hits both alike; the
 ratio is the median PathwayDB throughput over the median raw throughput.
@@ -101,6 +103,20 @@ def time_menace(db: PathwayDB, rows: list[tuple]) -> float:
     return time.perf_counter() - start
 
 
+def time_menace_batches(db: PathwayDB, rows: list[tuple], batch: int = 100) -> float:
+    """``log_many`` in batches (the importer's path): one commit per ``batch`` runs."""
+    start = time.perf_counter()
+    for first in range(0, len(rows), batch):
+        db.log_many(
+            PathwayRecord(
+                actions=actions, inputs=inputs, outputs=outputs, exec_time=exec_time,
+                resources=resources, outcome=outcome, roi=roi,
+            )
+            for actions, inputs, outputs, exec_time, resources, outcome, roi in rows[first : first + batch]
+        )
+    return time.perf_counter() - start
+
+
 def time_sql_floor(conn: sqlite3.Connection, rows: list[tuple], state: dict) -> float:
     """The statements one ``PathwayDB.log`` runs, with no validation, payload or bus.
 
@@ -151,11 +167,13 @@ def run(rows_per_round: int, rounds: int, pathways: int, seed: int = 7) -> dict:
         journal_bus.subscribe(events.PATHWAY_NEW, count)
         journal_db = PathwayDB(tmp_path / "pathways-journal.db", event_bus=journal_bus)
 
+        batch_db = PathwayDB(tmp_path / "pathways-batch.db", event_bus=bus)
         floor_db = PathwayDB(tmp_path / "pathways-floor.db")  # only for its schema
         floor_state: dict = {}
         sides = {
             "raw": lambda rows: time_raw(raw, rows),
             "sql_floor": lambda rows: time_sql_floor(floor_db._conn, rows, floor_state),
+            "menace_batch": lambda rows: time_menace_batches(batch_db, rows),
             "menace": lambda rows: time_menace(db, rows),
             "menace_journal": lambda rows: time_menace(journal_db, rows),
         }
@@ -169,12 +187,12 @@ def run(rows_per_round: int, rounds: int, pathways: int, seed: int = 7) -> dict:
             for name in names[r % len(names):] + names[: r % len(names)]:  # rotate who goes first
                 rates[name].append(rows_per_round / sides[name](rows))
         total = 200 + rows_per_round * rounds
-        assert len(received) == 2 * total, (len(received), total)
-        assert db.count_runs() == journal_db.count_runs() == total
+        assert len(received) == 3 * total, (len(received), total)
+        assert db.count_runs() == journal_db.count_runs() == batch_db.count_runs() == total
         assert journal_bus.journal_size() == total
         assert raw.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == total
         raw.close()
-        for closable in (db, journal_db, journal_bus, floor_db):
+        for closable in (db, journal_db, journal_bus, floor_db, batch_db):
             closable.close()
     medians = {name: statistics.median(values) for name, values in rates.items()}
     return {
@@ -182,6 +200,7 @@ def run(rows_per_round: int, rounds: int, pathways: int, seed: int = 7) -> dict:
         "ratio": medians["menace"] / medians["raw"],
         "ratio_journal": medians["menace_journal"] / medians["raw"],
         "ratio_floor": medians["sql_floor"] / medians["raw"],
+        "ratio_batch": medians["menace_batch"] / medians["raw"],
         "ratios": [m / r for m, r in zip(rates["menace"], rates["raw"], strict=True)],
         "rows": rows_per_round,
         "rounds": rounds,
@@ -205,6 +224,7 @@ def machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures (``--markdown`` for a table)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2000, help="runs per round (default 2000)")
     parser.add_argument("--rounds", type=int, default=9, help="alternating rounds (default 9)")
@@ -231,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             f"| floor: log's SQL statements alone | {result['sql_floor']:,.0f} | "
             f"{1e6 / result['sql_floor']:.1f} | {result['ratio_floor']:.2f} |"
         )
+        print(
+            f"| PathwayDB.log_many, 100 runs per commit | {result['menace_batch']:,.0f} | "
+            f"{1e6 / result['menace_batch']:.1f} | {result['ratio_batch']:.2f} |"
+        )
         print()
         print(
             f"{args.rounds} rounds x {args.rows} runs over {args.pathways} action sequences, "
@@ -244,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ratio (target >= 0.5):      {result['ratio']:10.2f}  (per round {spread})")
         print(f"ratio with journal:         {result['ratio_journal']:10.2f}")
         print(f"SQL floor (log's statements alone): {result['ratio_floor']:.2f} of raw")
+        print(f"log_many, 100 per commit:   {result['ratio_batch']:10.2f} of raw")
         print(f"synchronous={storage.SYNCHRONOUS}; {machine()}")
     return 0
 
