@@ -110,10 +110,10 @@ class MenaceMemoryManager(SQLiteStore):
         event_bus: Any | None = None,
         embedder: Embedder | str | None = None,
     ) -> None:
+        if embedder is None or isinstance(embedder, str):
+            embedder = default_embedder(embedder)  # a bad choice is refused before the file is made
         super().__init__(path)
         self.event_bus = event_bus
-        if embedder is None or isinstance(embedder, str):
-            embedder = default_embedder(embedder)
         #: The active embedder; ``embedder.name`` says which one.
         self.embedder: Embedder = embedder
         self._vector_cache: dict[str, np.ndarray] = {}

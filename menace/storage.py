@@ -39,7 +39,8 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """
     path = str(path)
     if path != ":memory:":
-        Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        path = str(Path(path).expanduser())  # "~/menace/pathways.db" means the home folder
+        Path(path).resolve().parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
         path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
     )
@@ -126,7 +127,7 @@ class SQLiteStore:
     MIGRATIONS: Sequence[str] = ()
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = str(path)
+        self.path = str(path) if str(path) == ":memory:" else str(Path(path).expanduser())
         self._lock = threading.RLock()
         self._conn = connect(self.path)
         migrate(self._conn, self.MIGRATIONS, type(self).__name__)

@@ -201,6 +201,7 @@ def test_active_embedder_is_visible_and_logged(tmp_path, caplog):
     mm.close()
     with pytest.raises(ValueError, match="embedder"):
         MenaceMemoryManager(tmp_path / "mem2.db", embedder="word2vec")
+    assert not (tmp_path / "mem2.db").exists()
 
 
 def test_schema_version_and_newer_schema_refused(tmp_path):

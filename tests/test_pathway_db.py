@@ -344,6 +344,15 @@ def test_schema_is_versioned_and_a_newer_schema_is_refused(tmp_path):
         assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
 
 
+def test_a_path_under_home_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with PathwayDB("~/menace-data/pathways.db") as db:
+        db.log(PathwayRecord("a"))
+        assert db.path == str(tmp_path / "menace-data" / "pathways.db")
+    assert (tmp_path / "menace-data" / "pathways.db").exists()
+    assert not (tmp_path / "~").exists()
+
+
 def test_store_files_use_wal_and_survive_reopening(tmp_path):
     path = tmp_path / "sub" / "pathways.db"
     with PathwayDB(path) as db:
