@@ -235,3 +235,30 @@ def test_latest_lists_entries_newest_first_with_a_literal_key_prefix(mm):
     assert [e.key for e in mm.latest(limit=2)] == ["gpt:b", "gpt%"]
     with pytest.raises(ValueError, match="limit"):
         mm.latest(limit=0)
+
+
+@pytest.fixture(scope="module")
+def shared_mm(tmp_path_factory):
+    store = MenaceMemoryManager(tmp_path_factory.mktemp("prop") / "mem.db", embedder="hashing")
+    yield store
+    store.close()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    key=st.one_of(st.text(max_size=20), st.none(), st.integers()),
+    tags=st.one_of(st.none(), st.lists(st.one_of(st.text(max_size=8), st.integers()), max_size=4)),
+)
+def test_property_store_keeps_what_it_accepts_and_writes_nothing_otherwise(shared_mm, key, tags):
+    before = shared_mm.count()
+    try:
+        version = shared_mm.store(key, "payload", tags)
+    except ValueError as exc:
+        assert any(name in str(exc) for name in ("key", "tags"))
+        assert shared_mm.count() == before
+        return
+    assert shared_mm.count() == before + 1
+    newest = shared_mm.query(key, limit=1)[0]
+    assert newest.version == version and newest.key == key.strip()
+    expected_tags = list(dict.fromkeys(t.strip() for t in tags or []))
+    assert newest.tags == expected_tags
