@@ -17,7 +17,7 @@ embedding cache has not seen.
     python bench/freshness.py [--rate 1000] [--seconds 10] [--embedder hashing|minilm|auto]
                               [--batch-size 64] [--batch-wait 0.02] [--torch-threads 1] [--write]
 
-``--write`` also writes ``bench/results/freshness.md``. Target: p99 under
+``--write`` also appends the figures to ``bench/results/freshness.md``. Target: p99 under
 250 ms at 1,000 records/s, with the rate sustained.
 """
 
@@ -178,8 +178,13 @@ def markdown(args: argparse.Namespace, r: dict) -> str:
         f"{r['median_ms']:.1f} ms | {r['p90_ms']:.1f} ms | {r['p99_ms']:.1f} ms | {r['max_ms']:.1f} ms | "
         f"{r['batches']} | {r['max_queue']} |",
         "",
-        f"Target: p99 < {TARGET_P99_MS:.0f} ms at 1,000 records/s, rate sustained: "
-        f"**{'met' if ok else 'not met'}**. Latency is from just before `log()` to the "
+        (
+            f"Target: p99 < {TARGET_P99_MS:.0f} ms at 1,000 records/s, rate sustained: "
+            f"**{'met' if ok else 'not met'}**. "
+            if r["offered_rate"] == 1000
+            else f"(The target, p99 < {TARGET_P99_MS:.0f} ms, is stated for 1,000 records/s.) "
+        )
+        + "Latency is from just before `log()` to the "
         "`learning:trained` event naming the run (published right after `partial_train` returned). "
         f"Worker idle {r['drained_after_s'] * 1000:.0f} ms after the last log; "
         f"{r['late_logs']} logs started more than 50 ms behind schedule. "
@@ -203,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="OMP_NUM_THREADS for torch (default 1, as menace-service; 0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--write", action="store_true", help="also write bench/results/freshness.md")
+    parser.add_argument("--write", action="store_true", help="also append the figures to bench/results/freshness.md")
     args = parser.parse_args(argv)
     result = run(args)
     body = markdown(args, result)
@@ -212,13 +217,14 @@ def main(argv: list[str] | None = None) -> int:
         command = "python bench/freshness.py " + " ".join(argv if argv is not None else sys.argv[1:])
         machine = (
             f"{os.cpu_count()} cores ({platform.machine()}), {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}"
+            f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end"
         )
         out = HERE / "results" / "freshness.md"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(
-            f"# Freshness\n\n`{command.strip()}` on {machine}, {time.strftime('%Y-%m-%d')}\n\n{body}\n"
-        )
+        if not out.exists():
+            out.write_text("# Freshness: PathwayDB.log() to learned\n\nOne section per run, newest last.\n")
+        with open(out, "a", encoding="utf-8") as fh:
+            fh.write(f"\n## `{command.strip()}`\n\n{machine}, {time.strftime('%Y-%m-%d %H:%M')}\n\n{body}\n")
     return 0
 
 
