@@ -133,11 +133,15 @@ def time_sql_floor(conn: sqlite3.Connection, rows: list[tuple], state: dict) -> 
             pid = conn.execute(np._INSERT_PATHWAY, (actions, 1, 1, 1.0, exec_time, roi, ts, roi)).lastrowid
         else:
             pid = row[0]
-            conn.execute(np._UPDATE_PATHWAY, (row[1] + 1, row[2], 1.0, exec_time, roi, ts, roi, pid))
-        conn.execute(
+        rid = conn.execute(
             np._INSERT_RUN,
-            (pid, actions, inputs, outputs, exec_time, resources, outcome, roi, ts, 1, 0, 0.0),
-        )
+            (pid, actions, inputs, outputs, exec_time, resources, outcome, roi, ts, 1, 0, 0.0,
+             row and row[6]),
+        ).lastrowid
+        if row is None:
+            conn.execute(np._SET_LAST_RUN, (rid, pid))
+        else:
+            conn.execute(np._UPDATE_PATHWAY, (row[1] + 1, row[2], 1.0, exec_time, roi, ts, roi, rid, pid))
         if state.get("previous") not in (None, pid):
             conn.execute(
                 "INSERT INTO links(from_id, to_id, weight) VALUES (?,?,1.0) ON CONFLICT(from_id,"

@@ -23,7 +23,7 @@ import math
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -129,13 +129,16 @@ class Pathway:
         }
 
 
+_PATHWAY_FIELDS = tuple(f.name for f in fields(Pathway))
+
+
 def decay_factor(age_seconds: float, half_life_days: float) -> float:
     """0.5 ** (age in days / half-life); 1.0 for no age."""
     return 0.5 ** (max(age_seconds, 0.0) / (half_life_days * SECONDS_PER_DAY))
 
 
 _SELECT_PATHWAY = (
-    "SELECT id, frequency, successes, avg_exec_time, avg_roi, last_activation"
+    "SELECT id, frequency, successes, avg_exec_time, avg_roi, last_activation, last_run_id"
     " FROM pathways WHERE actions = ?"
 )
 _INSERT_PATHWAY = (
@@ -144,11 +147,21 @@ _INSERT_PATHWAY = (
 )
 _UPDATE_PATHWAY = (
     "UPDATE pathways SET frequency=?, successes=?, success_rate=?, avg_exec_time=?,"
-    " avg_roi=?, last_activation=?, myelination_score=? WHERE id=?"
+    " avg_roi=?, last_activation=?, myelination_score=?, last_run_id=? WHERE id=?"
 )
+_SET_LAST_RUN = "UPDATE pathways SET last_run_id=? WHERE id=?"
 _INSERT_RUN = (
     "INSERT INTO runs(pathway_id, actions, inputs, outputs, exec_time, resources, outcome,"
-    " roi, ts, label, prior_frequency, prior_myelination) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    " roi, ts, label, prior_frequency, prior_myelination, prev_run_id)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+# The runs of one pathway, newest first down the chain, stopping at since_id.
+_PATHWAY_RUNS = (
+    "WITH RECURSIVE chain(id) AS ("
+    " SELECT last_run_id FROM pathways WHERE id = ? AND last_run_id > ?"
+    " UNION ALL"
+    " SELECT r.prev_run_id FROM runs r JOIN chain c ON r.id = c.id WHERE r.prev_run_id > ?"
+    ") SELECT runs.* FROM chain JOIN runs ON runs.id = chain.id ORDER BY runs.id LIMIT ?"
 )
 _SELECT_PREVIOUS_RUN = "SELECT id, pathway_id, ts FROM runs WHERE id < ? ORDER BY id DESC LIMIT 1"
 
@@ -204,6 +217,20 @@ class PathwayDB(SQLiteStore):
             weight REAL NOT NULL,
             PRIMARY KEY (from_id, to_id)
         );
+        """,
+        # v2: the runs of a pathway form a chain (pathways.last_run_id ->
+        # runs.prev_run_id -> ...) instead of an index on runs(pathway_id): the
+        # pathway row is rewritten by every log anyway, an index is one more
+        # page per commit.
+        """
+        ALTER TABLE pathways ADD COLUMN last_run_id INTEGER;
+        ALTER TABLE runs ADD COLUMN prev_run_id INTEGER;
+        UPDATE runs SET prev_run_id = (
+            SELECT max(r2.id) FROM runs r2 WHERE r2.pathway_id = runs.pathway_id AND r2.id < runs.id
+        );
+        UPDATE pathways SET last_run_id = (SELECT max(id) FROM runs WHERE runs.pathway_id = pathways.id);
+        DROP INDEX IF EXISTS runs_pathway;
+        DROP INDEX IF EXISTS pathways_myelination;
         """,
     )
 
@@ -267,8 +294,12 @@ class PathwayDB(SQLiteStore):
             freq, successes = 1, label
             avg_time, avg_roi = rec.exec_time, rec.roi
             last = ts
+            prev_run_id = None
         else:
-            pathway_id, prior_freq, prior_successes, prior_time, prior_roi, prior_last = row
+            (
+                pathway_id, prior_freq, prior_successes, prior_time, prior_roi, prior_last,
+                prev_run_id,
+            ) = row
             # Derived from the aggregates, so a score apply_decay already decayed
             # is not decayed a second time.
             prior_myel = prior_successes * prior_roi * decay_factor(
@@ -287,18 +318,21 @@ class PathwayDB(SQLiteStore):
             pathway_id = conn.execute(
                 _INSERT_PATHWAY, (rec.actions, freq, successes, rate, avg_time, avg_roi, last, myel)
             ).lastrowid
-        else:
-            conn.execute(
-                _UPDATE_PATHWAY, (freq, successes, rate, avg_time, avg_roi, last, myel, pathway_id)
-            )
         outcome = rec.outcome.value
         run_id = conn.execute(
             _INSERT_RUN,
             (
                 pathway_id, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
-                outcome, rec.roi, ts, label, prior_freq, prior_myel,
+                outcome, rec.roi, ts, label, prior_freq, prior_myel, prev_run_id,
             ),
         ).lastrowid
+        if row is None:
+            conn.execute(_SET_LAST_RUN, (run_id, pathway_id))
+        else:
+            conn.execute(
+                _UPDATE_PATHWAY,
+                (freq, successes, rate, avg_time, avg_roi, last, myel, run_id, pathway_id),
+            )
         # The run logged just before this one: usually our own last insert; if
         # another connection wrote in between, ask the database.
         previous = self._last_run
@@ -378,7 +412,7 @@ class PathwayDB(SQLiteStore):
     # -- reading -----------------------------------------------------------
     @staticmethod
     def _pathway(row) -> Pathway:
-        return Pathway(**{k: row[k] for k in row.keys()})
+        return Pathway(**{k: row[k] for k in _PATHWAY_FIELDS})
 
     def get(self, pathway_id: int) -> Pathway | None:
         rows = self._read("SELECT * FROM pathways WHERE id=?", (pathway_id,))
@@ -435,15 +469,18 @@ class PathwayDB(SQLiteStore):
         return [(r["to_id"], r["weight"]) for r in rows]
 
     def runs(self, pathway_id: int | None = None, *, since_id: int = 0, limit: int | None = None) -> list[dict]:
-        """Runs in logged order, as dicts (all columns), optionally for one pathway."""
-        sql = "SELECT * FROM runs WHERE id > ?"
-        params: list[Any] = [since_id]
+        """Runs in logged order with ``id > since_id``, as dicts (all columns).
+
+        With ``pathway_id``, only that pathway's runs (its chain of runs is
+        followed back from the newest, so the cost is its own runs, not all).
+        """
+        check_positive_int("since_id", since_id, minimum=0)
+        limit = -1 if limit is None else check_positive_int("limit", limit, minimum=0)
         if pathway_id is not None:
-            sql += " AND pathway_id = ?"
-            params.append(pathway_id)
-        sql += " ORDER BY id LIMIT ?"
-        params.append(-1 if limit is None else limit)
-        return [dict(r) for r in self._read(sql, params)]
+            rows = self._read(_PATHWAY_RUNS, (pathway_id, since_id, since_id, limit))
+        else:
+            rows = self._read("SELECT * FROM runs WHERE id > ? ORDER BY id LIMIT ?", (since_id, limit))
+        return [dict(r) for r in rows]
 
     def count_pathways(self) -> int:
         return self._read("SELECT COUNT(*) FROM pathways")[0][0]

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from menace.neuroplasticity import Outcome, PathwayDB, PathwayRecord
-from menace.storage import SchemaError
+from menace.storage import SchemaError, connect, migrate
 
 DAY = 86_400.0
 
@@ -333,7 +333,7 @@ def test_schema_is_versioned_and_a_newer_schema_is_refused(tmp_path):
     path = tmp_path / "pathways.db"
     db = PathwayDB(path)
     db.log(PathwayRecord("a"))
-    assert db.schema_version() == 1
+    assert db.schema_version() == len(PathwayDB.MIGRATIONS) == 2
     db.close()
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version=7")
@@ -342,6 +342,48 @@ def test_schema_is_versioned_and_a_newer_schema_is_refused(tmp_path):
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
         assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+
+
+def test_a_version_1_file_is_migrated_in_place(tmp_path):
+    path = tmp_path / "pathways.db"
+    conn = connect(path)
+    migrate(conn, PathwayDB.MIGRATIONS[:1], "v1")  # a file written by the first release
+    conn.execute("CREATE INDEX IF NOT EXISTS runs_pathway ON runs(pathway_id)")
+    for pid, actions, freq in [(1, "a", 2), (2, "b", 1)]:
+        conn.execute(
+            "INSERT INTO pathways VALUES (?, ?, ?, ?, 1.0, 1.0, 1.0, 100.0, 1.0)",
+            (pid, actions, freq, freq),
+        )
+    for rid, pid in [(1, 1), (2, 2), (3, 1)]:
+        conn.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, '', '', 1.0, '', 'SUCCESS', 1.0, ?, 1, 0, 0.0)",
+            (rid, pid, "ab"[pid - 1], 100.0 + rid),
+        )
+    conn.close()
+
+    db = PathwayDB(path)
+    assert db.schema_version() == 2
+    assert [r["id"] for r in db.runs(1)] == [1, 3]
+    assert [r["prev_run_id"] for r in db.runs(1)] == [None, 1]
+    assert [r["id"] for r in db.runs(2)] == [2]
+    db.log(PathwayRecord("a", ts=200.0))
+    assert [r["id"] for r in db.runs(1)] == [1, 3, 4]
+    assert [r["id"] for r in db.runs(1, since_id=1)] == [3, 4]
+    assert [r["id"] for r in db.runs(1, since_id=1, limit=1)] == [3]
+    assert db.find("a").frequency == 3
+    db.close()
+
+
+def test_runs_of_one_pathway_follow_its_own_chain(db):
+    for i in range(30):
+        db.log(PathwayRecord(f"p{i % 3}", ts=1000.0 + i))
+    p1 = db.find("p1").id
+    assert [r["ts"] for r in db.runs(p1)] == [1000.0 + i for i in range(1, 30, 3)]
+    assert [r["id"] for r in db.runs(p1, since_id=20, limit=2)] == [23, 26]  # run id = i + 1
+    assert db.runs(999) == []
+    assert len(db.runs()) == 30
+    with pytest.raises(ValueError, match="since_id"):
+        db.runs(since_id=-1)
 
 
 def test_a_path_under_home_is_expanded(tmp_path, monkeypatch):
