@@ -77,8 +77,13 @@ def test_two_processes_write_the_same_files_with_exact_counts(tmp_path):
     with PathwayDB(tmp_path / "pathways.db") as pdb:
         assert pdb.count_runs() == 2 * n + 2 * own_runs
         for k in range(5):
-            assert pdb.find(f"shared-{k}").frequency == 2 * n // 5
-            assert pdb.find(f"shared-{k}").success_rate == 1.0
+            pathway = pdb.find(f"shared-{k}")
+            assert pathway.frequency == 2 * n // 5
+            assert pathway.success_rate == 1.0
+            # Each pathway's chain of runs holds exactly its runs, from both writers.
+            chain = pdb.runs(pathway.id)
+            assert len(chain) == pathway.frequency
+            assert {r["pathway_id"] for r in chain} == {pathway.id}
         assert pdb.find("own-alpha").frequency == own_runs
         assert pdb.find("own-beta").frequency == own_runs
         assert sum(p.frequency for p in pdb.pathways()) == pdb.count_runs()
