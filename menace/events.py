@@ -17,6 +17,9 @@ Input topics (a store commits, then publishes):
     ``prior_frequency`` int, ``prior_myelination`` float,
     and ``stats``: the pathway after this run (``frequency``, ``success_rate``,
     ``avg_exec_time``, ``avg_roi``, ``myelination_score``, ``last_activation``).
+    ``external`` true when another process committed the run and the
+    service's :class:`~menace.run_watcher.RunWatcher` announced it (its
+    ``stats`` are then the pathway's when it was picked up).
 
 ``memory:new``  from :meth:`menace.menace_memory_manager.MenaceMemoryManager.store`
     ``memory_id`` int, ``key`` str, ``version`` int, ``tags`` list[str],

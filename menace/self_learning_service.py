@@ -35,6 +35,7 @@ runs without metrics. Port 0 turns metrics off.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -59,6 +60,7 @@ from .metrics_exporter import (
 )
 from .models import available_models
 from .neuroplasticity import PathwayDB
+from .run_watcher import RunWatcher
 from .self_learning_coordinator import SelfLearningCoordinator
 from .unified_event_bus import UnifiedEventBus
 from .workflow_db import WorkflowDB
@@ -69,6 +71,8 @@ logger = logging.getLogger(__name__)
 MAIN_ENGINE = "pathways"
 #: Seconds ``stop()`` gives the coordinator to learn what is still queued.
 STOP_TIMEOUT = 3.0
+#: In the data directory: where the run watcher resumes after a restart.
+STATE_FILE = "service_state.json"
 #: torch threads of the headless service unless ``OMP_NUM_THREADS`` is set.
 TORCH_THREADS = 1
 
@@ -93,6 +97,7 @@ class ServiceStack:
     engine: Any
     coordinator: SelfLearningCoordinator
     metrics: MetricsServer | None = None
+    watcher: RunWatcher | None = None
     started: float = 0.0
     _stopped: bool = False
 
@@ -123,9 +128,13 @@ class ServiceStack:
         if self._stopped:
             return
         self._stopped = True
+        if self.watcher is not None:
+            self.watcher.stop()
         left = self.coordinator.stop(timeout)
         if left:
             logger.info("%d queued events were not learned before stopping", len(left))
+        if self.watcher is not None:
+            self._save_state(left)
         if self.coordinator.training_worker_alive:
             # still inside an engine call: saving would wait for it (the engine's lock)
             logger.warning("training worker still busy; not saving the model this time")
@@ -141,6 +150,39 @@ class ServiceStack:
             except Exception:
                 logger.exception("could not close %r", store)
         logger.info("Menace service stopped (%s)", self.settings.data_dir)
+
+
+    def _save_state(self, left: list[tuple[str, dict]]) -> None:
+        """Remember up to which run everything was announced, so a restart resumes there."""
+        try:
+            through = self.watcher.covered_through()
+            unlearned = [p.get("run_id") for t, p in left if t == events.PATHWAY_NEW]
+            unlearned = [r for r in unlearned if isinstance(r, int)]
+            if unlearned:
+                through = min(through, min(unlearned) - 1)
+            write_state(self.settings, {"last_run_id": through})
+        except Exception:
+            logger.exception("could not save the service state")
+
+
+def read_state(settings: Settings) -> dict[str, Any]:
+    """The service's small state file (``service_state.json``), or ``{}``."""
+    path = settings.path(STATE_FILE)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        logger.warning("ignoring unreadable %s: %s", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_state(settings: Settings, state: dict[str, Any]) -> None:
+    path = settings.path(STATE_FILE)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _save_engine(name: str, engine: Any) -> None:
@@ -184,13 +226,17 @@ def start_stack(
     metrics_required: bool = False,
     batch_size: int = 64,
     batch_wait: float = 0.02,
+    watch_runs: bool = True,
 ) -> ServiceStack:
     """Open the stores, load the engine and start learning; returns the running stack.
 
     ``metrics_required``: a taken metrics port raises
     :class:`~menace.metrics_exporter.MetricsPortInUseError` instead of logging
-    a warning and running without metrics. Raises ``ValueError`` for bad
-    settings (an unknown model name, say); nothing keeps running then.
+    a warning and running without metrics. ``watch_runs``: also learn runs
+    that other processes commit to ``pathways.db`` (a
+    :class:`~menace.run_watcher.RunWatcher`, resuming where the last run of
+    the service stopped). Raises ``ValueError`` for bad settings (an unknown
+    model name, say); nothing keeps running then.
     """
     settings = settings if settings is not None else Settings()
     if not isinstance(settings, Settings):
@@ -240,10 +286,17 @@ def start_stack(
             pathway_db=pathway_db,
         )
         coordinator.start()
+        opened.append(coordinator)
+        watcher = None
+        if watch_runs:
+            since = read_state(settings).get("last_run_id")
+            watcher = RunWatcher(bus, pathway_db, since_run_id=since if isinstance(since, int) else None)
+            watcher.start()
+            opened.append(watcher)
     except BaseException:
         for thing in reversed(opened):
             try:
-                thing.stop() if isinstance(thing, MetricsServer) else thing.close()
+                thing.stop() if hasattr(thing, "stop") else thing.close()
             except Exception:
                 logger.exception("could not close %r", thing)
         raise
@@ -259,6 +312,7 @@ def start_stack(
         engine=engine,
         coordinator=coordinator,
         metrics=server,
+        watcher=watcher,
         started=time.time(),
     )
     stack._announce(events.SERVICE_STARTED)
@@ -270,7 +324,7 @@ def start_stack(
 
 
 _SETTING_NAMES = {f.name for f in fields(Settings)}
-_STACK_OPTIONS = {"metrics_required", "batch_size", "batch_wait"}
+_STACK_OPTIONS = {"metrics_required", "batch_size", "batch_wait", "watch_runs"}
 
 
 def run_background(
@@ -285,7 +339,7 @@ def run_background(
     (``data_dir``, ``model``, ``eval_every_examples``, ``eval_every_seconds``,
     ``metrics_addr``, ``metrics_port``, ``journal``) applied on top of
     ``settings`` (default: the environment and the defaults), plus
-    ``batch_size``, ``batch_wait`` and ``metrics_required``.
+    ``batch_size``, ``batch_wait``, ``metrics_required`` and ``watch_runs``.
 
     With no arguments it uses the per-user data directory and metrics port
     8001; if that port is taken it logs a warning and runs without metrics.
@@ -377,6 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not keep the durable event journal (events.db)",
     )
     parser.add_argument(
+        "--no-watch", action="store_true",
+        help="learn only from records logged in this process, not from runs other "
+        "processes commit to pathways.db (by default they are picked up within about 2 s)",
+    )
+    parser.add_argument(
         "--log-level", metavar="LEVEL", default=os.environ.get("MENACE_LOG_LEVEL", "INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
         help="DEBUG, INFO, WARNING or ERROR (env MENACE_LOG_LEVEL; default INFO)",
@@ -429,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["OMP_NUM_THREADS"] = str(TORCH_THREADS)
     try:
         try:
-            stack = start_stack(settings, metrics_required=explicit_port)
+            stack = start_stack(settings, metrics_required=explicit_port, watch_runs=not args.no_watch)
         except MetricsPortInUseError as exc:
             print(f"menace-service: error: {exc.strerror}", file=sys.stderr)
             return 2

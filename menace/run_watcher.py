@@ -1,0 +1,186 @@
+"""RunWatcher: announce pathway runs that other processes commit.
+
+The bus is in-process: a script that logs pathways into the same
+``pathways.db`` from its own process publishes on its own bus, which the
+service never sees. The watcher closes that gap: every ``interval`` seconds it
+reads the runs committed since its last look and publishes ``pathway:new`` on
+the service's bus for each run that was not already published there, marked
+``"external": true`` (its ``stats`` are the pathway's as read at that moment).
+
+A run committed in this process is published right after its commit; the
+watcher gives it ``grace`` seconds to appear on the bus before treating it as
+external, and the coordinator skips a run id it has already learned, so a
+late in-process event is never learned twice.
+
+On start it resumes after ``since_run_id`` (the service keeps it in
+``service_state.json`` across restarts, so runs committed while the service
+was down are learned when it comes back), or after the newest run when there
+is no such state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from . import events
+
+logger = logging.getLogger(__name__)
+
+#: Run ids published in this process that are remembered.
+SEEN_LIMIT = 200_000
+#: Most runs read per look.
+PAGE = 2000
+
+
+def newest_run_id(pathway_db: Any) -> int:
+    """The id of the newest run in ``pathway_db`` (0 when empty)."""
+    # PathwayDB has no public "max id"; one indexed read through its own connection.
+    return int(pathway_db._read("SELECT COALESCE(MAX(id), 0) FROM runs")[0][0])
+
+
+def run_payload(row: dict[str, Any], stats: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``pathway:new`` payload for a stored run (a row of ``PathwayDB.runs()``)."""
+    return {
+        "pathway_id": row["pathway_id"],
+        "run_id": row["id"],
+        "ts": row["ts"],
+        "actions": events.clip(row["actions"]),
+        "inputs": events.clip(row["inputs"]),
+        "outputs": events.clip(row["outputs"]),
+        "exec_time": row["exec_time"],
+        "resources": events.clip(row["resources"]),
+        "outcome": row["outcome"],
+        "roi": row["roi"],
+        "label": row["label"],
+        "prior_frequency": row["prior_frequency"],
+        "prior_myelination": row["prior_myelination"],
+        "stats": stats or {},
+        "external": True,
+    }
+
+
+class RunWatcher:
+    """Publish ``pathway:new`` for runs committed by other processes.
+
+    Args:
+        bus: the bus to publish on (and to watch for runs published in-process).
+        pathway_db: the :class:`~menace.neuroplasticity.PathwayDB` to read.
+        interval: seconds between looks.
+        grace: seconds a new run may take to be published in-process.
+        since_run_id: publish runs after this id; ``None``: only runs committed
+            from now on.
+    """
+
+    THREAD_NAME = "menace-run-watcher"
+
+    def __init__(
+        self,
+        bus: Any,
+        pathway_db: Any,
+        *,
+        interval: float = 0.5,
+        grace: float = 1.0,
+        since_run_id: int | None = None,
+    ) -> None:
+        for name, value in (("interval", interval), ("grace", grace)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 3600:
+                raise ValueError(f"{name} must be a number of seconds in (0, 3600), got {value!r}")
+        if since_run_id is not None and (
+            isinstance(since_run_id, bool) or not isinstance(since_run_id, int) or since_run_id < 0
+        ):
+            raise ValueError(f"since_run_id must be an integer >= 0, got {since_run_id!r}")
+        self.bus = bus
+        self.pathway_db = pathway_db
+        self.interval = float(interval)
+        self.grace = float(grace)
+        self._since = since_run_id
+        #: Every run with an id up to this one has been published (here or in-process).
+        self.last_run_id = 0
+        self.published = 0
+        self._lock = threading.Lock()
+        self._seen: set[int] = set()
+        self._seen_order: deque[int] = deque()
+        self._first_seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _on_pathway(self, _topic: str, payload: dict) -> None:
+        run_id = payload.get("run_id") if isinstance(payload, dict) else None
+        if isinstance(run_id, int):
+            with self._lock:
+                if run_id not in self._seen:
+                    self._seen.add(run_id)
+                    self._seen_order.append(run_id)
+                    if len(self._seen_order) > SEEN_LIMIT:
+                        self._seen.discard(self._seen_order.popleft())
+
+    def start(self) -> RunWatcher:
+        if self._thread is not None:
+            return self
+        newest = newest_run_id(self.pathway_db)
+        self.last_run_id = newest if self._since is None else min(self._since, newest)
+        self.bus.subscribe(events.PATHWAY_NEW, self._on_pathway)
+        self._thread = threading.Thread(target=self._run, name=self.THREAD_NAME, daemon=True)
+        self._thread.start()
+        logger.info("watching %s for runs of other processes after run %d", self.pathway_db.path, self.last_run_id)
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop looking and join the thread; idempotent."""
+        self._stop.set()
+        self.bus.unsubscribe(events.PATHWAY_NEW, self._on_pathway)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll()
+            except Exception:  # a locked or closed database must not end the watcher quietly
+                if self._stop.is_set():
+                    return
+                logger.exception("run watcher: could not read new runs")
+
+    def covered_through(self) -> int:
+        """The highest run id up to which every run has been published (for resuming).
+
+        Call after :meth:`stop`: runs published in-process after the last look count too.
+        """
+        last = self.last_run_id
+        while True:
+            rows = self.pathway_db.runs(since_id=last, limit=PAGE)
+            with self._lock:
+                for row in rows:
+                    if row["id"] not in self._seen:
+                        return last
+                    last = row["id"]
+            if len(rows) < PAGE:
+                return last
+
+    def poll(self, now: float | None = None) -> int:
+        """Look once; returns how many runs were published."""
+        now = time.monotonic() if now is None else now
+        rows = self.pathway_db.runs(since_id=self.last_run_id, limit=PAGE)
+        with self._lock:
+            unseen = {row["id"] for row in rows if row["id"] not in self._seen}
+        for run_id in unseen:
+            self._first_seen.setdefault(run_id, now)
+        published = 0
+        for row in rows:
+            run_id = row["id"]
+            with self._lock:
+                seen = run_id in self._seen
+            if not seen:
+                if now - self._first_seen.get(run_id, now) < self.grace:
+                    break  # keep order: later runs wait for this one
+                pathway = self.pathway_db.get(row["pathway_id"])
+                self.bus.publish(events.PATHWAY_NEW, run_payload(row, pathway.stats() if pathway else None))
+                published += 1
+            self._first_seen.pop(run_id, None)
+            self.last_run_id = run_id
+        self.published += published
+        return published

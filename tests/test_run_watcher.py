@@ -1,0 +1,109 @@
+"""RunWatcher: runs committed by other processes reach the service's bus once."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from menace import config, events
+from menace.neuroplasticity import PathwayDB, PathwayRecord
+from menace.run_watcher import RunWatcher
+from menace.self_learning_service import read_state, run_background
+
+
+def runs(n: int, offset: int = 0) -> list[PathwayRecord]:
+    return [
+        PathwayRecord(
+            ["fetch->parse", "login->buy", "scan->fix"][(i + offset) % 3], exec_time=1.0, roi=1.0,
+            outcome="FAILURE" if (i + offset) % 3 == 2 else "SUCCESS",
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def pathway_events(bus):
+    seen: list[dict] = []
+    bus.subscribe(events.PATHWAY_NEW, lambda _t, p: seen.append(p))
+    return seen
+
+
+def test_external_runs_are_announced_once_after_the_grace_time(tmp_path, bus, pathway_events):
+    ours = PathwayDB(tmp_path / "pathways.db", event_bus=bus)
+    theirs = PathwayDB(tmp_path / "pathways.db")  # another process's connection: no bus here
+    watcher = RunWatcher(bus, ours, interval=3599, grace=1.0).start()  # polled by hand below
+    try:
+        ours.log_many(runs(3))
+        theirs.log_many(runs(2))
+        assert watcher.poll(now=100.0) == 0  # the external runs get their grace time first
+        assert watcher.poll(now=101.5) == 2
+        assert watcher.poll(now=103.0) == 0
+    finally:
+        watcher.stop()
+    external = [p for p in pathway_events if p.get("external")]
+    assert [p["run_id"] for p in external] == [4, 5]
+    assert len(pathway_events) == 5  # the in-process runs were not announced again
+    assert external[0]["stats"]["frequency"] >= 1 and external[0]["outcome"] in {"SUCCESS", "FAILURE"}
+    assert watcher.covered_through() == 5
+    ours.close()
+    theirs.close()
+
+
+def test_watcher_starts_after_the_newest_run_unless_told_where(tmp_path, bus, pathway_events):
+    with PathwayDB(tmp_path / "pathways.db") as theirs:
+        theirs.log_many(runs(4))
+    pdb = PathwayDB(tmp_path / "pathways.db", event_bus=bus)
+    fresh = RunWatcher(bus, pdb, interval=3599).start()
+    resumed = RunWatcher(bus, pdb, interval=3599, since_run_id=2).start()
+    try:
+        assert fresh.last_run_id == 4 and resumed.last_run_id == 2
+        assert fresh.poll(now=0.0) == 0
+        resumed.poll(now=0.0)
+        assert resumed.poll(now=5.0) == 2
+    finally:
+        fresh.stop()
+        resumed.stop()
+        pdb.close()
+    assert [p["run_id"] for p in pathway_events] == [3, 4]
+
+
+@pytest.mark.parametrize("kwargs", [{"interval": 0}, {"grace": -1}, {"since_run_id": -3}])
+def test_bad_arguments_are_refused(tmp_path, bus, kwargs):
+    with PathwayDB(tmp_path / "p.db") as pdb, pytest.raises(ValueError, match=next(iter(kwargs))):
+        RunWatcher(bus, pdb, **kwargs)
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def test_service_learns_runs_of_other_processes_also_those_logged_while_it_was_down(data_dir):
+    start, stop = run_background(data_dir=data_dir, metrics_port=0)
+    stack = start()
+    try:
+        with PathwayDB(data_dir / config.PATHWAYS_DB) as script:
+            script.log_many(runs(6))
+        wait_until(lambda: stack.engine.n_seen == 6)
+        stack.pathway_db.log_many(runs(3, offset=1))  # in-process runs are learned as usual
+        assert stack.coordinator.wait_idle(10)
+        wait_until(lambda: stack.engine.n_seen == 9)
+    finally:
+        stop()
+    assert read_state(stack.settings) == {"last_run_id": 9}
+
+    with PathwayDB(data_dir / config.PATHWAYS_DB) as script:  # while the service is down
+        script.log_many(runs(4, offset=2))
+    start, stop = run_background(data_dir=data_dir, metrics_port=0)
+    stack = start()
+    try:
+        wait_until(lambda: stack.engine.n_seen == 13)
+        time.sleep(0.6)  # one more look of the watcher: nothing is learned twice
+        assert stack.engine.n_seen == 13
+        assert stack.coordinator.stats()["duplicates"] == 0
+    finally:
+        stop()
