@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -253,9 +254,15 @@ def test_service_process_serves_metrics_and_stops_cleanly_on_signal(tmp_path, si
             check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                                    text=True, timeout=30)
             assert check.returncode == 0, check.stdout + check.stderr
-        # Another process writes while the service runs: both must leave the data whole.
+        # Another process writes while the service runs: the service learns those runs
+        # (its run watcher), and both leave the data whole.
         with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb:
             pdb.log_many(runs(10))
+        deadline = time.monotonic() + 15
+        while "learning_examples_total{engine=\"pathways\"} 10.0" not in text:
+            assert time.monotonic() < deadline, "the service did not learn the other process's runs"
+            time.sleep(0.2)
+            text = scrape(f"http://127.0.0.1:{port}/metrics")
         sent = time.monotonic()
         proc.send_signal(signum)
         proc.wait(timeout=10)
@@ -274,7 +281,9 @@ def test_service_process_serves_metrics_and_stops_cleanly_on_signal(tmp_path, si
     with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb:
         assert pdb.count_runs() == 50
     topics = journal_topics(data_dir)
-    assert topics == [events.SERVICE_STARTED, events.SERVICE_STOPPED]
+    assert topics[0] == events.SERVICE_STARTED and topics[-1] == events.SERVICE_STOPPED
+    assert topics.count(events.PATHWAY_NEW) == 10  # the other process's runs, announced once
+    assert json.loads((data_dir / "service_state.json").read_text()) == {"last_run_id": 50}
 
 
 def test_console_script_is_installed():
