@@ -25,6 +25,11 @@ stored evaluation history (the score gauges show the last evaluation), and the
 service publishes ``service:started``; on stop it publishes
 ``service:stopped``, saves what the engine keeps, and closes everything.
 
+Runs that other processes commit to ``pathways.db`` are learned too: a
+:class:`~menace.run_watcher.RunWatcher` announces them on the service's bus,
+and ``service_state.json`` in the data directory remembers up to which run,
+so a restart learns the runs committed while the service was down.
+
 Metrics port: when the port comes from a flag or ``MENACE_METRICS_PORT`` and
 is taken, the service refuses to start with a clear message (exit status 2).
 When it is only the default (8001) - for instance ``run_background()`` with no
