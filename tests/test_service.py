@@ -292,3 +292,13 @@ def test_console_script_is_installed():
         pytest.skip("package not installed with its console scripts")
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--metrics-port" in result.stdout
+
+
+def test_importing_the_service_loads_no_heavy_modules():
+    probe = (
+        "import sys, menace.self_learning_service, menace.self_learning_coordinator, "
+        "menace.metrics_exporter, menace.run_watcher\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert not set(out.stdout.split()) & {"torch", "transformers", "PySide6", "pyqtgraph"}
