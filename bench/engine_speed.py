@@ -51,12 +51,12 @@ class CountingEmbedder:
         return self.inner.encode(texts)
 
 
-def fill(folder: Path, n_runs: int, embedder: str) -> tuple[PathwayDB, MenaceMemoryManager, float]:
+def fill(folder: Path, n_runs: int, embedder: str, spare: int) -> tuple[PathwayDB, MenaceMemoryManager, float]:
     folder.mkdir(parents=True, exist_ok=True)
     pdb = PathwayDB(folder / "pathways.db")
     mm = MenaceMemoryManager(folder / "mem.db", embedder=embedder)
     mm.embedder = CountingEmbedder(mm.embedder)
-    records, _ = generate(n_runs + 9000, seed=1)
+    records, _ = generate(n_runs + spare, seed=1)
     start = time.perf_counter()
     for i in range(0, n_runs, 20_000):
         pdb.log_many(records[i : min(i + 20_000, n_runs)])
@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         stores = {}
         for n in (args.small, args.big):
-            pdb, mm, seconds = fill(Path(tmp) / str(n), n, args.embedder)
+            spare = len(args.models.split(",")) * (2 + args.rounds * args.calls * 33 + 33)
+            pdb, mm, seconds = fill(Path(tmp) / str(n), n, args.embedder, spare)
             stores[n] = (pdb, mm)
             print(f"- logged {n} runs with log_many in {seconds:.1f}s")
         for model in args.models.split(","):
