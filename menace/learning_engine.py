@@ -21,8 +21,10 @@ column order:
 5. ... ``4 + dim``: with ``features="full"`` (the default) the whole embedding
    vector of the action text follows (256 numbers with the hashing embedder,
    384 with MiniLM). ``features="seed"`` keeps only the five columns above.
-   The full vector lifts holdout accuracy well above the five-column set on
-   ``bench/quality.py`` (figures in ``bench/results/quality.md``).
+   The full vector is what lets a linear model read the action text: on
+   ``bench/quality.py`` logreg's holdout accuracy goes from 0.728 (five
+   columns) to 0.773, against a best achievable 0.775 and a majority class of
+   0.634 (all figures in ``bench/results/quality.md``).
 
 Nothing in a row is known only after the run's outcome, so there is no label
 leakage. The tabular models (``logreg``, ``nn``, ``rf``) wrap their classifier
