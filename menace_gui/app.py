@@ -74,17 +74,24 @@ def main(argv: list[str] | None = None) -> int:
 
     service = ServiceThread(settings, metrics_required=explicit_port)
     window = MainWindow(service, qsettings, max_log_rows=max_rows, freeze_heap=True)
+    window.closed.connect(app.quit)  # the monitor's window is the app, whatever else is open
     window.show()
 
     # Ctrl-C / SIGTERM close the window (and so stop the stack) like the close button.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: QTimer.singleShot(0, window.close))
+    previous = {
+        sig: signal.signal(sig, lambda *_: QTimer.singleShot(0, window.close))
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     pulse = QTimer()
     pulse.start(200)  # lets Python run its signal handlers while Qt's loop waits
     pulse.timeout.connect(lambda: None)
-
-    code = app.exec()
-    window.shutdown()
+    try:
+        code = app.exec()
+    finally:
+        pulse.stop()
+        window.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return code
 
 

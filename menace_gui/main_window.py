@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QGroupBox,
@@ -68,6 +68,8 @@ def load_history(engine: Any) -> list[dict]:
 class MainWindow(QMainWindow):
     """Menace's desktop monitor.
 
+    ``closed`` is emitted once the window has closed and the stack has stopped.
+
     Args:
         service: the :class:`ServiceThread` whose stack the window shows (the
             window starts it if it is not running, and stops it on close).
@@ -77,6 +79,8 @@ class MainWindow(QMainWindow):
         freeze_heap: once the stack is shown, freeze the start-up heap
             (:func:`freeze_startup_heap`); the app does, tests need not.
     """
+
+    closed = Signal()
 
     def __init__(
         self,
@@ -136,6 +140,7 @@ class MainWindow(QMainWindow):
         self.chart_splitter.addWidget(self.activity)
         self.chart_splitter.setStretchFactor(0, 3)
         self.chart_splitter.setStretchFactor(1, 1)
+        self.chart_splitter.setSizes([380, 170])
         self.view_tabs = QTabWidget(self)
         self.view_tabs.setObjectName("viewTabs")
         self.view_tabs.addTab(self.chart_splitter, "Scores")
@@ -153,6 +158,7 @@ class MainWindow(QMainWindow):
         self.right_splitter.addWidget(log_box)
         self.right_splitter.setStretchFactor(0, 3)
         self.right_splitter.setStretchFactor(1, 2)
+        self.right_splitter.setSizes([560, 380])  # the plots' size hint would squeeze the log
 
         self.main_splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.main_splitter.setObjectName("mainSplitter")
@@ -160,6 +166,7 @@ class MainWindow(QMainWindow):
         self.main_splitter.addWidget(self.right_splitter)
         self.main_splitter.setStretchFactor(0, 0)
         self.main_splitter.setStretchFactor(1, 1)
+        self.main_splitter.setSizes([left.minimumWidth(), 1000])
 
         central = QWidget(self)
         central_layout = QVBoxLayout(central)
@@ -284,7 +291,7 @@ class MainWindow(QMainWindow):
         self.gpt_form.bind(None, None)
         self.predict_form.bind(None, None)
         self.job_controls.bind(None)
-        self.stack = None
+        self.stack = None  # the data views keep showing the last data they loaded
 
     def _backfill(self, bus: Any) -> None:
         """Show events the stack published while starting, before the bridge listened."""
@@ -353,7 +360,7 @@ class MainWindow(QMainWindow):
     def refresh_counts(self) -> None:
         """Count pathways and memory entries in the worker, one count at a time."""
         stack = self.stack
-        if stack is None or self._counts_busy:
+        if stack is None or self._counts_busy or self._closed:
             return
         self._counts_busy = True
         self._counts_dirty = False
@@ -411,6 +418,8 @@ class MainWindow(QMainWindow):
         self._counts_timer.stop()
         self.bridge.detach()
         self.runner.shutdown(wait=True)  # a write in progress completes before the stores close
+        self.pathway_table.bind(None, None)
+        self.memory_view.bind(None, None)
         if self.service is not None:
             self.service.shutdown()
 
@@ -418,3 +427,4 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.shutdown()
         event.accept()
+        self.closed.emit()

@@ -56,6 +56,11 @@ class TaskRunner(QObject):
         self._executor.submit(self._run, task_id, fn, args)
         return task_id
 
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`shutdown`: nothing more can be submitted."""
+        return self._closed
+
     def pending(self) -> int:
         """Tasks submitted whose callback has not run yet."""
         return len(self._callbacks)

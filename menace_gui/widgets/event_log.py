@@ -316,6 +316,7 @@ class EventLogWidget(QWidget):
         self.splitter.addWidget(self.detail)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([700, 300])
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,13 +32,26 @@ MAX_ENTRIES = 500
 SEARCH_DELAY_MS = 300
 RELOAD_DELAY_MS = 1000
 
+def preview(data: str) -> str:
+    """One line of an entry: 'prompt → response' for a GPT interaction, else the text."""
+    if data.startswith("{") and '"prompt"' in data[:200]:
+        try:
+            item = json.loads(data)
+            text = f"{item['prompt']} → {item['response']}"
+        except (ValueError, KeyError, TypeError):
+            text = data
+    else:
+        text = data
+    return text[:200].replace("\n", " ")
+
+
 MEMORY_COLUMNS = (
     ("ID", lambda e: e.id, str, True),
     ("Key", lambda e: e.key, str, False),
     ("Version", lambda e: e.version, str, True),
     ("Tags", lambda e: ", ".join(e.tags), str, False),
     ("Stored", lambda e: e.ts, format_time, False),
-    ("Data", lambda e: e.data, lambda d: d[:200].replace("\n", " "), False),
+    ("Data", lambda e: e.data, preview, False),
 )
 
 
@@ -118,6 +132,8 @@ class MemoryView(QWidget):
         self._memory, self._runner = memory, runner
         self.search_edit.setEnabled(memory is not None)
         if memory is None:
+            self._reload_timer.stop()
+            self._search_timer.stop()
             self.model.set_records([])
         else:
             self.refresh()
@@ -125,7 +141,7 @@ class MemoryView(QWidget):
     @Slot()
     def refresh(self) -> None:
         """Search (or list the newest) in the worker; only the latest answer is shown."""
-        if self._memory is None or self._runner is None:
+        if self._memory is None or self._runner is None or self._runner.closed:
             return
         self._generation += 1
         generation, memory, text = self._generation, self._memory, self.search_edit.text().strip()

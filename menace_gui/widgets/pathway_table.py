@@ -116,6 +116,7 @@ class PathwayTable(QWidget):
         self._db, self._runner = pathway_db, runner
         self.refresh_button.setEnabled(pathway_db is not None)
         if pathway_db is None:
+            self._reload_timer.stop()
             self.model.set_records([])
             self._show_count()
         else:
@@ -124,7 +125,7 @@ class PathwayTable(QWidget):
     @Slot()
     def refresh(self) -> None:
         """Reload in the worker; a reload asked for while one runs happens after it."""
-        if self._db is None or self._runner is None:
+        if self._db is None or self._runner is None or self._runner.closed:
             return
         if self._loading:
             self._again = True

@@ -26,6 +26,8 @@ ACTIVITY_COLOR = "#2ca02c"
 
 #: Points kept on the activity plot (it is a running view, not an archive).
 MAX_ACTIVITY_POINTS = 5000
+#: Seconds the activity plot shows at least.
+MIN_ACTIVITY_SPAN = 600.0
 
 
 def _finite(value: Any) -> float | None:
@@ -270,13 +272,14 @@ class TrainingActivity(QWidget):
         self.plot.setObjectName("trainingActivityPlot")
         item = self.plot.getPlotItem()
         item.setTitle("Training activity")
-        item.setLabel("left", "examples learned")
+        item.setLabel("left", "examples")
         item.showGrid(x=True, y=True, alpha=0.25)
         item.setMouseEnabled(x=True, y=False)
         self.curve = item.plot([], [], pen=pg.mkPen(ACTIVITY_COLOR, width=2), stepMode=None)
         # Many partial updates: downsample and clip so a long day stays cheap to draw.
         self.curve.setDownsampling(auto=True, method="peak")
         self.curve.setClipToView(True)
+        self.plot.setMinimumHeight(self.fontMetrics().height() * 7)
         self.last_label = QLabel("No training yet", self)
         self.last_label.setObjectName("lastTrainingLabel")
         layout = QVBoxLayout(self)
@@ -303,6 +306,11 @@ class TrainingActivity(QWidget):
             del self._ts[: -MAX_ACTIVITY_POINTS]
             del self._total[: -MAX_ACTIVITY_POINTS]
         self.curve.setData(self._ts, self._total)
+        # Show at least ten minutes, so a burst reads as times of day, not fractions of seconds.
+        if self._ts[-1] - self._ts[0] < MIN_ACTIVITY_SPAN:
+            self.plot.getPlotItem().setXRange(self._ts[-1] - MIN_ACTIVITY_SPAN, self._ts[-1] + 30, padding=0)
+        else:
+            self.plot.getPlotItem().enableAutoRange(axis="x")
         duration = _finite(last.get("duration_s")) or 0.0
         self.last_label.setText(
             f"Last training: {last.get('mode', '?')} ({last.get('model', '?')}), "

@@ -1,0 +1,99 @@
+"""Data views, chart export, the start-up events and the entry point."""
+
+from __future__ import annotations
+
+import csv
+import time
+
+import pytest
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QImage
+
+from menace import events
+from menace_gui.widgets.table_models import SORT_ROLE
+
+
+def test_service_started_event_is_in_the_log(qtbot, shared_window):
+    # Published inside start(), before the bridge could listen: read back from the journal.
+    log = shared_window.event_log
+    topics = [log.model.row_at(i).topic for i in range(log.model.rowCount())]
+    assert events.SERVICE_STARTED in topics
+    assert "running" in shared_window.status.state_label.text()
+
+
+def test_pathway_table_sorts_by_number_and_follows_new_runs(qtbot, shared_window):
+    table = shared_window.pathway_table
+    qtbot.waitUntil(lambda: table.model.rowCount() == shared_window.stack.pathway_db.count_pathways())
+    table.view.sortByColumn(2, Qt.SortOrder.DescendingOrder)  # frequency
+    freqs = [table.proxy.index(r, 2).data(SORT_ROLE) for r in range(table.proxy.rowCount())]
+    assert freqs == sorted(freqs, reverse=True)
+    count = table.model.rowCount()
+    from menace.neuroplasticity import PathwayRecord
+
+    shared_window.stack.pathway_db.log(PathwayRecord(actions="brand->new->pathway", roi=1.0))
+    qtbot.waitUntil(lambda: table.model.rowCount() == count + 1, timeout=5000)
+    table.filter_edit.setText("BRAND->NEW")
+    assert table.proxy.rowCount() == 1
+
+
+def test_memory_view_searches(qtbot, shared_window):
+    view = shared_window.memory_view
+    shared_window.stack.gpt_memory.log_interaction("where is the zebra report?", "in the archive", ["reports"])
+    view.search_edit.setText("zebra")
+    qtbot.waitUntil(lambda: view.model.rowCount() == 1 and "zebra" in view.model.record(0).data, timeout=5000)
+    assert "zebra report? → in the archive" in view.proxy.index(0, 5).data()
+    view.view.setCurrentIndex(view.proxy.index(0, 0))
+    assert "in the archive" in view.detail.toPlainText()
+    view.search_edit.setText('"unbalanced AND (')  # any text is searched as text
+    qtbot.waitUntil(lambda: view.model.rowCount() == 0 and "matches" in view.count_label.text(), timeout=5000)
+    view.search_edit.clear()
+
+
+def test_chart_exports_png_and_csv(qtbot, shared_window, tmp_path):
+    chart = shared_window.score_chart
+    now = time.time()
+    chart.set_history([{"ts": now - 60, "cv_score": 0.7, "holdout_score": 0.65},
+                       {"ts": now - 30, "cv_score": 0.75, "holdout_score": 0.7}])
+    assert chart.set_history([{"ts": now - 60, "cv_score": 0.7, "holdout_score": 0.65}]) == 0  # no duplicates
+    chart.export_png(str(tmp_path / "scores.png"), width=800)
+    image = QImage(str(tmp_path / "scores.png"))
+    assert image.width() == 800 and image.height() > 100
+    chart.export_csv(str(tmp_path / "scores.csv"))
+    with open(tmp_path / "scores.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    values = {round(float(v), 2) for row in rows[1:] for v in row[1::2] if v}
+    assert {0.7, 0.75, 0.65} <= values
+
+
+@pytest.mark.timeout(60)
+def test_app_main_opens_window_and_remembers_data_dir(qtbot, qapp, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QApplication
+
+    from menace_gui import app as gui_app
+    from menace_gui.main_window import MainWindow
+
+    monkeypatch.delenv("MENACE_DATA_DIR", raising=False)
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "config"))
+    seen = {}
+
+    def close_when_running():
+        windows = [
+            w for w in QApplication.topLevelWidgets()
+            if isinstance(w, MainWindow) and w.isVisible() and w.service is not None
+            and w.service.settings.data_dir == data_dir
+        ]
+        if windows and windows[0].stack is not None:
+            seen["title"] = windows[0].windowTitle()
+            windows[0].close()
+        else:
+            QTimer.singleShot(50, close_when_running)
+
+    QTimer.singleShot(50, close_when_running)
+    data_dir = tmp_path / "opsdata"
+    assert gui_app.main(["--data-dir", str(data_dir), "--metrics-port", "0", "--max-log-rows", "500"]) == 0
+    assert str(data_dir) in seen["title"]
+    assert (data_dir / "pathways.db").exists()
+    settings = QSettings()
+    assert settings.value(gui_app.LAST_DATA_DIR_KEY, "", type=str) == str(data_dir)
+    assert settings.value(gui_app.MAX_ROWS_KEY, 0, type=int) == 500
