@@ -20,10 +20,16 @@ from menace_gui.service_thread import RUNNING, ServiceThread  # noqa: E402
 START_TIMEOUT_MS = 30_000
 
 
-def open_window(qtbot, data_dir, ini_path, **window_kw) -> MainWindow:
-    """Start the real stack (no metrics server) in a ServiceThread and show the window on it."""
+def open_window(qtbot, data_dir, ini_path, *, keep: bool = False, **window_kw) -> MainWindow:
+    """Start the real stack (no metrics server) in a ServiceThread and show the window on it.
+
+    Unless ``keep``, qtbot closes and deletes the window after the test, so a
+    closed window never stays the application's active window.
+    """
     service = ServiceThread(Settings(data_dir=data_dir, metrics_port=0))
     window = MainWindow(service, QSettings(str(ini_path), QSettings.Format.IniFormat), **window_kw)
+    if not keep:
+        qtbot.addWidget(window)
     window.show()
     qtbot.waitUntil(lambda: window.stack is not None and service.state == RUNNING, timeout=START_TIMEOUT_MS)
     return window
@@ -51,7 +57,7 @@ def shared_window(qapp, tmp_path_factory, request):
 
     base = tmp_path_factory.mktemp("gui")
     bot = QtBot(request)
-    window = open_window(bot, base / "data", base / "gui.ini")
+    window = open_window(bot, base / "data", base / "gui.ini", keep=True)
     seed_pathways(window.stack)
     yield window
     window.close()

@@ -315,3 +315,26 @@ def test_geometry_splitters_and_tabs_persist_across_processes(qtbot, tmp_path):
         [sys.executable, "-c", READ_BACK, str(ini)], capture_output=True, text=True, timeout=60, check=True
     ).stdout.split()
     assert out == ["2", str(width), str(left), "False"]
+
+
+def test_main_actions_have_distinct_shortcuts_and_work_from_the_keyboard(qtbot, shared_window):
+    from PySide6.QtGui import QAction
+
+    window = shared_window
+    keys = [a.shortcut().toString() for a in window.findChildren(QAction) if not a.shortcut().isEmpty()]
+    assert len(keys) == len(set(keys)), sorted(keys)
+    assert {"Ctrl+R", "Ctrl+E", "Ctrl+Shift+A", "Ctrl+P", "Ctrl+L", "Ctrl+F", "Ctrl+Q"} <= set(keys)
+    from PySide6.QtWidgets import QApplication
+
+    window.raise_()
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=3000)
+    log = window.event_log
+    log.view.setFocus()
+    qtbot.keyClick(log.view, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
+    assert log.is_paused()
+    qtbot.keyClick(log.view, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
+    assert not log.is_paused()
+    with qtbot.waitSignal(window.job_controls.jobFinished, timeout=20_000) as finished:
+        qtbot.keyClick(log.view, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    assert finished.args[0] == "evaluate"
