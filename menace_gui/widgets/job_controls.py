@@ -166,12 +166,17 @@ class JobControls(QWidget):
     def cancel_all(self) -> None:
         if self._coordinator is None:
             return
-        for job_id in list(self.active):
+        for job_id, kind in list(self.active.items()):
             try:
-                self._coordinator.cancel(job_id)
+                accepted = self._coordinator.cancel(job_id)
             except Exception as exc:
                 logger.exception("cancelling job %s failed", job_id)
                 self.status.show_message(f"Could not cancel job {job_id}: {exc}")
+                continue
+            if accepted is False:
+                self.status.show_message(
+                    f"{LABELS[kind]} (job {job_id}) cannot be interrupted; it runs to its end.", "plain"
+                )
         if self.active:
             self.progress.setFormat("cancelling…")
 

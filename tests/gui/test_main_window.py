@@ -338,3 +338,27 @@ def test_main_actions_have_distinct_shortcuts_and_work_from_the_keyboard(qtbot, 
     with qtbot.waitSignal(window.job_controls.jobFinished, timeout=20_000) as finished:
         qtbot.keyClick(log.view, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
     assert finished.args[0] == "evaluate"
+
+
+def test_a_stack_that_fails_to_start_is_shown(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from menace.config import Settings
+    from menace_gui.main_window import MainWindow
+    from menace_gui.service_thread import ServiceThread
+
+    def broken_backend(settings, **_):
+        def start():
+            raise ValueError("metrics port 8001 is already in use")
+
+        return start, lambda: None
+
+    service = ServiceThread(Settings(data_dir=tmp_path / "data", metrics_port=0), backend=broken_backend)
+    window = MainWindow(service, QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: service.state == "crashed", timeout=5000)
+    assert "8001 is already in use" in window.banner.text() and window.banner.isVisible()
+    assert not window.job_controls.actions["evaluate"].isEnabled()
+    window.close()
+    assert not service.isRunning()
