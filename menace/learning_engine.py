@@ -153,8 +153,12 @@ class LearningEngine:
         features: ``"full"`` (five seed features + the embedding vector) or
             ``"seed"`` (the five seed features only).
         replay_size: examples kept for models that learn updates by refit.
-        save_every: save the model after this many learning ``partial_train``
-            calls (0: only after full training).
+        save_every, save_interval: after partial updates, save the model once
+            at least ``save_every`` learning ``partial_train`` calls (0: never)
+            and ``save_interval`` seconds have passed since the last save, so
+            saving a large model (a forest grown on 100,000 runs) costs the
+            same per example whatever the data size. Full training always
+            saves; call :meth:`save` at shutdown for the rest.
         model_params: keyword arguments for the model family, e.g.
             ``{"model_path": "/models/my-bert", "epochs": 2}`` for
             ``transformer`` (see :mod:`menace.models.transformer`).
@@ -173,6 +177,7 @@ class LearningEngine:
         features: str = "full",
         replay_size: int = 2000,
         save_every: int = 25,
+        save_interval: float = 30.0,
         model_params: dict[str, Any] | None = None,
     ) -> None:
         if pathway_db is None:
@@ -187,6 +192,7 @@ class LearningEngine:
             raise ValueError(f"features must be one of {', '.join(FEATURE_SETS)}; got {features!r}")
         self.features = features
         self.save_every = check_positive_int("save_every", save_every, minimum=0)
+        self.save_interval = check_number("save_interval", save_interval, minimum=0.0)
         if model_params is not None and not isinstance(model_params, dict):
             raise ValueError(f"model_params must be a dict, got {type(model_params).__name__}")
         self.model_params = dict(model_params or {})
@@ -200,6 +206,7 @@ class LearningEngine:
         self._replay = ReplayBuffer(check_positive_int("replay_size", replay_size))
         self._replay_seeded = False
         self._updates_since_save = 0
+        self._last_save = time.monotonic()
         #: Examples the live model has learned (full training + partial updates).
         self.n_seen = 0
         #: Highest run id the last full training saw; partial updates skip older runs.
@@ -493,7 +500,11 @@ class LearningEngine:
             self._live = _Live(family, estimator)
             self.n_seen += len(y)
             self._updates_since_save += 1
-            if self.save_every and self._updates_since_save >= self.save_every:
+            if (
+                self.save_every
+                and self._updates_since_save >= self.save_every
+                and time.monotonic() - self._last_save >= self.save_interval
+            ):
                 self.save()
             return True
 
@@ -818,6 +829,7 @@ class LearningEngine:
                     tmp.unlink(missing_ok=True)
                 return None
             self._updates_since_save = 0
+            self._last_save = time.monotonic()
             return path
 
     def _load_saved_model(self) -> None:

@@ -458,12 +458,22 @@ def test_a_new_engine_starts_from_the_saved_model(filled, model):
 
 def test_partial_updates_are_saved_every_few_calls(filled, tmp_path):
     pdb, mm = filled
-    engine = LearningEngine(pdb, mm, save_every=2, model_dir=tmp_path / "models")
+    engine = LearningEngine(pdb, mm, save_every=2, save_interval=0, model_dir=tmp_path / "models")
     engine.partial_train(failure_payloads(pdb, GOOD[0], 2))
     assert not engine.model_path().exists()
     engine.partial_train(failure_payloads(pdb, GOOD[0], 2, t0=2.1e9))
     assert engine.model_path().exists()
     assert LearningEngine(pdb, mm, model_dir=tmp_path / "models").n_seen == 4
+
+
+def test_partial_saves_wait_for_the_save_interval(filled, tmp_path):
+    pdb, mm = filled
+    engine = LearningEngine(pdb, mm, save_every=1, save_interval=3600, model_dir=tmp_path / "m")
+    engine.partial_train(failure_payloads(pdb, GOOD[0], 2))
+    engine.partial_train(failure_payloads(pdb, GOOD[0], 2, t0=2.1e9))
+    assert not engine.model_path().exists()
+    assert engine.save() == engine.model_path()  # what a service does at shutdown
+    assert LearningEngine(pdb, mm, model_dir=tmp_path / "m").n_seen == 4
 
 
 def test_a_corrupted_model_file_is_logged_and_ignored(filled, caplog):
