@@ -267,8 +267,8 @@ def test_close_stops_the_stack_and_leaves_no_threads(qtbot, tmp_path, capfd):
 def test_crash_of_the_stack_is_shown(qtbot, tmp_path):
     window = open_window(qtbot, tmp_path / "data", tmp_path / "gui.ini")
     window.stack.coordinator.stop()  # behind the window's back: learning has stopped
-    qtbot.waitUntil(lambda: window.service.state == "crashed", timeout=5000)
-    assert window.banner.isVisible() and "crashed" in window.banner.text()
+    qtbot.waitUntil(lambda: "crashed" in window.banner.text(), timeout=5000)
+    assert window.banner.isVisible() and window.service.state == "crashed"
     assert "crashed" in window.status.state_label.text()
     assert not window.pathway_form.submit_button.isEnabled()
     assert not window.job_controls.actions["train"].isEnabled()
@@ -357,8 +357,9 @@ def test_a_stack_that_fails_to_start_is_shown(qtbot, tmp_path):
     window = MainWindow(service, QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(window)
     window.show()
-    qtbot.waitUntil(lambda: service.state == "crashed", timeout=5000)
-    assert "8001 is already in use" in window.banner.text() and window.banner.isVisible()
+    # The thread's state changes first; the window hears of it through a queued signal.
+    qtbot.waitUntil(lambda: "8001 is already in use" in window.banner.text(), timeout=5000)
+    assert window.banner.isVisible() and service.state == "crashed"
     assert not window.job_controls.actions["evaluate"].isEnabled()
     window.close()
     assert not service.isRunning()
