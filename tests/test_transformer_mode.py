@@ -387,7 +387,7 @@ def test_a_saved_fine_tune_of_another_base_is_not_loaded(pdb, tiny_params, caplo
 def test_saving_again_replaces_the_saved_directory(pdb, tiny_params):
     from menace.neuroplasticity import PathwayRecord
 
-    engine = make_engine(pdb, tiny_params, save_every=1)
+    engine = make_engine(pdb, tiny_params, save_every=1, save_interval=0)
     engine.train()
     assert engine.partial_train([PathwayRecord(actions="skip checks", outcome="FAILURE")] * 2)
     again = make_engine(pdb, tiny_params)
