@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default all: {', '.join(BENCHMARKS)})")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark (default 1800)")
+    parser.add_argument(
+        "--from-results", action="store_true",
+        help="do not run: assemble BENCHMARKS.md from the recorded bench/results/NAME.md files",
+    )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
@@ -81,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         for match in re.finditer(r"<!-- bench:(\w+) -->\n(.*?)(?=<!-- bench:|\Z)", text, re.S):
             sections[match.group(1)] = f"<!-- bench:{match.group(1)} -->\n{match.group(2).rstrip()}\n"
     for name in names:
+        recorded = HERE / "results" / f"{name}.md"
+        if args.from_results:
+            if recorded.exists():
+                sections[name] = f"{MARK.format(name)}\n## {name}\n\n{recorded.read_text().strip()}\n"
+            continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
         sections[name] = run(name, args.timeout)
         print(sections[name])
