@@ -81,6 +81,8 @@ logger = logging.getLogger(__name__)
 SEEN_RUNS_LIMIT = 200_000
 #: Action texts remembered as embedded; beyond this the memory starts afresh.
 READY_TEXTS_LIMIT = 100_000
+#: Seconds stop() waits for an embedder that is still loading (torch cannot be interrupted).
+WARM_UP_STOP_LIMIT = 60.0
 #: Most texts per call of the embedder on the prefetch thread.
 PREFETCH_BATCH = 256
 #: Models ``request_auto_train(candidates=None)`` compares (the fast, tabular ones).
@@ -302,6 +304,7 @@ class SelfLearningCoordinator:
         self._thread: threading.Thread | None = None
         self._embed_thread: threading.Thread | None = None
         self._ready_texts: set[str] = set()  # action texts already in the embedding cache
+        self._warming = threading.Event()  # set while the embedder loads (uninterruptible)
         self._texts_to_embed: dict[str, None] = {}  # ordered set, for the prefetch thread
         self._embed_items: deque[_Input] = deque()  # memory:new / code:new, for the prefetch thread
         self._parked: dict[str, list[_Input]] = {}  # runs waiting for their text's embedding
@@ -415,6 +418,11 @@ class SelfLearningCoordinator:
             if thread is None:
                 continue
             thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive() and self._warming.is_set():
+                # A model load in torch cannot be interrupted, and a thread abandoned
+                # in the middle of one aborts the interpreter at exit: wait for it.
+                logger.info("%s is still loading the embedder; waiting for it", thread.name)
+                thread.join(WARM_UP_STOP_LIMIT)
             if thread.is_alive():
                 logger.warning("%s still busy after %.1f s; leaving it to finish", thread.name, timeout)
         with self._cond:
@@ -640,11 +648,14 @@ class SelfLearningCoordinator:
         if embedder is None or not callable(getattr(embedder, "encode", None)):
             return
         started = time.perf_counter()
+        self._warming.set()
         try:
             embedder.encode(["warm up"])
         except Exception as exc:
             logger.warning("could not warm up the embedder %s: %s", getattr(embedder, "name", "?"), exc)
             return
+        finally:
+            self._warming.clear()
         logger.debug("embedder warmed up in %.2f s", time.perf_counter() - started)
 
     def _run(self) -> None:
