@@ -17,7 +17,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from menace.self_learning_service import build_parser, settings_from_args
+from menace.self_learning_service import TORCH_THREADS, build_parser, settings_from_args
 
 from .main_window import MainWindow
 from .service_thread import ServiceThread
@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     qsettings.setValue(MAX_ROWS_KEY, max_rows)
     explicit_port = args.metrics_port is not None or bool(os.environ.get("MENACE_METRICS_PORT"))
 
+    # As the headless service does: torch (MiniLM) on one thread unless the user
+    # says otherwise; more threads contending here made each call ~10x slower.
+    os.environ.setdefault("OMP_NUM_THREADS", str(TORCH_THREADS))
     service = ServiceThread(settings, metrics_required=explicit_port)
     window = MainWindow(service, qsettings, max_log_rows=max_rows, freeze_heap=True)
     window.closed.connect(app.quit)  # the monitor's window is the app, whatever else is open
