@@ -1,0 +1,250 @@
+"""Faults: SIGKILL at random moments, several writers at once, broken files, full disks.
+
+Services and writers here are real subprocesses on a temporary data directory
+with the hashing embedder (see tests/test_service.py for the same set-up).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from menace import config
+from menace.learning_engine import LearningEngine
+from menace.menace_memory_manager import MenaceMemoryManager
+from menace.neuroplasticity import PathwayDB, PathwayRecord
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: The service, saving its model after every partial update (the shipped
+#: default saves every 25 updates / 30 s), so that kills land during saves too.
+SERVICE = textwrap.dedent(
+    """
+    import sys
+    from menace import self_learning_service as service
+
+    make = service._make_engine
+
+    def eager_saver(settings, pathway_db, memory):
+        engine = make(settings, pathway_db, memory)
+        engine.save_every, engine.save_interval = 1, 0.0
+        return engine
+
+    service._make_engine = eager_saver
+    sys.exit(service.main(sys.argv[1:]))
+    """
+)
+
+#: Logs pathways until killed (n = -1), n runs, or for some seconds; appends each run id whose log()
+#: returned to a file, one flushed line per run.
+WRITER = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    from menace.neuroplasticity import PathwayDB, PathwayRecord
+
+    folder, name, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    seconds = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
+    pause = float(os.environ.get("WRITER_PAUSE", "0"))
+    pdb = PathwayDB(folder / "pathways.db")
+    actions = ["fetch->parse", "login->buy", "scan->fix", f"own-{name}"]
+    i = 0
+    deadline = time.monotonic() + seconds
+    with open(folder / f"logged-{name}.txt", "a", encoding="utf-8") as out:
+        while (n < 0) or (n and i < n) or (seconds and time.monotonic() < deadline):
+            run_id = pdb.log(PathwayRecord(
+                actions[i % 4], exec_time=0.5 + i % 5, roi=float(i % 4),
+                outcome="FAILURE" if i % 3 == 2 else "SUCCESS",
+            ))
+            out.write(f"{run_id}\\n")
+            out.flush()
+            i += 1
+            time.sleep(pause)
+    pdb.close()
+    print(i)
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def env(**extra: str) -> dict[str, str]:
+    result = dict(os.environ, **extra)
+    result.update(MENACE_EMBEDDER="hashing", PYTHONUNBUFFERED="1")
+    result.pop("MENACE_DATA_DIR", None)
+    result.pop("MENACE_METRICS_PORT", None)
+    return result
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()
+
+
+def examples_learned(text: str) -> float:
+    for line in text.splitlines():
+        if line.startswith('learning_examples_total{engine="pathways"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+@pytest.fixture
+def scripts(tmp_path):
+    service = tmp_path / "service.py"
+    service.write_text(SERVICE)
+    writer = tmp_path / "writer.py"
+    writer.write_text(WRITER)
+    return service, writer
+
+
+def start_service(script: Path, data_dir: Path, *extra: str, log: Path | None = None) -> subprocess.Popen:
+    err = open(log, "a", encoding="utf-8") if log else subprocess.PIPE  # noqa: SIM115
+    try:
+        return subprocess.Popen(
+            [sys.executable, str(script), "--data-dir", str(data_dir), *extra],
+            env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, text=True,
+        )
+    finally:
+        if log:
+            err.close()
+
+
+def start_writer(script: Path, data_dir: Path, name: str, n: int = 0, seconds: float = 0.0,
+                 log: Path | None = None, pause: float = 0.0) -> subprocess.Popen:
+    err = open(log, "a", encoding="utf-8") if log else subprocess.PIPE  # noqa: SIM115
+    try:
+        return subprocess.Popen(
+            [sys.executable, str(script), str(data_dir), name, str(n), str(seconds)],
+            env=env(WRITER_PAUSE=str(pause)), cwd=ROOT, stdout=subprocess.PIPE, stderr=err,
+            text=True,
+        )
+    finally:
+        if log:
+            err.close()
+
+
+def recorded(data_dir: Path, name: str) -> list[int]:
+    path = data_dir / f"logged-{name}.txt"
+    if not path.exists():
+        return []
+    # a kill may cut the last line short: only whole lines were flushed after log() returned
+    return [int(line) for line in path.read_text().split("\n")[:-1] if line]
+
+
+def check_integrity(data_dir: Path) -> None:
+    for db in sorted(data_dir.glob("*.db")):
+        conn = sqlite3.connect(db)
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok", db
+        finally:
+            conn.close()
+
+
+def check_saved_model_loads(data_dir: Path) -> bool:
+    """A saved model, if there is one, loads in a new engine; returns whether there was one."""
+    model = data_dir / config.MODELS_DIR / "logreg.skops"
+    files = list((data_dir / config.MODELS_DIR).rglob("*")) if (data_dir / config.MODELS_DIR).exists() else []
+    saved = [f for f in files if f.is_file() and not f.name.startswith(".")]
+    if not saved:
+        return False
+    assert model in saved, saved
+    with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb, \
+            MenaceMemoryManager(data_dir / config.MEMORY_DB, embedder="hashing") as mm:
+        engine = LearningEngine(pdb, mm, model_dir=data_dir / config.MODELS_DIR)
+        assert engine.is_trained, f"{model} did not load"
+        assert 0.0 <= engine.predict_success(1, 1.0, 1.0, 1.0, "scan->fix") <= 1.0
+    return True
+
+
+def wait_for_metrics(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"service exited early ({proc.returncode})"
+        try:
+            return scrape(url)
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    raise AssertionError(f"no answer on {url} within {timeout} s")
+
+
+def kill(*procs: subprocess.Popen) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+    for proc in procs:
+        proc.wait(timeout=10)
+
+
+# -- SIGKILL at random moments -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_sigkill_at_random_moments_loses_nothing_and_learning_goes_on(tmp_path, scripts):
+    service, writer = scripts
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    rng = random.Random(7)
+    rounds, models_seen, started = 20, 0, time.monotonic()
+    for n in range(rounds):
+        # The service evaluates every 10 examples (a kill may land in an evaluation),
+        # saves after every update, and learns the writer's runs through its watcher.
+        svc = start_service(service, data_dir, "--metrics-port", "0", "--eval-every", "10",
+                            log=tmp_path / "service.err")
+        out = start_writer(writer, data_dir, f"w{n}", n=-1, pause=0.003,
+                           log=tmp_path / "writer.err")
+        time.sleep(rng.uniform(0.3, 3.5))
+        kill(svc, out)
+        logged = recorded(data_dir, f"w{n}")
+        with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb:
+            stored = {run["id"] for run in pdb.runs()}
+        assert set(logged) <= stored, f"round {n}: lost runs {sorted(set(logged) - stored)}"
+        check_integrity(data_dir)
+        models_seen += check_saved_model_loads(data_dir)
+    assert models_seen > 0, "no kill left a saved model behind: the test saw no save"
+    assert sum(len(recorded(data_dir, f"w{n}")) for n in range(rounds)) > 100
+    assert time.monotonic() - started < 120
+
+    # The restarted service goes on learning: new runs by another process are learned.
+    port = free_port()
+    svc = start_service(service, data_dir, "--metrics-port", str(port))
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        before = examples_learned(wait_for_metrics(url, svc))
+        result = subprocess.run([sys.executable, str(writer), str(data_dir), "after", "30"],
+                                env=env(), cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        deadline = time.monotonic() + 20
+        while examples_learned(scrape(url)) < before + 30:
+            assert time.monotonic() < deadline, "the restarted service did not learn the new runs"
+            time.sleep(0.2)
+        svc.send_signal(signal.SIGTERM)
+        svc.wait(timeout=10)
+        assert svc.returncode == 0
+    finally:
+        kill(svc)
+    err = svc.stderr.read()
+    assert "Traceback" not in err, err
+    check_integrity(data_dir)
+    assert check_saved_model_loads(data_dir)
+    with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb:
+        stored = {run["id"] for run in pdb.runs()}
+    for n in range(rounds):
+        assert set(recorded(data_dir, f"w{n}")) <= stored
+    assert set(recorded(data_dir, "after")) <= stored
