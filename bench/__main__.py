@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         recorded = HERE / "results" / f"{name}.md"
         if args.from_results:
             if recorded.exists():
-                sections[name] = f"{MARK.format(name)}\n## {name}\n\n{recorded.read_text().strip()}\n"
+                # the recorded file's own headings sit one level below the section's
+                body = re.sub(r"^(#+) ", r"#\1 ", recorded.read_text().strip(), flags=re.M)
+                sections[name] = f"{MARK.format(name)}\n{body}\n"
             continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
         sections[name] = run(name, args.timeout)
