@@ -24,7 +24,7 @@ import pytest
 from menace import config
 from menace.learning_engine import LearningEngine
 from menace.menace_memory_manager import MenaceMemoryManager
-from menace.neuroplasticity import PathwayDB, PathwayRecord
+from menace.neuroplasticity import PathwayDB
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ SERVICE = textwrap.dedent(
 )
 
 #: Logs pathways until killed (n = -1), n runs, or for some seconds; appends each run id whose log()
-#: returned to a file, one flushed line per run.
+#: returned to a file, one flushed line per run (a kill may cut only the last line).
 WRITER = textwrap.dedent(
     """
     import os, sys, time
@@ -58,17 +58,25 @@ WRITER = textwrap.dedent(
     folder, name, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     seconds = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     pause = float(os.environ.get("WRITER_PAUSE", "0"))
-    pdb = PathwayDB(folder / "pathways.db")
+
+    class LastRun:  # log() returns the pathway id; the run id comes with pathway:new
+        run_id = None
+
+        def publish(self, topic, payload):
+            self.run_id = payload["run_id"]
+
+    bus = LastRun()
+    pdb = PathwayDB(folder / "pathways.db", event_bus=bus)
     actions = ["fetch->parse", "login->buy", "scan->fix", f"own-{name}"]
     i = 0
     deadline = time.monotonic() + seconds
     with open(folder / f"logged-{name}.txt", "a", encoding="utf-8") as out:
         while (n < 0) or (n and i < n) or (seconds and time.monotonic() < deadline):
-            run_id = pdb.log(PathwayRecord(
+            pdb.log(PathwayRecord(
                 actions[i % 4], exec_time=0.5 + i % 5, roi=float(i % 4),
                 outcome="FAILURE" if i % 3 == 2 else "SUCCESS",
             ))
-            out.write(f"{run_id}\\n")
+            out.write(f"{bus.run_id}\\n")
             out.flush()
             i += 1
             time.sleep(pause)
@@ -248,3 +256,42 @@ def test_sigkill_at_random_moments_loses_nothing_and_learning_goes_on(tmp_path, 
     for n in range(rounds):
         assert set(recorded(data_dir, f"w{n}")) <= stored
     assert set(recorded(data_dir, "after")) <= stored
+
+
+# -- four writers and the service at once ------------------------------------------------------
+
+
+def test_four_writers_and_the_service_on_one_data_dir_exact_counts_nothing_locked(tmp_path, scripts):
+    service, writer = scripts
+    data_dir = tmp_path / "data"
+    port = free_port()
+    svc = start_service(service, data_dir, "--metrics-port", str(port), "--eval-every", "50")
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        wait_for_metrics(url, svc)
+        writers = [start_writer(writer, data_dir, f"w{k}", seconds=4.0) for k in range(4)]
+        outputs = [w.communicate(timeout=60) for w in writers]
+        deadline = time.monotonic() + 20
+        while examples_learned(scrape(url)) < 1:  # the service learned while they wrote
+            assert time.monotonic() < deadline, "the service learned nothing"
+            time.sleep(0.2)
+        svc.send_signal(signal.SIGTERM)
+        _, service_err = svc.communicate(timeout=15)
+    finally:
+        kill(svc)
+    assert svc.returncode == 0, service_err
+    counts = []
+    for proc, (out, err) in zip(writers, outputs, strict=True):
+        assert proc.returncode == 0, err
+        assert "locked" not in err.lower() and "busy" not in err.lower(), err
+        counts.append(int(out))
+    assert all(count > 0 for count in counts), counts
+    for text in (service_err,):
+        assert "locked" not in text.lower() and "Traceback" not in text, text
+    with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb:
+        assert pdb.count_runs() == sum(counts)
+        ids = {run["id"] for run in pdb.runs()}
+    logged = [recorded(data_dir, f"w{k}") for k in range(4)]
+    assert [len(ids_of_writer) for ids_of_writer in logged] == counts
+    assert set().union(*logged) == ids and sum(counts) == len(ids)
+    check_integrity(data_dir)
