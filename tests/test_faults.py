@@ -6,6 +6,8 @@ with the hashing embedder (see tests/test_service.py for the same set-up).
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import random
 import signal
@@ -21,10 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from menace import config
+from menace import config, events
 from menace.learning_engine import LearningEngine
 from menace.menace_memory_manager import MenaceMemoryManager
-from menace.neuroplasticity import PathwayDB
+from menace.neuroplasticity import PathwayDB, PathwayRecord
+from menace.self_learning_service import run_background
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -295,3 +298,179 @@ def test_four_writers_and_the_service_on_one_data_dir_exact_counts_nothing_locke
     assert [len(ids_of_writer) for ids_of_writer in logged] == counts
     assert set().union(*logged) == ids and sum(counts) == len(ids)
     check_integrity(data_dir)
+
+
+# -- broken files, full disks, taken ports, raising subscribers ----------------------------------
+
+
+def runs(n: int, offset: int = 0) -> list[PathwayRecord]:
+    return [
+        PathwayRecord(
+            ["fetch->parse", "login->buy", "scan->fix"][(i + offset) % 3], exec_time=0.5 + i % 5,
+            roi=float(i % 4), outcome="FAILURE" if (i + offset) % 3 == 2 else "SUCCESS",
+        )
+        for i in range(n)
+    ]
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def collect(bus, topic: str) -> list[dict]:
+    seen: list[dict] = []
+    bus.subscribe(topic, lambda _t, payload: seen.append(payload))
+    return seen
+
+
+def test_a_corrupted_model_file_is_logged_and_the_service_learns_from_scratch(data_dir, caplog):
+    start, stop = run_background(data_dir=data_dir, metrics_port=0, watch_runs=False)
+    stack = start()
+    stack.pathway_db.log_many(runs(12))
+    assert stack.coordinator.wait_idle(10)
+    stop()
+    model = data_dir / config.MODELS_DIR / "logreg.skops"
+    assert model.exists()
+    model.write_bytes(b"\x00garbage, not a model" * 50)
+
+    start, stop = run_background(data_dir=data_dir, metrics_port=0, watch_runs=False)
+    with caplog.at_level(logging.INFO):
+        stack = start()
+    try:
+        assert "cannot be loaded" in caplog.text and str(model) in caplog.text
+        assert "starting untrained" in caplog.text and "Traceback" not in caplog.text
+        assert not stack.engine.is_trained
+        stack.pathway_db.log_many(runs(9, offset=1))
+        assert stack.coordinator.wait_idle(10)
+        assert stack.engine.is_trained and stack.engine.n_seen == 9
+    finally:
+        stop()
+    check_saved_model_loads(data_dir)  # the garbage was replaced by a good model on stop
+
+
+def test_a_full_disk_when_saving_the_model_is_logged_and_keeps_the_old_file(data_dir, caplog):
+    start, stop = run_background(data_dir=data_dir, metrics_port=0, watch_runs=False)
+    stack = start()
+    try:
+        stack.pathway_db.log_many(runs(30))
+        coordinator = stack.coordinator
+        assert coordinator.wait_job(coordinator.request_train(), 20).finished_ok
+        model = data_dir / config.MODELS_DIR / "logreg.skops"
+        good = model.read_bytes()
+        family = stack.engine._live.family
+
+        def full_disk(estimator, meta, path):
+            Path(path).write_bytes(b"half a mod")  # the write got this far
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+        original, family.save = family.save, full_disk
+        try:
+            with caplog.at_level(logging.ERROR):
+                job = coordinator.wait_job(coordinator.request_train(), 20)
+        finally:
+            family.save = original
+        assert job.finished_ok  # the model trained; only its file could not be written
+        assert "could not save model" in caplog.text and "No space left on device" in caplog.text
+        assert model.read_bytes() == good  # the previous file is whole
+        assert not [f for f in model.parent.iterdir() if f.name.endswith(".tmp")]
+        before = stack.engine.n_seen
+        stack.pathway_db.log_many(runs(6))
+        assert coordinator.wait_idle(10)
+        assert stack.engine.n_seen == before + 6  # and learning goes on
+    finally:
+        stop()
+    check_saved_model_loads(data_dir)
+
+
+def test_a_full_disk_when_logging_a_run_is_a_clear_error_and_writes_nothing(data_dir, monkeypatch):
+    start, stop = run_background(data_dir=data_dir, metrics_port=0, watch_runs=False)
+    stack = start()
+    try:
+        pdb = stack.pathway_db
+        pdb.log_many(runs(3))
+        assert stack.coordinator.wait_idle(10)
+        original = PathwayDB._insert
+        calls = {"n": 0}
+
+        def insert_then_full(self, conn, rec):
+            calls["n"] += 1
+            result = original(self, conn, rec)  # the first row of the batch goes in ...
+            if calls["n"] == 2:
+                raise sqlite3.OperationalError("database or disk is full")  # ... the second fails
+            return result
+
+        monkeypatch.setattr(PathwayDB, "_insert", insert_then_full)
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            pdb.log_many(runs(2))
+        monkeypatch.undo()
+        assert pdb.count_runs() == 3  # the whole batch was rolled back
+        pdb.log_many(runs(4))  # and the next write works
+        assert pdb.count_runs() == 7 and [r["id"] for r in pdb.runs()] == list(range(1, 8))
+        assert stack.coordinator.wait_idle(10)
+        assert stack.engine.n_seen == 7
+    finally:
+        stop()
+    check_integrity(data_dir)
+
+
+def test_an_engine_that_raises_publishes_learning_error_and_learning_goes_on(data_dir, caplog):
+    start, stop = run_background(data_dir=data_dir, metrics_port=0, watch_runs=False)
+    stack = start()
+    try:
+        errors = collect(stack.bus, events.LEARNING_ERROR)
+        engine = stack.engine
+        original = engine.partial_train
+
+        def disk_full_once(batch):
+            engine.partial_train = original
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        engine.partial_train = disk_full_once
+        with caplog.at_level(logging.WARNING):
+            stack.pathway_db.log(runs(1)[0])
+            assert stack.coordinator.wait_idle(10)
+        assert len(errors) == 1 and "No space left on device" in errors[0]["error"]
+        assert errors[0]["engine"] == "pathways" and errors[0]["run_id"] == 1
+        assert "could not learn run 1" in caplog.text
+        stack.pathway_db.log_many(runs(5, offset=1))
+        assert stack.coordinator.wait_idle(10)
+        assert engine.n_seen == 5 and stack.coordinator.running
+    finally:
+        stop()
+
+
+def test_a_subscriber_that_raises_is_logged_and_others_still_get_the_event(data_dir, caplog):
+    start, stop = run_background(data_dir=data_dir, metrics_port=0, watch_runs=False)
+    stack = start()
+    try:
+        def broken(_topic, _payload):
+            raise RuntimeError("subscriber bug")
+
+        stack.bus.subscribe(events.PATHWAY_NEW, broken)
+        seen = collect(stack.bus, events.PATHWAY_NEW)
+        with caplog.at_level(logging.ERROR):
+            ids = stack.pathway_db.log_many(runs(4))
+        assert len(ids) == 4 and len(seen) == 4
+        assert "subscriber bug" in caplog.text
+        assert stack.coordinator.wait_idle(10)
+        assert stack.engine.n_seen == 4 and stack.pathway_db.count_runs() == 4
+    finally:
+        stop()
+
+
+def test_the_service_process_with_a_taken_metrics_port_exits_2_without_a_traceback(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "menace.self_learning_service", "--data-dir", str(tmp_path / "d"),
+             "--metrics-port", str(port)],
+            env=env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr and "already in use" in result.stderr
+    assert "Traceback" not in result.stderr
