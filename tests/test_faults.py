@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -35,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: default saves every 25 updates / 30 s), so that kills land during saves too.
 SERVICE = textwrap.dedent(
     """
-    import sys
+    import os, sys
     from menace import self_learning_service as service
 
     make = service._make_engine
@@ -46,6 +47,23 @@ SERVICE = textwrap.dedent(
         return engine
 
     service._make_engine = eager_saver
+
+    fitting = os.environ.get("TRAIN_ON_START")  # a file: touched once the model is being fitted
+    if fitting:
+        start_stack = service.start_stack
+
+        def start_training(*args, **kwargs):
+            stack = start_stack(*args, **kwargs)
+
+            def progress(_topic, payload):
+                if payload["fraction"] >= 0.5:
+                    open(fitting, "a").close()
+
+            stack.bus.subscribe("learning:progress", progress)
+            stack.coordinator.request_train()
+            return stack
+
+        service.start_stack = start_training
     sys.exit(service.main(sys.argv[1:]))
     """
 )
@@ -124,12 +142,13 @@ def scripts(tmp_path):
     return service, writer
 
 
-def start_service(script: Path, data_dir: Path, *extra: str, log: Path | None = None) -> subprocess.Popen:
+def start_service(script: Path, data_dir: Path, *extra: str, log: Path | None = None,
+                  **environ: str) -> subprocess.Popen:
     err = open(log, "a", encoding="utf-8") if log else subprocess.PIPE  # noqa: SIM115
     try:
         return subprocess.Popen(
             [sys.executable, str(script), "--data-dir", str(data_dir), *extra],
-            env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, text=True,
+            env=env(**environ), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, text=True,
         )
     finally:
         if log:
@@ -474,3 +493,75 @@ def test_the_service_process_with_a_taken_metrics_port_exits_2_without_a_traceba
     assert result.returncode == 2, result.stderr
     assert f"127.0.0.1:{port}" in result.stderr and "already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- shutdown under load -------------------------------------------------------------------------
+
+
+def many_runs(data_dir: Path, n: int) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb:
+        pdb.log_many(
+            PathwayRecord(f"step{i % 50}->check{i % 7}", exec_time=0.5 + i % 5, roi=float(i % 4),
+                          outcome="FAILURE" if i % 3 == 2 else "SUCCESS")
+            for i in range(n)
+        )
+
+
+@pytest.mark.slow
+def test_sigterm_while_a_forest_trains_on_30000_runs_stops_within_seconds(tmp_path, scripts):
+    service, writer = scripts
+    data_dir = tmp_path / "data"
+    many_runs(data_dir, 30_000)
+    fitting = tmp_path / "fitting"
+    svc = start_service(service, data_dir, "--model", "rf", "--metrics-port", "0",
+                        TRAIN_ON_START=str(fitting))
+    try:
+        deadline = time.monotonic() + 60
+        while not fitting.exists():
+            assert svc.poll() is None, svc.stderr.read()
+            assert time.monotonic() < deadline, "the training job never started fitting"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert svc.poll() is None, "the training was over before the signal"
+        sent = time.monotonic()
+        svc.send_signal(signal.SIGTERM)
+        _, err = svc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        kill(svc)
+    assert svc.returncode == 0, err
+    assert took < 5, f"stopping took {took:.1f} s"
+    assert "Traceback" not in err and "service stopped" in err, err
+    check_integrity(data_dir)
+    with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb:
+        assert pdb.count_runs() == 30_000
+    model = data_dir / config.MODELS_DIR / "rf.skops"
+    if model.exists():  # a forest interrupted mid-fit is not saved; one saved whole must load
+        with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb, \
+                MenaceMemoryManager(data_dir / config.MEMORY_DB, embedder="hashing") as mm:
+            assert LearningEngine(pdb, mm, model="rf", model_dir=model.parent).is_trained
+
+
+def test_stop_while_a_forest_trains_leaves_no_thread_and_the_data_whole(data_dir):
+    many_runs(data_dir, 8_000)
+    before = set(threading.enumerate())
+    start, stop = run_background(data_dir=data_dir, model="rf", metrics_port=0)
+    stack = start()
+    progress = collect(stack.bus, events.LEARNING_PROGRESS)
+    job = stack.coordinator.request_train()
+    wait_until(lambda: any(p["fraction"] >= 0.5 for p in progress), timeout=30)
+    assert stack.coordinator.job(job).state == "running"
+    stack.pathway_db.log_many(runs(20))  # queued behind the training job
+    sent = time.monotonic()
+    stop()
+    took = time.monotonic() - sent
+    assert took < 5, f"stopping took {took:.1f} s"
+    assert stack.coordinator.job(job).state in {"cancelled", "done"}
+    deadline = time.monotonic() + 3
+    while left := [t for t in threading.enumerate() if t not in before and t.is_alive()]:
+        assert time.monotonic() < deadline, f"threads still running: {[t.name for t in left]}"
+        time.sleep(0.05)
+    check_integrity(data_dir)
+    with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb:
+        assert pdb.count_runs() == 8_020
