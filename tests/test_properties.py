@@ -1,0 +1,307 @@
+"""Bad input, generated: predict_success, bus payloads and the service's flags.
+
+Each property runs ~50 generated cases in the default run and 1,000 in the slow
+run. What is refused raises ``ValueError`` (or exits with status 2 for the
+command line) and writes nothing; nothing raises anything else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from menace import events
+from menace import self_learning_service as service
+from menace.config import Settings
+from menace.learning_engine import LearningEngine
+from menace.menace_memory_manager import MenaceMemoryManager
+from menace.models import available_models
+from menace.neuroplasticity import PathwayDB, PathwayRecord
+from menace.self_learning_coordinator import validate_input
+from menace.unified_event_bus import UnifiedEventBus
+
+FAST = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+SLOW = settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+
+# -- strategies ----------------------------------------------------------------------------------
+
+anything_scalar = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
+    st.binary(max_size=10), st.complex_numbers(), st.just(object()),
+)
+number_like = st.one_of(
+    st.floats(), st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6),
+    st.integers(min_value=-(10**20), max_value=10**20), anything_scalar,
+)
+json_like = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+weird_values = st.one_of(
+    json_like, st.binary(max_size=5), st.sets(st.integers(), max_size=3), st.just(object()),
+    st.complex_numbers(),
+)
+
+
+def pathway_payload(draw) -> dict:
+    """A payload close to a real pathway:new one, with some fields broken or missing."""
+    good = {
+        "pathway_id": 1, "run_id": 1, "actions": "scan->fix", "exec_time": 1.0, "roi": 1.0,
+        "prior_frequency": 0, "prior_myelination": 0.0, "outcome": "SUCCESS", "ts": 1.0,
+    }
+    for key in draw(st.lists(st.sampled_from(sorted(good)), max_size=3, unique=True)):
+        if draw(st.booleans()):
+            del good[key]
+        else:
+            good[key] = draw(weird_values)
+    return good
+
+
+payloads = st.one_of(
+    st.composite(lambda draw: pathway_payload(draw))(),
+    st.dictionaries(st.text(max_size=10), weird_values, max_size=6),
+    weird_values,
+)
+topics = st.one_of(
+    st.sampled_from([events.PATHWAY_NEW, events.MEMORY_NEW, events.CODE_NEW, events.WORKFLOWS_NEW,
+                     events.ALL, ""]),
+    st.text(max_size=30), anything_scalar,
+)
+
+# -- fixtures: one set of stores per module (hypothesis runs many cases per test) ---------------
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("engines")
+    pdb = PathwayDB(folder / "pathways.db")
+    mm = MenaceMemoryManager(folder / "mem.db", embedder="hashing")
+    pdb.log_many(
+        PathwayRecord(["a->b", "c->d", "e"][i % 3], exec_time=1.0 + i % 4, roi=float(i % 3),
+                      outcome="FAILURE" if i % 3 == 2 else "SUCCESS")
+        for i in range(30)
+    )
+    untrained = LearningEngine(pdb, mm, model_dir=folder / "untrained")
+    trained = LearningEngine(pdb, mm, model_dir=folder / "trained")
+    assert trained.train()
+    yield pdb, untrained, trained
+    pdb.close()
+    mm.close()
+
+
+@pytest.fixture(scope="module")
+def journaled_bus(tmp_path_factory):
+    bus = UnifiedEventBus(tmp_path_factory.mktemp("bus") / "events.db")
+    yield bus
+    bus.close()
+
+
+# -- predict_success -----------------------------------------------------------------------------
+
+
+def check_predict(engines, freq, exec_time, roi, myelination, actions) -> None:
+    pdb, untrained, trained = engines
+    runs_before, seen_before = pdb.count_runs(), trained.n_seen
+    for engine in (untrained, trained):
+        try:
+            p = engine.predict_success(freq, exec_time, roi, myelination, actions)
+        except ValueError as exc:
+            assert str(exc)  # a message naming what is wrong
+            continue
+        assert isinstance(p, float) and math.isfinite(p) and 0.0 <= p <= 1.0
+    assert pdb.count_runs() == runs_before and trained.n_seen == seen_before
+    assert not untrained.is_trained
+
+
+predict_args = dict(
+    freq=number_like, exec_time=number_like, roi=number_like, myelination=number_like,
+    actions=st.one_of(st.text(max_size=200), anything_scalar),
+)
+
+
+@FAST
+@given(**predict_args)
+def test_predict_success_answers_a_probability_or_a_value_error(engines, **kwargs):
+    check_predict(engines, **kwargs)
+
+
+@pytest.mark.slow
+@SLOW
+@given(**predict_args)
+def test_predict_success_answers_a_probability_or_a_value_error_1000(engines, **kwargs):
+    check_predict(engines, **kwargs)
+
+
+# -- bus payloads --------------------------------------------------------------------------------
+
+
+def check_payload(bus: UnifiedEventBus, topic, payload) -> None:
+    try:
+        validate_input(topic, payload)
+    except ValueError as exc:
+        assert str(exc)
+    count = bus.journal_size()
+    received: list = []
+
+    def receive(_topic, delivered):
+        received.append(delivered)
+
+    bus.subscribe(events.ALL, receive)
+    try:
+        bus.publish(topic, payload)
+    except ValueError as exc:
+        assert str(exc)
+        assert bus.journal_size() == count and not received  # refused: nothing journaled or delivered
+        return
+    finally:
+        bus.unsubscribe(events.ALL, receive)
+    assert bus.journal_size() == count + 1 and received == [payload]
+
+
+@FAST
+@given(topic=topics, payload=payloads)
+def test_bus_payloads_are_delivered_or_refused_with_a_value_error(journaled_bus, topic, payload):
+    check_payload(journaled_bus, topic, payload)
+
+
+@pytest.mark.slow
+@SLOW
+@given(topic=topics, payload=payloads)
+def test_bus_payloads_are_delivered_or_refused_with_a_value_error_1000(journaled_bus, topic, payload):
+    check_payload(journaled_bus, topic, payload)
+
+
+# -- service flags -------------------------------------------------------------------------------
+
+
+class Started(Exception):
+    """Raised by the stand-in for start_stack: main() got as far as starting."""
+
+
+FLAGS = ["--data-dir", "--model", "--eval-every", "--eval-interval", "--metrics-addr",
+         "--metrics-port", "--no-journal", "--no-watch", "--log-level", "--bogus", "-x"]
+flag_values = st.one_of(
+    st.sampled_from(["0", "1", "-1", "65535", "65536", "1e9", "nan", "inf", "-0.5", "", " ",
+                     "logreg", "rf", "nn", "bogus", "debug", "INFO", "127.0.0.1", "x" * 300]),
+    st.integers(min_value=-(10**6), max_value=10**6).map(str),
+    st.text(max_size=20).filter(lambda s: "\x00" not in s),
+)
+VALUE_FLAGS = ["--data-dir", "--model", "--eval-every", "--eval-interval", "--metrics-addr",
+               "--metrics-port", "--log-level"]
+GOOD_VALUES = {
+    "--data-dir": st.sampled_from(["data", "sub/dir", "./x", "~/menace-test-never-made"]),
+    "--model": st.sampled_from(["logreg", "rf", "nn", "bogus"]),
+    "--eval-every": st.integers(min_value=-2, max_value=1000).map(str),
+    "--eval-interval": st.floats(min_value=-1, max_value=1e4).map(str),
+    "--metrics-addr": st.sampled_from(["127.0.0.1", "0.0.0.0", "localhost"]),
+    "--metrics-port": st.integers(min_value=-1, max_value=70000).map(str),
+    "--log-level": st.sampled_from(["DEBUG", "info", "Warning", "ERROR", "loud"]),
+}
+good_pairs = st.sampled_from(VALUE_FLAGS).flatmap(lambda f: GOOD_VALUES[f].map(lambda v: [f, v]))
+pairs = st.tuples(st.sampled_from(VALUE_FLAGS), flag_values).map(list)
+tokens = st.one_of(
+    good_pairs, good_pairs, good_pairs, pairs,
+    st.sampled_from(FLAGS).map(lambda f: [f]), flag_values.map(lambda v: [v]),
+)
+argvs = st.lists(tokens, max_size=5).map(lambda groups: [t for g in groups for t in g])
+
+
+def check_main(argv: list[str], folder: Path, monkeypatch) -> None:
+    seen: dict = {}
+
+    def fake_start(settings, **kwargs):
+        seen["settings"] = settings
+        if settings.model not in available_models():  # what the engine refuses in start_stack
+            raise ValueError(f"model must be one of {', '.join(available_models())}")
+        raise Started
+
+    monkeypatch.setattr(service, "start_stack", fake_start)
+    for name in [n for n in os.environ if n.startswith("MENACE_") and n != "MENACE_EMBEDDER"]:
+        monkeypatch.delenv(name)
+    before = sorted(folder.rglob("*"))
+    with contextlib.chdir(folder), contextlib.redirect_stderr(open(os.devnull, "w")), \
+            contextlib.redirect_stdout(open(os.devnull, "w")):
+        try:
+            status = service.main(argv)
+        except Started:
+            assert isinstance(seen["settings"], Settings)
+            event("started")
+            status = None
+        except SystemExit as exc:
+            assert exc.code in (0, 2), exc.code  # --help, or a refused flag
+            event(f"exit {exc.code}")
+            status = None
+    assert status in (None, 2), status  # main's own refusals (a bad model) exit 2
+    if status == 2:
+        event("main refused")
+    assert sorted(folder.rglob("*")) == before  # nothing written by a refusal (or by parsing)
+
+
+@FAST
+@given(argv=argvs)
+def test_service_flags_start_or_exit_2_without_a_traceback(tmp_path_factory, monkeypatch, argv):
+    check_main(argv, _cwd(tmp_path_factory), monkeypatch)
+
+
+@pytest.mark.slow
+@SLOW
+@given(argv=argvs)
+def test_service_flags_start_or_exit_2_without_a_traceback_1000(tmp_path_factory, monkeypatch, argv):
+    check_main(argv, _cwd(tmp_path_factory), monkeypatch)
+
+
+_CWDS: dict[int, Path] = {}
+
+
+def _cwd(factory) -> Path:
+    key = id(factory)
+    if key not in _CWDS:
+        _CWDS[key] = factory.mktemp("cwd")
+    return _CWDS[key]
+
+
+settings_kwargs = st.fixed_dictionaries(
+    {},
+    optional={
+        "data_dir": st.one_of(st.text(max_size=20), anything_scalar),
+        "model": st.one_of(st.sampled_from(["logreg", "rf", " nn "]), st.text(max_size=10), anything_scalar),
+        "eval_every_examples": number_like,
+        "eval_every_seconds": number_like,
+        "metrics_addr": st.one_of(st.text(max_size=20), anything_scalar),
+        "metrics_port": number_like,
+        "journal": st.booleans(),
+    },
+)
+
+
+def check_settings(kwargs: dict) -> None:
+    try:
+        result = Settings(**kwargs)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    assert 0 <= result.metrics_port <= 65535 and result.eval_every_examples >= 0
+    assert math.isfinite(result.eval_every_seconds) and result.eval_every_seconds >= 0
+    assert result.model and result.metrics_addr
+
+
+@FAST
+@given(kwargs=settings_kwargs)
+def test_settings_accept_or_refuse_with_a_value_error(kwargs):
+    check_settings(kwargs)
+
+
+@pytest.mark.slow
+@SLOW
+@given(kwargs=settings_kwargs)
+def test_settings_accept_or_refuse_with_a_value_error_1000(kwargs):
+    check_settings(kwargs)
