@@ -13,7 +13,7 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
-from .validation import check_number, check_positive_int, check_text
+from .validation import check_number, check_positive_int, check_text, expand_path
 
 #: File names inside a data directory.
 PATHWAYS_DB = "pathways.db"
@@ -32,7 +32,7 @@ DEFAULT_METRICS_PORT = 8001
 def default_data_dir() -> Path:
     """``MENACE_DATA_DIR`` if set, else the per-user data directory (e.g. ~/.local/share/menace)."""
     env = os.environ.get("MENACE_DATA_DIR")
-    return Path(env).expanduser() if env else Path(user_data_dir("menace", appauthor=False))
+    return expand_path("MENACE_DATA_DIR", env) if env else Path(user_data_dir("menace", appauthor=False))
 
 
 def _env_int(name: str, default: int) -> int:
@@ -79,7 +79,7 @@ class Settings:
     journal: bool = True
 
     def __post_init__(self) -> None:
-        self.data_dir = Path(check_text("data_dir", str(self.data_dir), allow_empty=False)).expanduser()
+        self.data_dir = expand_path("data_dir", check_text("data_dir", str(self.data_dir), allow_empty=False))
         self.model = check_text("model", self.model, allow_empty=False, max_len=100).strip()
         check_positive_int("eval_every_examples", self.eval_every_examples, minimum=0)
         self.eval_every_seconds = check_number("eval_every_seconds", self.eval_every_seconds, minimum=0.0)

@@ -66,7 +66,7 @@ from .models.selection import (
     stratified_folds,
 )
 from .neuroplasticity import PathwayRecord, decay_factor
-from .validation import check_number, check_positive_int, check_text
+from .validation import check_number, check_positive_int, check_text, expand_path
 
 logger = logging.getLogger(__name__)
 
@@ -233,14 +233,14 @@ class LearningEngine:
     def _check_persist_path(path: Any) -> Path | None:
         if path is None:
             return None
-        path = Path(check_text("persist_path", os.fspath(path), allow_empty=False)).expanduser()
+        path = expand_path("persist_path", check_text("persist_path", os.fspath(path), allow_empty=False))
         if path.suffix.lower() not in {".jsonl", ".db", ".sqlite", ".sqlite3"}:
             raise ValueError(f"persist_path must end in .jsonl, .db or .sqlite, got {str(path)!r}")
         return path
 
     def _default_model_dir(self, model_dir: Any) -> Path | None:
         if model_dir is not None:
-            return Path(check_text("model_dir", os.fspath(model_dir), allow_empty=False)).expanduser()
+            return expand_path("model_dir", check_text("model_dir", os.fspath(model_dir), allow_empty=False))
         db_path = str(getattr(self.pathway_db, "path", "") or "")
         if not db_path or db_path == ":memory:":
             return None  # nowhere sensible to save: no persistence unless given a folder

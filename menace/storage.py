@@ -19,6 +19,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from .validation import expand_path
+
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
@@ -39,7 +41,7 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """
     path = str(path)
     if path != ":memory:":
-        path = str(Path(path).expanduser())  # "~/menace/pathways.db" means the home folder
+        path = str(expand_path("path", path))  # "~/menace/pathways.db" means the home folder
         Path(path).resolve().parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
         path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
@@ -127,7 +129,7 @@ class SQLiteStore:
     MIGRATIONS: Sequence[str] = ()
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = str(path) if str(path) == ":memory:" else str(Path(path).expanduser())
+        self.path = str(path) if str(path) == ":memory:" else str(expand_path("path", path))
         self._lock = threading.RLock()
         self._conn = connect(self.path)
         migrate(self._conn, self.MIGRATIONS, type(self).__name__)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 MAX_TEXT = 1_000_000  # characters; a single stored text larger than this is refused
@@ -17,6 +18,14 @@ MAX_TEXT = 1_000_000  # characters; a single stored text larger than this is ref
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def expand_path(name: str, value: Any) -> Path:
+    """``Path(value).expanduser()``; a ``~user`` that does not exist is a ``ValueError`` naming ``name``."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError as exc:  # "Could not determine home directory."
+        raise ValueError(f"{name}: cannot expand {_short(str(value))}: {exc}") from None
 
 
 def check_text(name: str, value: Any, *, allow_empty: bool = True, max_len: int = MAX_TEXT) -> str:

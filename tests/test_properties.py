@@ -8,6 +8,7 @@ command line) and writes nothing; nothing raises anything else.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 from pathlib import Path
@@ -228,8 +229,8 @@ def check_main(argv: list[str], folder: Path, monkeypatch) -> None:
     for name in [n for n in os.environ if n.startswith("MENACE_") and n != "MENACE_EMBEDDER"]:
         monkeypatch.delenv(name)
     before = sorted(folder.rglob("*"))
-    with contextlib.chdir(folder), contextlib.redirect_stderr(open(os.devnull, "w")), \
-            contextlib.redirect_stdout(open(os.devnull, "w")):
+    with contextlib.chdir(folder), contextlib.redirect_stderr(io.StringIO()), \
+            contextlib.redirect_stdout(io.StringIO()):
         try:
             status = service.main(argv)
         except Started:
@@ -305,3 +306,14 @@ def test_settings_accept_or_refuse_with_a_value_error(kwargs):
 @given(kwargs=settings_kwargs)
 def test_settings_accept_or_refuse_with_a_value_error_1000(kwargs):
     check_settings(kwargs)
+
+
+def test_a_home_folder_that_does_not_exist_is_a_value_error_not_a_runtime_error(tmp_path):
+    # found by the slow run: Path("~0").expanduser() raises RuntimeError
+    with pytest.raises(ValueError, match="data_dir"):
+        Settings(data_dir="~menace-no-such-user")
+    with pytest.raises(ValueError, match="path"):
+        PathwayDB("~menace-no-such-user/pathways.db")
+    with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stderr(io.StringIO()):
+        service.main(["--data-dir", "~menace-no-such-user", "--metrics-port", "0"])
+    assert exit_info.value.code == 2
