@@ -317,3 +317,102 @@ def test_a_home_folder_that_does_not_exist_is_a_value_error_not_a_runtime_error(
     with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stderr(io.StringIO()):
         service.main(["--data-dir", "~menace-no-such-user", "--metrics-port", "0"])
     assert exit_info.value.code == 2
+
+
+# -- stores: PathwayRecord / PathwayDB.log, memory store / search, GPTMemory ---------------------
+
+text_like = st.one_of(st.text(max_size=40), anything_scalar)
+record_kwargs = st.fixed_dictionaries(
+    {"actions": text_like},
+    optional={
+        "inputs": text_like, "outputs": text_like, "resources": text_like,
+        "exec_time": number_like, "roi": number_like, "ts": number_like,
+        "outcome": st.one_of(st.sampled_from(["SUCCESS", "FAILURE", "PARTIAL_SUCCESS", "success",
+                                              "bogus", ""]), anything_scalar),
+    },
+)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    from menace.gpt_memory import GPTMemory
+
+    folder = tmp_path_factory.mktemp("stores")
+    pdb = PathwayDB(folder / "pathways.db")
+    mm = MenaceMemoryManager(folder / "mem.db", embedder="hashing")
+    yield pdb, mm, GPTMemory(mm)
+    pdb.close()
+    mm.close()
+
+
+def check_log(stores, kwargs: dict) -> None:
+    pdb = stores[0]
+    before = pdb.count_runs()
+    try:
+        record = PathwayRecord(**kwargs)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    pathway_id = pdb.log(record)
+    assert isinstance(pathway_id, int) and pdb.count_runs() == before + 1
+    assert pdb.get(pathway_id).actions == record.actions
+
+
+def check_memory(stores, key, data, tags, text, limit) -> None:
+    _pdb, mm, gpt = stores
+    before = mm.count()
+    for call in (
+        lambda: mm.store(key, data, tags=tags),
+        lambda: gpt.log_interaction(key, data, tags=tags),
+    ):
+        try:
+            version = call()
+        except ValueError as exc:
+            assert str(exc)
+            assert mm.count() == before  # refused: nothing written
+        else:
+            assert isinstance(version, int) and mm.count() == before + 1
+            before += 1
+    for call in (
+        lambda: mm.search(text, limit=limit),
+        lambda: gpt.search(text, limit=limit),
+        lambda: gpt.fetch_context(tags if tags is not None else text, limit=limit),
+    ):
+        try:
+            call()
+        except ValueError as exc:
+            assert str(exc)
+    assert mm.count() == before
+
+
+memory_args = dict(
+    key=text_like, data=st.one_of(json_like, anything_scalar), text=text_like,
+    tags=st.one_of(st.none(), st.lists(text_like, max_size=3), text_like),
+    limit=st.one_of(st.integers(min_value=-3, max_value=50), anything_scalar),
+)
+
+
+@FAST
+@given(kwargs=record_kwargs)
+def test_pathway_records_are_logged_or_refused_with_a_value_error(stores, kwargs):
+    check_log(stores, kwargs)
+
+
+@pytest.mark.slow
+@SLOW
+@given(kwargs=record_kwargs)
+def test_pathway_records_are_logged_or_refused_with_a_value_error_1000(stores, kwargs):
+    check_log(stores, kwargs)
+
+
+@FAST
+@given(**memory_args)
+def test_memory_store_search_and_gpt_memory_answer_or_refuse(stores, **kwargs):
+    check_memory(stores, **kwargs)
+
+
+@pytest.mark.slow
+@SLOW
+@given(**memory_args)
+def test_memory_store_search_and_gpt_memory_answer_or_refuse_1000(stores, **kwargs):
+    check_memory(stores, **kwargs)
