@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .menace_memory_manager import MemoryEntry, MenaceMemoryManager
-from .validation import check_number, check_positive_int, check_tags, check_text
+from .validation import MAX_INT, check_number, check_positive_int, check_tags, check_text
 
 GPT_TAG = "gpt"
 SUMMARY_TAG = "gpt-summary"
@@ -167,7 +167,7 @@ class GPTMemory:
         tag_list = check_tags("tags", tags) or [GPT_TAG]
         # Only GPTMemory's own keys: other entries with the same tag (summaries,
         # notes a producer stored) must not crowd interactions out of the limit.
-        entries = self.manager.search_by_tag(tag_list, limit=limit + 10, key_prefix=KEY_PREFIX)
+        entries = self.manager.search_by_tag(tag_list, limit=min(limit + 10, MAX_INT), key_prefix=KEY_PREFIX)
         found = [
             i for e in entries if GPT_TAG in e.tags and (i := self._interaction(e)) is not None
         ]

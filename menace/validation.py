@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_TEXT = 1_000_000  # characters; a single stored text larger than this is refused
+MAX_INT = 2**63 - 1  # the largest SQLite INTEGER: a larger limit or id would overflow in a query
 
 
 def _short(value: Any) -> str:
@@ -71,11 +72,13 @@ def check_number(
 
 
 def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    """Return ``value`` as an int >= ``minimum``, or raise ``ValueError``."""
+    """Return ``value`` as an int >= ``minimum`` (and <= :data:`MAX_INT`), or raise ``ValueError``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an integer, got {_short(value)}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value > MAX_INT:
+        raise ValueError(f"{name} must be <= {MAX_INT}, got {_short(value)}")
     return value
 
 

@@ -416,3 +416,13 @@ def test_memory_store_search_and_gpt_memory_answer_or_refuse(stores, **kwargs):
 @given(**memory_args)
 def test_memory_store_search_and_gpt_memory_answer_or_refuse_1000(stores, **kwargs):
     check_memory(stores, **kwargs)
+
+
+def test_a_limit_beyond_sqlite_integers_is_a_value_error_not_an_overflow(stores):
+    # found by the slow run: fetch_context(limit=2**63 - 5) overflowed inside the query
+    _pdb, mm, gpt = stores
+    assert isinstance(gpt.fetch_context("0", limit=2**63 - 5), str)
+    for call in (lambda: mm.search("x", limit=2**70), lambda: gpt.fetch_context("0", limit=2**64),
+                 lambda: stores[0].runs(limit=2**63)):
+        with pytest.raises(ValueError, match="limit"):
+            call()
