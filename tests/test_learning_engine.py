@@ -356,6 +356,9 @@ def test_predictions_from_another_thread_while_training(filled):
                 answers.append(engine.predict_success(60, 1.0, 1.0, 50.0, GOOD[0]))
             except Exception as exc:  # pragma: no cover - the failure being tested for
                 errors.append(exc)
+            # A caller that never yields the GIL (no real one does) slowed train() from
+            # ~1 s to minutes by lock convoy; a 1 ms pause keeps both running together.
+            stop.wait(0.001)
 
     thread = threading.Thread(target=predict, name="predictor")
     thread.start()
