@@ -22,7 +22,7 @@ import numpy as np
 
 from . import events
 from .embeddings import Embedder, default_embedder
-from .storage import SQLiteStore
+from .storage import SQLiteStore, escape_like
 from .validation import check_positive_int, check_tags, check_text, decode_tags, encode_tags
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class MemoryEntry:
 
 def _like_prefix(prefix: str) -> str:
     """A LIKE pattern matching keys that start with ``prefix`` taken literally."""
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return escape_like(prefix) + "%"
 
 
 def fts_query(text: str) -> str:

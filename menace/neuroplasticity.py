@@ -29,7 +29,7 @@ from typing import Any
 
 from . import events
 from .labels import label_of
-from .storage import SQLiteStore, write_transaction
+from .storage import SQLiteStore, escape_like, write_transaction
 from .validation import check_number, check_positive_int, check_text
 
 logger = logging.getLogger(__name__)
@@ -444,7 +444,7 @@ class PathwayDB(SQLiteStore):
         """Pathways whose actions contain ``text`` literally (``%`` and ``_`` are not wildcards)."""
         text = check_text("text", text, max_len=10_000)
         check_positive_int("limit", limit)
-        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        escaped = escape_like(text)
         rows = self._read(
             "SELECT * FROM pathways WHERE actions LIKE ? ESCAPE '\\' "
             "ORDER BY myelination_score DESC, id LIMIT ?",

@@ -30,6 +30,11 @@ if SYNCHRONOUS not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
     raise ValueError(f"MENACE_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA, got {SYNCHRONOUS!r}")
 
 
+def escape_like(text: str) -> str:
+    """``text`` for a ``LIKE ... ESCAPE '\\'`` pattern: ``%`` and ``_`` match only themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 class SchemaError(RuntimeError):
     """The database file was written by a newer, unknown schema version."""
 
