@@ -6,17 +6,15 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer, Slot
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -25,7 +23,7 @@ from menace import events
 
 from ..bridge import BusEvent
 from ..task_runner import TaskRunner
-from .table_models import SORT_ROLE, RecordTableModel, format_time
+from .table_models import RecordTableModel, format_time, read_only_table
 
 #: Entries listed (newest, or best matches of a search).
 MAX_ENTRIES = 500
@@ -65,9 +63,7 @@ class MemoryView(QWidget):
         self._runner: TaskRunner | None = None
         self._generation = 0
         self.model = RecordTableModel(MEMORY_COLUMNS, self)
-        self.proxy = QSortFilterProxyModel(self)
-        self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy, self.view = read_only_table(self.model, "memoryTableView", self)
 
         self.search_edit = QLineEdit(self)
         self.search_edit.setObjectName("memorySearchEdit")
@@ -81,18 +77,7 @@ class MemoryView(QWidget):
         top.addWidget(self.search_edit, 1)
         top.addWidget(self.count_label)
 
-        self.view = QTableView(self)
-        self.view.setObjectName("memoryTableView")
-        self.view.setModel(self.proxy)
-        self.view.setSortingEnabled(True)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.view.setAlternatingRowColors(True)
-        self.view.setWordWrap(False)
-        self.view.verticalHeader().setVisible(False)
-        self.view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         header = self.view.horizontalHeader()
         digit = self.fontMetrics().horizontalAdvance("0")
         for column, chars in enumerate((6, 22, 8, 18, 20)):

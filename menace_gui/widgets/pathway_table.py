@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer, Slot
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
-    QTableView,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -22,7 +20,7 @@ from menace import events
 
 from ..bridge import BusEvent
 from ..task_runner import TaskRunner
-from .table_models import SORT_ROLE, RecordTableModel, format_time
+from .table_models import RecordTableModel, format_time, read_only_table
 
 #: Most pathways loaded into the table.
 MAX_PATHWAYS = 20_000
@@ -57,9 +55,7 @@ class PathwayTable(QWidget):
         self._loading = False
         self._again = False
         self.model = RecordTableModel(PATHWAY_COLUMNS, self)
-        self.proxy = QSortFilterProxyModel(self)
-        self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy, self.view = read_only_table(self.model, "pathwayTableView", self)
         self.proxy.setFilterKeyColumn(1)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
 
@@ -81,18 +77,7 @@ class PathwayTable(QWidget):
         top.addWidget(self.count_label)
         top.addWidget(self.refresh_button)
 
-        self.view = QTableView(self)
-        self.view.setObjectName("pathwayTableView")
-        self.view.setModel(self.proxy)
-        self.view.setSortingEnabled(True)
         self.view.sortByColumn(6, Qt.SortOrder.DescendingOrder)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.view.setAlternatingRowColors(True)
-        self.view.setWordWrap(False)
-        self.view.verticalHeader().setVisible(False)
-        self.view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         digit = self.fontMetrics().horizontalAdvance("0")

@@ -10,7 +10,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 10
 
@@ -67,3 +74,27 @@ class RecordTableModel(QAbstractTableModel):
         ):
             return self._columns[section][0]
         return None
+
+
+def read_only_table(
+    model: QAbstractTableModel, object_name: str, parent: QWidget
+) -> tuple[QSortFilterProxyModel, QTableView]:
+    """A proxy sorting ``model`` by ``SORT_ROLE`` and a read-only, row-selecting view of it.
+
+    Rows have a fixed height, which keeps a large table fast to lay out.
+    """
+    proxy = QSortFilterProxyModel(parent)
+    proxy.setSourceModel(model)
+    proxy.setSortRole(SORT_ROLE)
+    view = QTableView(parent)
+    view.setObjectName(object_name)
+    view.setModel(proxy)
+    view.setSortingEnabled(True)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setAlternatingRowColors(True)
+    view.setWordWrap(False)
+    view.verticalHeader().setVisible(False)
+    view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    view.verticalHeader().setDefaultSectionSize(parent.fontMetrics().height() + 6)
+    return proxy, view
