@@ -117,38 +117,31 @@ def time_menace_batches(db: PathwayDB, rows: list[tuple], batch: int = 100) -> f
     return time.perf_counter() - start
 
 
-def time_sql_floor(conn: sqlite3.Connection, rows: list[tuple], state: dict) -> float:
+def time_sql_floor(db: PathwayDB, rows: list[tuple], state: dict) -> float:
     """The statements one ``PathwayDB.log`` runs, with no validation, payload or bus.
 
     A floor for what the store can reach on this machine: the same pages are
-    written per commit (pathway row, run row, run index, link).
+    written per commit (the run row; a pathway row the first time; the fold
+    every ``FOLD_EVERY`` runs).
     """
     np = neuroplasticity
+    conn = db._conn
+    pathway_ids = state.setdefault("pathway_ids", {})
     start = time.perf_counter()
     for actions, inputs, outputs, exec_time, resources, outcome, roi in rows:
         ts = time.time()
         conn.execute("BEGIN IMMEDIATE")
-        row = conn.execute(np._SELECT_PATHWAY, (actions,)).fetchone()
-        if row is None:
-            pid = conn.execute(np._INSERT_PATHWAY, (actions, 1, 1, 1.0, exec_time, roi, ts, roi)).lastrowid
-        else:
-            pid = row[0]
+        pid = pathway_ids.get(actions)
+        if pid is None:
+            pid = pathway_ids[actions] = conn.execute(np._INSERT_PATHWAY, (actions, ts)).lastrowid
         rid = conn.execute(
             np._INSERT_RUN,
             (pid, actions, inputs, outputs, exec_time, resources, outcome, roi, ts, 1, 0, 0.0,
-             row and row[6]),
+             state.get("previous"), 1, exec_time, roi, ts),
         ).lastrowid
-        if row is None:
-            conn.execute(np._SET_LAST_RUN, (rid, pid))
-        else:
-            conn.execute(np._UPDATE_PATHWAY, (row[1] + 1, row[2], 1.0, exec_time, roi, ts, roi, rid, pid))
-        if state.get("previous") not in (None, pid):
-            conn.execute(
-                "INSERT INTO links(from_id, to_id, weight) VALUES (?,?,1.0) ON CONFLICT(from_id,"
-                " to_id) DO UPDATE SET weight = weight + excluded.weight",
-                (state["previous"], pid),
-            )
-        state["previous"] = pid
+        state["previous"] = rid
+        if rid - db._folded > np.FOLD_EVERY:
+            db._fold(conn)
         conn.execute("COMMIT")
     return time.perf_counter() - start
 
@@ -176,7 +169,7 @@ def run(rows_per_round: int, rounds: int, pathways: int, seed: int = 7) -> dict:
         floor_state: dict = {}
         sides = {
             "raw": lambda rows: time_raw(raw, rows),
-            "sql_floor": lambda rows: time_sql_floor(floor_db._conn, rows, floor_state),
+            "sql_floor": lambda rows: time_sql_floor(floor_db, rows, floor_state),
             "menace_batch": lambda rows: time_menace_batches(batch_db, rows),
             "menace": lambda rows: time_menace(db, rows),
             "menace_journal": lambda rows: time_menace(journal_db, rows),

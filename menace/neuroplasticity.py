@@ -21,8 +21,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -35,6 +37,7 @@ from .validation import check_number, check_positive_int, check_text
 logger = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86_400.0
+_isfinite = math.isfinite
 
 
 class Outcome(StrEnum):
@@ -49,6 +52,9 @@ class Outcome(StrEnum):
         """Accept the enum, or its name or value in any case (``"success"``)."""
         if isinstance(value, cls):
             return value
+        member = cls._value2member_map_.get(value) if type(value) is str else None
+        if member is not None:  # the exact value, as most callers spell it
+            return member
         if isinstance(value, str):
             key = value.strip().upper().replace("-", "_").replace(" ", "_")
             if key in cls.__members__:
@@ -137,33 +143,112 @@ def decay_factor(age_seconds: float, half_life_days: float) -> float:
     return 0.5 ** (max(age_seconds, 0.0) / (half_life_days * SECONDS_PER_DAY))
 
 
-_SELECT_PATHWAY = (
+#: Runs logged after the last fold before :class:`PathwayDB` folds them into
+#: the ``pathways`` rows (see the class docstring).
+FOLD_EVERY = 2048
+_MAX_ID = (1 << 63) - 1
+#: Most pathways whose aggregates one PathwayDB keeps in memory.
+CACHE_LIMIT = 100_000
+
+_RUN_COLUMNS = (
+    "pathway_id, actions, inputs, outputs, exec_time, resources, outcome, roi, ts, label,"
+    " prior_frequency, prior_myelination, prev_run_id, successes, avg_exec_time, avg_roi,"
+    " last_activation"
+)
+_INSERT_RUN = f"INSERT INTO runs({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+# Rewrites a run's features and aggregate when another connection logged in between.
+_FIX_RUN = (
+    "UPDATE runs SET prior_frequency=?, prior_myelination=?, prev_run_id=?, successes=?,"
+    " avg_exec_time=?, avg_roi=?, last_activation=? WHERE id=?"
+)
+# A new pathway's row: the checkpoint before any of its runs was folded.
+_INSERT_PATHWAY = (
+    "INSERT INTO pathways(actions, frequency, successes, success_rate, avg_exec_time,"
+    " avg_roi, last_activation, myelination_score) VALUES (?, 0, 0, 0.0, 0.0, 0.0, ?, 0.0)"
+)
+# Each run's aggregate after it, as a cache entry tail: the pathway's frequency,
+# successes, averages, last activation and newest run id.
+_RUN_AGGREGATE = "prior_frequency + 1, successes, avg_exec_time, avg_roi, last_activation, id"
+_RUNS_AFTER = f"SELECT pathway_id, {_RUN_AGGREGATE} FROM runs WHERE id > ? AND id < ? ORDER BY id"
+_LOAD_PATHWAY = (
     "SELECT id, frequency, successes, avg_exec_time, avg_roi, last_activation, last_run_id"
     " FROM pathways WHERE actions = ?"
 )
-_INSERT_PATHWAY = (
-    "INSERT INTO pathways(actions, frequency, successes, success_rate, avg_exec_time,"
-    " avg_roi, last_activation, myelination_score) VALUES (?,?,?,?,?,?,?,?)"
+_LOAD_TAIL = (
+    f"SELECT {_RUN_AGGREGATE} FROM runs"
+    " WHERE id > (SELECT folded_through FROM fold_state) AND pathway_id = ? ORDER BY id DESC LIMIT 1"
 )
-_UPDATE_PATHWAY = (
-    "UPDATE pathways SET frequency=?, successes=?, success_rate=?, avg_exec_time=?,"
-    " avg_roi=?, last_activation=?, myelination_score=?, last_run_id=? WHERE id=?"
+_FOLD_PATHWAY = (
+    "UPDATE pathways SET frequency=?, successes=?, success_rate=?, avg_exec_time=?, avg_roi=?,"
+    " last_activation=?, myelination_score=?, last_run_id=? WHERE id=?"
 )
-_SET_LAST_RUN = "UPDATE pathways SET last_run_id=? WHERE id=?"
-_INSERT_RUN = (
-    "INSERT INTO runs(pathway_id, actions, inputs, outputs, exec_time, resources, outcome,"
-    " roi, ts, label, prior_frequency, prior_myelination, prev_run_id)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_UPSERT_LINK = (
+    "INSERT INTO links(from_id, to_id, weight) VALUES (?,?,?) "
+    "ON CONFLICT(from_id, to_id) DO UPDATE SET weight = weight + excluded.weight"
 )
+# The links of the runs not folded yet, as (from_id, to_id, weight) rows: each
+# run to the run right after it (the newest folded run included), when they are
+# of different pathways and the second started within ``:window`` seconds of
+# the first. ``{where}`` narrows the first run (e.g. to one pathway).
+_TAIL_LINKS = """
+    SELECT r1.pathway_id AS from_id, r2.pathway_id AS to_id, count(*) AS weight
+    FROM runs r1 JOIN runs r2 ON r2.id = (SELECT min(id) FROM runs WHERE id > r1.id)
+    WHERE r1.id >= (SELECT folded_through FROM fold_state) {where}
+      AND r2.pathway_id != r1.pathway_id AND r2.ts - r1.ts BETWEEN 0 AND :window
+    GROUP BY r1.pathway_id, r2.pathway_id"""
+# (to_id, weight) of the links leaving :from_id: the folded ones plus those since.
+_LINKS_FROM = f"""
+    WITH weights(to_id, weight) AS (
+        SELECT to_id, CAST(sum(weight) AS REAL) FROM (
+            SELECT to_id, weight FROM links WHERE from_id = :from_id
+            UNION ALL SELECT to_id, weight FROM ({_TAIL_LINKS.format(where="AND r1.pathway_id = :from_id")})
+        ) GROUP BY to_id
+    )"""
+# A pathway as of now: its folded row ``p``, overlaid by ``r``, its newest run
+# since the fold (if any), which carries the aggregate after it.
+_STATS_COLUMNS = """p.id, p.actions,
+    coalesce(r.prior_frequency + 1, p.frequency) AS frequency,
+    coalesce(r.successes, p.successes) AS successes,
+    coalesce(r.successes * 1.0 / (r.prior_frequency + 1), p.success_rate) AS success_rate,
+    coalesce(r.avg_exec_time, p.avg_exec_time) AS avg_exec_time,
+    coalesce(r.avg_roi, p.avg_roi) AS avg_roi,
+    coalesce(r.last_activation, p.last_activation) AS last_activation,
+    coalesce(r.successes * r.avg_roi, p.myelination_score) AS myelination_score,
+    coalesce(r.id, p.last_run_id) AS last_run_id"""
+# One pathway (``{where}`` picks it): its newest unfolded run is found by
+# reading the unfolded runs backwards, which stops at the first of its own.
+_ONE_PATHWAY = f"""
+    SELECT {_STATS_COLUMNS} FROM pathways p
+    LEFT JOIN runs r ON r.id = (
+        SELECT id FROM runs WHERE id > (SELECT folded_through FROM fold_state)
+        AND pathway_id = p.id ORDER BY id DESC LIMIT 1
+    )
+    WHERE {{where}}"""
+
 # The runs of one pathway, newest first down the chain, stopping at since_id.
 _PATHWAY_RUNS = (
     "WITH RECURSIVE chain(id) AS ("
-    " SELECT last_run_id FROM pathways WHERE id = ? AND last_run_id > ?"
+    f" SELECT last_run_id FROM ({_ONE_PATHWAY.format(where='p.id = ?')}) WHERE last_run_id > ?"
     " UNION ALL"
     " SELECT r.prev_run_id FROM runs r JOIN chain c ON r.id = c.id WHERE r.prev_run_id > ?"
     ") SELECT runs.* FROM chain JOIN runs ON runs.id = chain.id ORDER BY runs.id LIMIT ?"
 )
-_SELECT_PREVIOUS_RUN = "SELECT id, pathway_id, ts FROM runs WHERE id < ? ORDER BY id DESC LIMIT 1"
+
+class _Tail:
+    """The runs since the last fold, while this connection logged all of them.
+
+    ``touched`` are the pathways to fold, ``pairs`` the link counts, and
+    ``prev_id``/``prev_ts`` the pathway and time of the newest run.
+    """
+
+    __slots__ = ("start", "prev_id", "prev_ts", "touched", "pairs")
+
+    def __init__(self, start: int, prev_id: int | None, prev_ts: float) -> None:
+        self.start = start
+        self.prev_id = prev_id
+        self.prev_ts = prev_ts
+        self.touched: set[int] = set()
+        self.pairs: dict[tuple[int, int], int] = {}
 
 
 class PathwayDB(SQLiteStore):
@@ -176,6 +261,18 @@ class PathwayDB(SQLiteStore):
             committed run is published on ``pathway:new``.
         link_window: seconds; a run starting within this time of the previous
             run links the previous pathway to this one (see :meth:`next_pathway`).
+
+    **How a log stays cheap.** SQLite's cost per commit is the pages it writes,
+    so a :meth:`log` writes one row: the run. The run row carries its
+    pathway's aggregate *after* it (frequency, successes, averages, last
+    activation), which this object also keeps in memory for the pathways it
+    logs; runs that other connections commit in between are read back and
+    applied first, so the aggregate is exact with any number of writers. Every
+    :data:`FOLD_EVERY` runs (and in :meth:`apply_decay`) the runs since the last
+    fold are *folded*: each pathway row takes its newest run's aggregate and
+    the links between consecutive runs are added to ``links``. Readers see the
+    folded rows plus the runs since (the ``pathway_stats`` view), so every read
+    is current, from any connection.
     """
 
     # Write cost is pages per commit, so the schema keeps them few: run ids need
@@ -232,6 +329,34 @@ class PathwayDB(SQLiteStore):
         DROP INDEX IF EXISTS runs_pathway;
         DROP INDEX IF EXISTS pathways_myelination;
         """,
+        # v3: a log writes only its run, which carries the pathway's aggregate
+        # after it; pathway rows and links are folded from the runs every
+        # FOLD_EVERY runs. ``fold_state`` says through which run, and
+        # ``pathway_stats`` is the pathways as of now (folded rows plus newer runs).
+        """
+        ALTER TABLE runs ADD COLUMN successes INTEGER;
+        ALTER TABLE runs ADD COLUMN avg_exec_time REAL;
+        ALTER TABLE runs ADD COLUMN avg_roi REAL;
+        ALTER TABLE runs ADD COLUMN last_activation REAL;
+        UPDATE runs SET successes = w.successes, avg_exec_time = w.avg_exec_time,
+            avg_roi = w.avg_roi, last_activation = w.last_activation
+        FROM (
+            SELECT id, sum(label) OVER p AS successes, avg(exec_time) OVER p AS avg_exec_time,
+                avg(roi) OVER p AS avg_roi, max(ts) OVER p AS last_activation
+            FROM runs WINDOW p AS (PARTITION BY pathway_id ORDER BY id ROWS UNBOUNDED PRECEDING)
+        ) AS w WHERE runs.id = w.id;
+        CREATE TABLE fold_state (folded_through INTEGER NOT NULL);
+        INSERT INTO fold_state SELECT coalesce(max(id), 0) FROM runs;
+        CREATE VIEW pathway_stats AS
+        WITH latest(pathway_id, run_id) AS (
+            SELECT pathway_id, max(id) FROM runs
+            WHERE id > (SELECT folded_through FROM fold_state) GROUP BY pathway_id
+        )
+        SELECT """ + _STATS_COLUMNS + """
+        FROM pathways p
+        LEFT JOIN latest l ON l.pathway_id = p.id
+        LEFT JOIN runs r ON r.id = l.run_id;
+        """,
     )
 
     def __init__(
@@ -244,9 +369,16 @@ class PathwayDB(SQLiteStore):
     ) -> None:
         self.half_life_days = check_number("half_life_days", half_life_days, minimum=1e-9)
         self.link_window = check_number("link_window", link_window, minimum=0.0)
+        self._half_life_s = self.half_life_days * SECONDS_PER_DAY  # as decay_factor computes it
         self.event_bus = event_bus
-        #: (run id, pathway id, ts) of the last run this connection wrote.
-        self._last_run: tuple[int, int, float] | None = None
+        # The aggregates of the pathways this object logged, as of run ``_seen``:
+        # [pathway id, frequency, successes, avg_exec_time, avg_roi,
+        #  last_activation, newest run id], by action text and by pathway id.
+        self._cache: dict[str, list] = {}
+        self._by_id: dict[int, list] = {}
+        self._seen: int | None = None  # None: not looked yet
+        self._folded = 0  # runs through this id are folded (as last seen)
+        self._tail: _Tail | None = None
         super().__init__(path)
 
     # -- writing -----------------------------------------------------------
@@ -256,7 +388,13 @@ class PathwayDB(SQLiteStore):
         Returns the pathway id. Raises ``ValueError`` for an invalid record
         (nothing is written).
         """
-        return self.log_many([record])[0]
+        if not isinstance(record, PathwayRecord):
+            raise ValueError(f"record must be a PathwayRecord, got {type(record).__name__}")
+        record.validate()  # fields may have been changed after construction
+        (payload,) = self._commit((record,))
+        if self.event_bus is not None:
+            self.event_bus.publish(events.PATHWAY_NEW, payload)
+        return payload["pathway_id"]
 
     def log_many(self, records: Iterable[PathwayRecord]) -> list[int]:
         """Commit many runs in one transaction; publish one event per run after it.
@@ -264,98 +402,99 @@ class PathwayDB(SQLiteStore):
         Every record is validated first: one bad record refuses the whole batch.
         Returns the pathway id of each record, in order.
         """
-        records = list(records)
+        records = tuple(records)
         for i, record in enumerate(records):
             if not isinstance(record, PathwayRecord):
                 raise ValueError(f"records[{i}] must be a PathwayRecord, got {type(record).__name__}")
-            record.validate()  # fields may have been changed after construction
-        payloads: list[dict[str, Any]] = []
-        with self._lock:
-            last_run = self._last_run
-            try:
-                with write_transaction(self._conn) as conn:
-                    for record in records:
-                        payloads.append(self._insert(conn, record))
-            except BaseException:
-                self._last_run = last_run  # the batch was rolled back
-                raise
+            record.validate()
+        payloads = self._commit(records)
         if self.event_bus is not None:
             publish = self.event_bus.publish
             for payload in payloads:
                 publish(events.PATHWAY_NEW, payload)
         return [p["pathway_id"] for p in payloads]
 
+    def _commit(self, records: tuple[PathwayRecord, ...]) -> list[dict[str, Any]]:
+        """Write valid records in one transaction (folding when due); their payloads."""
+        with self._lock:
+            try:
+                with write_transaction(self._conn) as conn:
+                    if self._seen is None:
+                        self._look(conn)
+                    payloads = [self._insert(conn, record) for record in records]
+                    if self._seen - self._folded >= FOLD_EVERY:
+                        self._fold(conn)
+            except BaseException:
+                self._forget()  # the batch was rolled back: the cache may be ahead
+                raise
+        return payloads
+
+    def _forget(self) -> None:
+        """Drop what is cached; the next write reads the database again."""
+        self._cache.clear()
+        self._by_id.clear()
+        self._seen = None
+        self._tail = None
+
+    def _look(self, conn) -> None:
+        """Learn the newest run and the fold point (first write, or after a rollback)."""
+        self._seen, self._folded = conn.execute(
+            "SELECT (SELECT coalesce(max(id), 0) FROM runs), folded_through FROM fold_state"
+        ).fetchone()
+        self._tail = self._new_tail(conn) if self._seen == self._folded else None
+
+    def _new_tail(self, conn) -> _Tail:
+        """An empty tail after run ``_seen`` (the newest, all folded)."""
+        row = conn.execute("SELECT pathway_id, ts FROM runs WHERE id = ?", (self._seen,)).fetchone()
+        return _Tail(self._seen, *(row or (None, 0.0)))
+
     def _insert(self, conn, rec: PathwayRecord) -> dict[str, Any]:
-        row = conn.execute(_SELECT_PATHWAY, (rec.actions,)).fetchone()
-        label = label_of(rec.outcome)
-        ts = rec.ts
-        if row is None:
-            prior_freq, prior_myel = 0, 0.0
-            freq, successes = 1, label
-            avg_time, avg_roi = rec.exec_time, rec.roi
-            last = ts
-            prev_run_id = None
-        else:
-            (
-                pathway_id, prior_freq, prior_successes, prior_time, prior_roi, prior_last,
-                prev_run_id,
-            ) = row
-            # Derived from the aggregates, so a score apply_decay already decayed
-            # is not decayed a second time.
-            prior_myel = prior_successes * prior_roi * decay_factor(
-                ts - prior_last, self.half_life_days
-            )
-            freq = prior_freq + 1
-            successes = prior_successes + label
-            avg_time = prior_time + (rec.exec_time - prior_time) / freq
-            avg_roi = prior_roi + (rec.roi - prior_roi) / freq
-            last = ts if ts > prior_last else prior_last
-        rate = successes / freq
-        myel = successes * avg_roi  # frequency * success_rate * avg_roi, undecayed
-        if not (math.isfinite(myel) and math.isfinite(avg_time) and math.isfinite(prior_myel)):
-            raise ValueError("roi or exec_time is too large: the pathway's averages overflow")
-        if row is None:
-            pathway_id = conn.execute(
-                _INSERT_PATHWAY, (rec.actions, freq, successes, rate, avg_time, avg_roi, last, myel)
-            ).lastrowid
+        actions = rec.actions
+        entry = self._cache.get(actions)
+        if entry is None:
+            entry = self._load(conn, rec)
+        pathway_id = entry[0]
         outcome = rec.outcome.value
+        label = label_of(outcome)
+        ts = rec.ts
+        after = self._advance(entry, rec, label)
         run_id = conn.execute(
             _INSERT_RUN,
             (
-                pathway_id, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
-                outcome, rec.roi, ts, label, prior_freq, prior_myel, prev_run_id,
+                pathway_id, actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
+                outcome, rec.roi, ts, label, *after,
             ),
         ).lastrowid
-        if row is None:
-            conn.execute(_SET_LAST_RUN, (run_id, pathway_id))
-        else:
-            conn.execute(
-                _UPDATE_PATHWAY,
-                (freq, successes, rate, avg_time, avg_roi, last, myel, run_id, pathway_id),
-            )
-        # The run logged just before this one: usually our own last insert; if
-        # another connection wrote in between, ask the database.
-        previous = self._last_run
-        if previous is None or previous[0] != run_id - 1:
-            previous = conn.execute(_SELECT_PREVIOUS_RUN, (run_id,)).fetchone()
-        if (
-            previous is not None
-            and previous[1] != pathway_id
-            and 0 <= ts - previous[2] <= self.link_window
-        ):
-            self._link(conn, previous[1], pathway_id, 1.0)
-        self._last_run = (run_id, pathway_id, ts)
+        if run_id != self._seen + 1:
+            # Another connection logged runs since we last looked: apply them,
+            # then correct this run's features and aggregate.
+            self._catch_up(conn, below=run_id)
+            after = self._advance(entry, rec, label)
+            conn.execute(_FIX_RUN, (*after, run_id))
+        self._seen = run_id
+        prior_freq, prior_myel, _, successes, avg_time, avg_roi, last = after
+        freq = prior_freq + 1
+        entry[1:] = (freq, successes, avg_time, avg_roi, last, run_id)
+        tail = self._tail
+        if tail is not None:  # note the fold's work: this pathway, and the link to it
+            tail.touched.add(pathway_id)
+            prev_id = tail.prev_id
+            if prev_id != pathway_id and prev_id is not None and 0 <= ts - tail.prev_ts <= self.link_window:
+                pair = (prev_id, pathway_id)
+                tail.pairs[pair] = tail.pairs.get(pair, 0) + 1
+            tail.prev_id = pathway_id
+            tail.prev_ts = ts
         limit = events.PAYLOAD_TEXT_LIMIT
-        clip = events.clip
+        inputs, outputs, resources = rec.inputs, rec.outputs, rec.resources
         return {
             "pathway_id": pathway_id,
             "run_id": run_id,
             "ts": ts,
-            "actions": rec.actions if len(rec.actions) <= limit else clip(rec.actions),
-            "inputs": rec.inputs if len(rec.inputs) <= limit else clip(rec.inputs),
-            "outputs": rec.outputs if len(rec.outputs) <= limit else clip(rec.outputs),
+            "actions": actions if len(actions) <= limit else events.clip(actions),
+            "inputs": inputs if len(inputs) <= limit else events.clip(inputs),
+            "outputs": outputs if len(outputs) <= limit else events.clip(outputs),
             "exec_time": rec.exec_time,
-            "resources": rec.resources if len(rec.resources) <= limit else clip(rec.resources),
+            "resources": resources if len(resources) <= limit else events.clip(resources),
             "outcome": outcome,
             "roi": rec.roi,
             "label": label,
@@ -363,21 +502,116 @@ class PathwayDB(SQLiteStore):
             "prior_myelination": prior_myel,
             "stats": {
                 "frequency": freq,
-                "success_rate": rate,
+                "success_rate": successes / freq,
                 "avg_exec_time": avg_time,
                 "avg_roi": avg_roi,
-                "myelination_score": myel,
+                "myelination_score": successes * avg_roi,  # frequency * success_rate * avg_roi
                 "last_activation": last,
             },
         }
 
-    @staticmethod
-    def _link(conn, from_id: int, to_id: int, weight: float) -> None:
-        conn.execute(
-            "INSERT INTO links(from_id, to_id, weight) VALUES (?,?,?) "
-            "ON CONFLICT(from_id, to_id) DO UPDATE SET weight = weight + excluded.weight",
-            (from_id, to_id, weight),
-        )
+    def _advance(self, entry: list, rec: PathwayRecord, label: int) -> tuple:
+        """The run's columns from ``prior_frequency`` on, given its pathway's cache entry.
+
+        ``(prior_frequency, prior_myelination, prev_run_id, successes,
+        avg_exec_time, avg_roi, last_activation)``: the features known before
+        the run, then the pathway's aggregate after it.
+        """
+        _, prior_freq, successes, avg_time, avg_roi, last, prev_run_id = entry
+        ts = rec.ts
+        if prior_freq:
+            # Derived from the aggregates, so a score apply_decay already decayed
+            # is not decayed a second time.
+            age = ts - last
+            prior_myel = successes * avg_roi * (0.5 ** (age / self._half_life_s) if age > 0 else 1.0)
+            if ts > last:
+                last = ts
+        else:
+            prior_myel, last = 0.0, ts
+        freq = prior_freq + 1
+        avg_time += (rec.exec_time - avg_time) / freq
+        avg_roi += (rec.roi - avg_roi) / freq
+        successes += label
+        if not (_isfinite(avg_time) and _isfinite(avg_roi * successes) and _isfinite(prior_myel)):
+            raise ValueError("roi or exec_time is too large: the pathway's averages overflow")
+        return prior_freq, prior_myel, prev_run_id, successes, avg_time, avg_roi, last
+
+    def _load(self, conn, rec: PathwayRecord) -> list:
+        """The cache entry of ``rec``'s pathway as of now, inserting a new pathway."""
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache.clear()
+            self._by_id.clear()
+            self._tail = None  # its pathways' aggregates were in the cache
+        self._catch_up(conn)
+        row = conn.execute(_LOAD_PATHWAY, (rec.actions,)).fetchone()
+        if row is None:
+            pathway_id = conn.execute(_INSERT_PATHWAY, (rec.actions, rec.ts)).lastrowid
+            entry = [pathway_id, 0, 0, 0.0, 0.0, rec.ts, None]
+        else:
+            entry = list(row)
+            newer = conn.execute(_LOAD_TAIL, (entry[0],)).fetchone()
+            if newer is not None:
+                entry[1:] = newer
+        self._cache[rec.actions] = entry
+        self._by_id[entry[0]] = entry
+        return entry
+
+    def _catch_up(self, conn, below: int | None = None) -> None:
+        """Apply the runs after ``_seen`` (and before ``below``) to the cached pathways."""
+        by_id = self._by_id
+        for pathway_id, *aggregate in conn.execute(
+            _RUNS_AFTER, (self._seen, _MAX_ID if below is None else below)
+        ):
+            entry = by_id.get(pathway_id)
+            if entry is not None:
+                entry[1:] = aggregate
+            self._seen = aggregate[-1]
+            self._tail = None  # runs this object did not log: the fold reads them
+        if below is not None:
+            self._seen = below - 1
+
+    def _fold(self, conn) -> int:
+        """Fold the runs since the last fold into the pathway rows and links.
+
+        Runs inside the caller's write transaction; returns the runs folded.
+        """
+        if self._seen is None:
+            self._look(conn)
+        self._catch_up(conn)
+        (folded,) = conn.execute("SELECT folded_through FROM fold_state").fetchone()
+        count = self._seen - folded
+        tail = self._tail
+        if count <= 0:
+            pass
+        elif tail is not None and tail.start == folded:
+            # Every run since the fold was logged here: the aggregates are in
+            # the cache and the links were counted as the runs were logged.
+            by_id = self._by_id
+            newest = [by_id[pathway_id] for pathway_id in tail.touched]
+            links = [(a, b, float(n)) for (a, b), n in tail.pairs.items()]
+        else:
+            rows = conn.execute(
+                f"SELECT pathway_id, {_RUN_AGGREGATE} FROM runs WHERE id > ? ORDER BY id", (folded,)
+            ).fetchall()
+            newest = list({row[0]: list(row) for row in rows}.values())  # each pathway's newest run
+            links = conn.execute(
+                _TAIL_LINKS.format(where=""), {"window": self.link_window}
+            ).fetchall()
+        if count > 0:
+            conn.executemany(
+                _FOLD_PATHWAY,
+                [
+                    (freq, successes, successes / freq, avg_time, avg_roi, last, successes * avg_roi,
+                     run_id, pathway_id)
+                    for pathway_id, freq, successes, avg_time, avg_roi, last, run_id in newest
+                ],
+            )
+            conn.executemany(_UPSERT_LINK, links)
+            conn.execute("UPDATE fold_state SET folded_through = ?", (self._seen,))
+        self._folded = self._seen
+        if tail is None or tail.start != folded or count > 0:
+            self._tail = self._new_tail(conn)
+        return max(count, 0)
 
     def link(self, from_id: int, to_id: int, weight: float = 1.0) -> None:
         """Strengthen the link ``from_id -> to_id`` by ``weight``."""
@@ -388,7 +622,27 @@ class PathwayDB(SQLiteStore):
             for pid, name in ((from_id, "from_id"), (to_id, "to_id")):
                 if conn.execute("SELECT 1 FROM pathways WHERE id=?", (pid,)).fetchone() is None:
                     raise ValueError(f"{name}: no pathway with id {pid}")
-            self._link(conn, from_id, to_id, weight)
+            conn.execute(_UPSERT_LINK, (from_id, to_id, weight))
+
+    @contextmanager
+    def _folding(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that folds; a rollback also drops what is cached."""
+        with self._lock:
+            try:
+                with write_transaction(self._conn) as conn:
+                    yield conn
+            except BaseException:
+                self._forget()
+                raise
+
+    def fold(self) -> int:
+        """Fold the runs logged since the last fold into the pathway rows and links now.
+
+        Reads never need this (they include unfolded runs); it is for tools
+        that read the ``pathways`` table directly. Returns the runs folded.
+        """
+        with self._folding() as conn:
+            return self._fold(conn)
 
     def apply_decay(self, now: float | None = None) -> int:
         """Recompute every myelination score with the decay up to ``now``.
@@ -397,7 +651,8 @@ class PathwayDB(SQLiteStore):
         the stored aggregates, so applying decay twice does not decay twice.
         """
         now = time.time() if now is None else check_number("now", now, minimum=0.0)
-        with self._write() as conn:
+        with self._folding() as conn:
+            self._fold(conn)
             rows = conn.execute(
                 "SELECT id, successes, avg_roi, last_activation FROM pathways"
             ).fetchall()
@@ -415,27 +670,27 @@ class PathwayDB(SQLiteStore):
         return Pathway(**{k: row[k] for k in _PATHWAY_FIELDS})
 
     def get(self, pathway_id: int) -> Pathway | None:
-        rows = self._read("SELECT * FROM pathways WHERE id=?", (pathway_id,))
+        rows = self._read(_ONE_PATHWAY.format(where="p.id = ?"), (pathway_id,))
         return self._pathway(rows[0]) if rows else None
 
     def find(self, actions: str) -> Pathway | None:
         """The pathway of exactly this action text, or ``None``."""
         actions = check_text("actions", actions).strip()
-        rows = self._read("SELECT * FROM pathways WHERE actions=?", (actions,))
+        rows = self._read(_ONE_PATHWAY.format(where="p.actions = ?"), (actions,))
         return self._pathway(rows[0]) if rows else None
 
     def top_pathways(self, limit: int = 10) -> list[Pathway]:
         """Pathways with the highest myelination score first."""
         check_positive_int("limit", limit)
         rows = self._read(
-            "SELECT * FROM pathways ORDER BY myelination_score DESC, id LIMIT ?", (limit,)
+            "SELECT * FROM pathway_stats ORDER BY myelination_score DESC, id LIMIT ?", (limit,)
         )
         return [self._pathway(r) for r in rows]
 
     def pathways(self, limit: int | None = None, offset: int = 0) -> list[Pathway]:
         """All pathways by id (for tables and exports)."""
         rows = self._read(
-            "SELECT * FROM pathways ORDER BY id LIMIT ? OFFSET ?",
+            "SELECT * FROM pathway_stats ORDER BY id LIMIT ? OFFSET ?",
             (-1 if limit is None else limit, offset),
         )
         return [self._pathway(r) for r in rows]
@@ -446,7 +701,7 @@ class PathwayDB(SQLiteStore):
         check_positive_int("limit", limit)
         escaped = escape_like(text)
         rows = self._read(
-            "SELECT * FROM pathways WHERE actions LIKE ? ESCAPE '\\' "
+            "SELECT * FROM pathway_stats WHERE actions LIKE ? ESCAPE '\\' "
             "ORDER BY myelination_score DESC, id LIMIT ?",
             (f"%{escaped}%", limit),
         )
@@ -455,16 +710,17 @@ class PathwayDB(SQLiteStore):
     def next_pathway(self, pathway_id: int) -> Pathway | None:
         """The pathway most often run right after ``pathway_id``, or ``None``."""
         rows = self._read(
-            "SELECT p.* FROM links l JOIN pathways p ON p.id = l.to_id "
-            "WHERE l.from_id=? ORDER BY l.weight DESC, p.id LIMIT 1",
-            (pathway_id,),
+            f"{_LINKS_FROM} SELECT p.* FROM weights w JOIN pathway_stats p ON p.id = w.to_id"
+            " ORDER BY w.weight DESC, p.id LIMIT 1",
+            {"from_id": pathway_id, "window": self.link_window},
         )
         return self._pathway(rows[0]) if rows else None
 
     def links(self, pathway_id: int) -> list[tuple[int, float]]:
         """``(to_id, weight)`` for each link leaving ``pathway_id``, strongest first."""
         rows = self._read(
-            "SELECT to_id, weight FROM links WHERE from_id=? ORDER BY weight DESC", (pathway_id,)
+            f"{_LINKS_FROM} SELECT to_id, weight FROM weights ORDER BY weight DESC, to_id",
+            {"from_id": pathway_id, "window": self.link_window},
         )
         return [(r["to_id"], r["weight"]) for r in rows]
 

@@ -73,28 +73,43 @@ def _retry(action, attempts: int = 50):
     return None
 
 
-@contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError:
-        _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
-    try:
-        yield conn
-    except BaseException:
-        if conn.in_transaction:  # SQLite may already have rolled back (e.g. on SQLITE_FULL)
-            conn.execute("ROLLBACK")
-        raise
-    try:
-        conn.execute("COMMIT")
-    except sqlite3.OperationalError:
+def write_transaction(conn: sqlite3.Connection) -> WriteTransaction:
+    """``with write_transaction(conn):`` ``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception."""
+    return WriteTransaction(conn)
+
+
+class WriteTransaction:
+    """The context manager :func:`write_transaction` returns (a class: it is on every log's path)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        conn = self.conn
         try:
-            _retry(lambda: conn.execute("COMMIT"))
-        except BaseException:
-            if conn.in_transaction:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        return conn
+
+    def __exit__(self, kind, exc, traceback) -> bool:
+        conn = self.conn
+        if kind is not None:
+            if conn.in_transaction:  # SQLite may already have rolled back (e.g. on SQLITE_FULL)
                 conn.execute("ROLLBACK")
-            raise
+            return False
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError:
+            try:
+                _retry(lambda: conn.execute("COMMIT"))
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return False
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[str], name: str) -> None:

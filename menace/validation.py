@@ -31,6 +31,16 @@ def expand_path(name: str, value: Any) -> Path:
 
 def check_text(name: str, value: Any, *, allow_empty: bool = True, max_len: int = MAX_TEXT) -> str:
     """Return ``value`` as a str, or raise ``ValueError`` naming ``name``."""
+    # Fast path (every logged run passes here several times): plain ASCII text
+    # is valid UTF-8, so only NUL, length and blankness are left to check.
+    if (
+        type(value) is str
+        and value.isascii()
+        and len(value) <= max_len
+        and "\x00" not in value
+        and (allow_empty or not (value.isspace() or not value))
+    ):
+        return value
     if value is None:
         value = ""
     if not isinstance(value, str):
@@ -56,6 +66,13 @@ def check_number(
     maximum: float | None = None,
 ) -> float:
     """Return ``value`` as a finite float within bounds, or raise ``ValueError``."""
+    if (
+        type(value) is float
+        and math.isfinite(value)
+        and (minimum is None or value >= minimum)
+        and (maximum is None or value <= maximum)
+    ):
+        return value  # the common case, checked without a conversion
     if isinstance(value, bool) or value is None:
         raise ValueError(f"{name} must be a number, got {_short(value)}")
     try:

@@ -333,7 +333,7 @@ def test_schema_is_versioned_and_a_newer_schema_is_refused(tmp_path):
     path = tmp_path / "pathways.db"
     db = PathwayDB(path)
     db.log(PathwayRecord("a"))
-    assert db.schema_version() == len(PathwayDB.MIGRATIONS) == 2
+    assert db.schema_version() == len(PathwayDB.MIGRATIONS) == 3
     db.close()
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version=7")
@@ -362,7 +362,7 @@ def test_a_version_1_file_is_migrated_in_place(tmp_path):
     conn.close()
 
     db = PathwayDB(path)
-    assert db.schema_version() == 2
+    assert db.schema_version() == 3
     assert [r["id"] for r in db.runs(1)] == [1, 3]
     assert [r["prev_run_id"] for r in db.runs(1)] == [None, 1]
     assert [r["id"] for r in db.runs(2)] == [2]
