@@ -9,12 +9,15 @@ WAL journal, the same ``PRAGMA synchronous`` as Menace uses
   run's columns, then ``commit()``.
 * menace: ``PathwayDB.log(PathwayRecord(...))`` with a ``UnifiedEventBus``
   (no journal) that has one ``pathway:new`` subscriber counting events. Each
-  log validates the record, aggregates the pathway, keeps the run, links it to
-  the previous pathway, commits, then publishes. The headline ratio is this one.
+  log validates the record, computes the pathway's new aggregate, commits the
+  run (which carries it), then publishes; every ``FOLD_EVERY`` runs one log
+  also folds the runs since into the pathway rows and links. The headline
+  ratio is this one.
 * menace with journal: the same with the bus journaling every event to its own
   SQLite file (one more commit per run), as the service runs it; for reference.
-* SQL floor: the statements a log runs, executed directly, with no validation,
-  payload or bus: what the store could reach with zero Python overhead.
+* SQL floor: the statements a log runs (``BEGIN IMMEDIATE``, ``INSERT`` the
+  run, ``COMMIT``), executed directly, with no validation, payload, bus or
+  fold: what the store could reach with zero Python overhead.
 * log_many: the importer's path, 100 runs per transaction (for reference; the
   raw side still commits every row).
 
@@ -117,15 +120,14 @@ def time_menace_batches(db: PathwayDB, rows: list[tuple], batch: int = 100) -> f
     return time.perf_counter() - start
 
 
-def time_sql_floor(db: PathwayDB, rows: list[tuple], state: dict) -> float:
+def time_sql_floor(conn: sqlite3.Connection, rows: list[tuple], state: dict) -> float:
     """The statements one ``PathwayDB.log`` runs, with no validation, payload or bus.
 
-    A floor for what the store can reach on this machine: the same pages are
-    written per commit (the run row; a pathway row the first time; the fold
-    every ``FOLD_EVERY`` runs).
+    ``BEGIN IMMEDIATE``, the run's ``INSERT`` (a pathway row the first time an
+    action sequence is seen), ``COMMIT``: the same pages per commit as a log,
+    less its share of the fold every ``FOLD_EVERY`` runs.
     """
     np = neuroplasticity
-    conn = db._conn
     pathway_ids = state.setdefault("pathway_ids", {})
     start = time.perf_counter()
     for actions, inputs, outputs, exec_time, resources, outcome, roi in rows:
@@ -134,14 +136,11 @@ def time_sql_floor(db: PathwayDB, rows: list[tuple], state: dict) -> float:
         pid = pathway_ids.get(actions)
         if pid is None:
             pid = pathway_ids[actions] = conn.execute(np._INSERT_PATHWAY, (actions, ts)).lastrowid
-        rid = conn.execute(
+        state["previous"] = conn.execute(
             np._INSERT_RUN,
             (pid, actions, inputs, outputs, exec_time, resources, outcome, roi, ts, 1, 0, 0.0,
              state.get("previous"), 1, exec_time, roi, ts),
         ).lastrowid
-        state["previous"] = rid
-        if rid - db._folded > np.FOLD_EVERY:
-            db._fold(conn)
         conn.execute("COMMIT")
     return time.perf_counter() - start
 
@@ -169,7 +168,7 @@ def run(rows_per_round: int, rounds: int, pathways: int, seed: int = 7) -> dict:
         floor_state: dict = {}
         sides = {
             "raw": lambda rows: time_raw(raw, rows),
-            "sql_floor": lambda rows: time_sql_floor(floor_db, rows, floor_state),
+            "sql_floor": lambda rows: time_sql_floor(floor_db._conn, rows, floor_state),
             "menace_batch": lambda rows: time_menace_batches(batch_db, rows),
             "menace": lambda rows: time_menace(db, rows),
             "menace_journal": lambda rows: time_menace(journal_db, rows),

@@ -149,6 +149,8 @@ FOLD_EVERY = 2048
 _MAX_ID = (1 << 63) - 1
 #: Most pathways whose aggregates one PathwayDB keeps in memory.
 CACHE_LIMIT = 100_000
+#: Most runs of other connections one PathwayDB reads back before a log (see ``_catch_up``).
+CATCH_UP_LIMIT = 4096
 
 _RUN_COLUMNS = (
     "pathway_id, actions, inputs, outputs, exec_time, resources, outcome, roi, ts, label,"
@@ -172,11 +174,12 @@ _RUN_AGGREGATE = "prior_frequency + 1, successes, avg_exec_time, avg_roi, last_a
 _RUNS_AFTER = f"SELECT pathway_id, {_RUN_AGGREGATE} FROM runs WHERE id > ? AND id < ? ORDER BY id"
 _LOAD_PATHWAY = (
     "SELECT id, frequency, successes, avg_exec_time, avg_roi, last_activation, last_run_id"
-    " FROM pathways WHERE actions = ?"
+    " FROM pathways WHERE {where}"
 )
+# A pathway's newest run that is not folded yet and older than a bound.
 _LOAD_TAIL = (
-    f"SELECT {_RUN_AGGREGATE} FROM runs"
-    " WHERE id > (SELECT folded_through FROM fold_state) AND pathway_id = ? ORDER BY id DESC LIMIT 1"
+    f"SELECT {_RUN_AGGREGATE} FROM runs WHERE id > (SELECT folded_through FROM fold_state)"
+    " AND id < ? AND pathway_id = ? ORDER BY id DESC LIMIT 1"
 )
 _FOLD_PATHWAY = (
     "UPDATE pathways SET frequency=?, successes=?, success_rate=?, avg_exec_time=?, avg_roi=?,"
@@ -231,6 +234,7 @@ _PATHWAY_RUNS = (
     f" SELECT last_run_id FROM ({_ONE_PATHWAY.format(where='p.id = ?')}) WHERE last_run_id > ?"
     " UNION ALL"
     " SELECT r.prev_run_id FROM runs r JOIN chain c ON r.id = c.id WHERE r.prev_run_id > ?"
+    " AND r.prev_run_id < r.id"  # a chain only goes back: a damaged file cannot loop it
     ") SELECT runs.* FROM chain JOIN runs ON runs.id = chain.id ORDER BY runs.id LIMIT ?"
 )
 
@@ -431,10 +435,8 @@ class PathwayDB(SQLiteStore):
 
     def _forget(self) -> None:
         """Drop what is cached; the next write reads the database again."""
-        self._cache.clear()
-        self._by_id.clear()
+        self._drop_cache()
         self._seen = None
-        self._tail = None
 
     def _look(self, conn) -> None:
         """Learn the newest run and the fold point (first write, or after a rollback)."""
@@ -468,7 +470,9 @@ class PathwayDB(SQLiteStore):
         if run_id != self._seen + 1:
             # Another connection logged runs since we last looked: apply them,
             # then correct this run's features and aggregate.
-            self._catch_up(conn, below=run_id)
+            if not self._catch_up(conn, below=run_id):
+                row = conn.execute(_LOAD_PATHWAY.format(where="id = ?"), (pathway_id,)).fetchone()
+                entry = self._entry(conn, row, actions, below=run_id)
             after = self._advance(entry, rec, label)
             conn.execute(_FIX_RUN, (*after, run_id))
         self._seen = run_id
@@ -486,7 +490,8 @@ class PathwayDB(SQLiteStore):
             tail.prev_ts = ts
         limit = events.PAYLOAD_TEXT_LIMIT
         inputs, outputs, resources = rec.inputs, rec.outputs, rec.resources
-        return {
+        # Every value is validated text or a finite number (see _advance).
+        return events.CheckedPayload({
             "pathway_id": pathway_id,
             "run_id": run_id,
             "ts": ts,
@@ -508,7 +513,7 @@ class PathwayDB(SQLiteStore):
                 "myelination_score": successes * avg_roi,  # frequency * success_rate * avg_roi
                 "last_activation": last,
             },
-        }
+        })
 
     def _advance(self, entry: list, rec: PathwayRecord, label: int) -> tuple:
         """The run's columns from ``prior_frequency`` on, given its pathway's cache entry.
@@ -539,36 +544,57 @@ class PathwayDB(SQLiteStore):
     def _load(self, conn, rec: PathwayRecord) -> list:
         """The cache entry of ``rec``'s pathway as of now, inserting a new pathway."""
         if len(self._cache) >= CACHE_LIMIT:
-            self._cache.clear()
-            self._by_id.clear()
-            self._tail = None  # its pathways' aggregates were in the cache
+            self._drop_cache()
         self._catch_up(conn)
-        row = conn.execute(_LOAD_PATHWAY, (rec.actions,)).fetchone()
+        row = conn.execute(_LOAD_PATHWAY.format(where="actions = ?"), (rec.actions,)).fetchone()
         if row is None:
             pathway_id = conn.execute(_INSERT_PATHWAY, (rec.actions, rec.ts)).lastrowid
             entry = [pathway_id, 0, 0, 0.0, 0.0, rec.ts, None]
-        else:
-            entry = list(row)
-            newer = conn.execute(_LOAD_TAIL, (entry[0],)).fetchone()
-            if newer is not None:
-                entry[1:] = newer
-        self._cache[rec.actions] = entry
+            self._cache[rec.actions] = entry
+            self._by_id[pathway_id] = entry
+            return entry
+        return self._entry(conn, row, rec.actions, below=_MAX_ID)
+
+    def _entry(self, conn, row: Any, actions: str, below: int) -> list:
+        """Cache the entry of a pathway row as of the runs before ``below``."""
+        entry = list(row)
+        newer = conn.execute(_LOAD_TAIL, (below, entry[0])).fetchone()
+        if newer is not None:
+            entry[1:] = newer
+        self._cache[actions] = entry
         self._by_id[entry[0]] = entry
         return entry
 
-    def _catch_up(self, conn, below: int | None = None) -> None:
-        """Apply the runs after ``_seen`` (and before ``below``) to the cached pathways."""
+    def _drop_cache(self) -> None:
+        """Forget the cached pathways (each is read again when next logged)."""
+        self._cache.clear()
+        self._by_id.clear()
+        self._tail = None  # the fold's pathways were in the cache
+
+    def _catch_up(self, conn, below: int | None = None) -> bool:
+        """Bring the cache up to the runs before ``below`` (default: all runs).
+
+        Applies the runs other connections committed after ``_seen`` to the
+        cached pathways. When more than :data:`CATCH_UP_LIMIT` are new, reading
+        them all would cost more than reading the few pathways logged next
+        again: the cache is dropped instead and ``False`` returned.
+        """
+        if below is None:
+            below = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM runs").fetchone()[0]
+        if below - 1 == self._seen:
+            return True
+        self._tail = None  # runs this object did not log: the fold reads them
+        if below - 1 - self._seen > CATCH_UP_LIMIT:
+            self._drop_cache()
+            self._seen = below - 1
+            return False
         by_id = self._by_id
-        for pathway_id, *aggregate in conn.execute(
-            _RUNS_AFTER, (self._seen, _MAX_ID if below is None else below)
-        ):
+        for pathway_id, *aggregate in conn.execute(_RUNS_AFTER, (self._seen, below)):
             entry = by_id.get(pathway_id)
             if entry is not None:
                 entry[1:] = aggregate
-            self._seen = aggregate[-1]
-            self._tail = None  # runs this object did not log: the fold reads them
-        if below is not None:
-            self._seen = below - 1
+        self._seen = below - 1
+        return True
 
     def _fold(self, conn) -> int:
         """Fold the runs since the last fold into the pathway rows and links.

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .events import ALL
+from .events import ALL, CheckedPayload
 from .storage import SQLiteStore
 from .validation import check_number, check_text
 
@@ -193,7 +193,7 @@ class UnifiedEventBus:
                     f"payload for {topic!r} is not JSON-serialisable: {exc}"
                 ) from None
             self._journal.append(time.time(), topic, encoded)
-        else:
+        elif type(payload) is not CheckedPayload:
             # Without a journal there is nothing to encode: a type walk is ~3x
             # cheaper than json.dumps and refuses exactly what it would refuse.
             _check_json(payload, topic)

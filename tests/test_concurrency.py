@@ -87,6 +87,11 @@ def test_two_processes_write_the_same_files_with_exact_counts(tmp_path):
         assert pdb.find("own-alpha").frequency == own_runs
         assert pdb.find("own-beta").frequency == own_runs
         assert sum(p.frequency for p in pdb.pathways()) == pdb.count_runs()
+        # Each run's features count exactly the runs before it, whichever writer logged them.
+        seen: dict[int, int] = {}
+        for run in pdb.runs():
+            assert run["prior_frequency"] == seen.get(run["pathway_id"], 0), run
+            seen[run["pathway_id"]] = seen.get(run["pathway_id"], 0) + 1
         assert len({r["id"] for r in pdb.runs()}) == pdb.count_runs()
     with MenaceMemoryManager(tmp_path / "mem.db", embedder="hashing") as mm:
         assert mm.count() == 2 * n

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from menace import neuroplasticity
 from menace.neuroplasticity import Outcome, PathwayDB, PathwayRecord
 from menace.storage import SchemaError, connect, migrate
 
@@ -271,6 +272,28 @@ def test_links_follow_runs_logged_by_another_connection(tmp_path):
     assert first.links(b) == [(c, 1.0)]
     first.close()
     second.close()
+
+
+@pytest.mark.parametrize("catch_up_limit", [4096, 3])
+def test_a_writer_far_behind_another_still_counts_every_run(tmp_path, monkeypatch, catch_up_limit):
+    # With a small limit the slow writer drops its cache instead of reading
+    # the other's runs back; the counts must be exact either way.
+    monkeypatch.setattr(neuroplasticity, "CATCH_UP_LIMIT", catch_up_limit)
+    path = tmp_path / "p.db"
+    slow, busy = PathwayDB(path), PathwayDB(path)
+    slow.log(PathwayRecord("a", roi=1.0, outcome="SUCCESS", ts=100.0))
+    slow.log(PathwayRecord("b", roi=1.0, ts=100.0))
+    busy.log_many(PathwayRecord("ab"[i % 2], roi=3.0, outcome="FAILURE", ts=101.0 + i) for i in range(10))
+    slow.log(PathwayRecord("a", roi=1.0, outcome="SUCCESS", ts=200.0))
+    slow.log(PathwayRecord("b", roi=1.0, ts=201.0))
+    runs = slow.runs(slow.find("a").id)
+    assert [r["prior_frequency"] for r in runs] == list(range(7))
+    assert runs[-1]["successes"] == 2
+    a = busy.find("a")
+    assert (a.frequency, a.successes, a.avg_roi) == (7, 2, pytest.approx((2 * 1.0 + 5 * 3.0) / 7))
+    assert busy.find("b").frequency == 7
+    slow.close()
+    busy.close()
 
 
 def test_explicit_link_refuses_unknown_pathways(db):
