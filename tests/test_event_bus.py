@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 
 import pytest
 
+from menace.events import CheckedPayload
 from menace.unified_event_bus import UnifiedEventBus
 
 
@@ -252,3 +254,18 @@ def test_a_subscriber_may_subscribe_or_publish_while_being_called(bus):
     assert seen == [("a:b", 1), ("c:d", 2)]
     bus.publish("a:b", {"n": 5})
     assert ("late", 5) in seen
+
+
+def test_a_stores_checked_payload_is_delivered_and_journaled_like_any_dict(tmp_path):
+    bus = UnifiedEventBus(tmp_path / "events.db")
+    got = []
+    bus.subscribe("*", lambda t, p: got.append(p))
+    bus.publish("a:b", CheckedPayload({"n": 1, "stats": {"rate": 0.5}, "text": "t"}))
+    assert bus.replay() == 1
+    assert got == [{"n": 1, "stats": {"rate": 0.5}, "text": "t"}] * 2
+    assert json.loads(json.dumps(got[0])) == got[1]
+    # With a journal the payload is encoded anyway, so even a bad one is refused.
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        bus.publish("a:b", CheckedPayload({"x": math.nan}))
+    assert bus.journal_size() == 1
+    bus.close()
