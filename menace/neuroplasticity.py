@@ -427,7 +427,7 @@ class PathwayDB(SQLiteStore):
                         self._look(conn)
                     payloads = [self._insert(conn, record) for record in records]
                     if self._seen - self._folded >= FOLD_EVERY:
-                        self._fold(conn)
+                        self._fold(conn, when_due=True)
             except BaseException:
                 self._forget()  # the batch was rolled back: the cache may be ahead
                 raise
@@ -477,6 +477,10 @@ class PathwayDB(SQLiteStore):
             conn.execute(_FIX_RUN, (*after, run_id))
         self._seen = run_id
         prior_freq, prior_myel, _, successes, avg_time, avg_roi, last = after
+        # Checked once the aggregate is final (a stale cache could overflow where
+        # the real one does not); raising rolls the whole transaction back.
+        if not (_isfinite(avg_time) and _isfinite(avg_roi * successes) and _isfinite(prior_myel)):
+            raise ValueError("roi or exec_time is too large: the pathway's averages overflow")
         freq = prior_freq + 1
         entry[1:] = (freq, successes, avg_time, avg_roi, last, run_id)
         tail = self._tail
@@ -537,8 +541,6 @@ class PathwayDB(SQLiteStore):
         avg_time += (rec.exec_time - avg_time) / freq
         avg_roi += (rec.roi - avg_roi) / freq
         successes += label
-        if not (_isfinite(avg_time) and _isfinite(avg_roi * successes) and _isfinite(prior_myel)):
-            raise ValueError("roi or exec_time is too large: the pathway's averages overflow")
         return prior_freq, prior_myel, prev_run_id, successes, avg_time, avg_roi, last
 
     def _load(self, conn, rec: PathwayRecord) -> list:
@@ -596,10 +598,12 @@ class PathwayDB(SQLiteStore):
         self._seen = below - 1
         return True
 
-    def _fold(self, conn) -> int:
+    def _fold(self, conn, *, when_due: bool = False) -> int:
         """Fold the runs since the last fold into the pathway rows and links.
 
         Runs inside the caller's write transaction; returns the runs folded.
+        With ``when_due``, only if :data:`FOLD_EVERY` runs are unfolded (another
+        connection may have folded since this one last looked).
         """
         if self._seen is None:
             self._look(conn)
@@ -607,6 +611,11 @@ class PathwayDB(SQLiteStore):
         (folded,) = conn.execute("SELECT folded_through FROM fold_state").fetchone()
         count = self._seen - folded
         tail = self._tail
+        if when_due and count < FOLD_EVERY:
+            self._folded = folded
+            if tail is not None and tail.start != folded:
+                self._tail = None  # another connection folded: the next fold reads the runs
+            return 0
         if count <= 0:
             pass
         elif tail is not None and tail.start == folded:
