@@ -129,6 +129,7 @@ def time_sql_floor(conn: sqlite3.Connection, rows: list[tuple], state: dict) -> 
     """
     np = neuroplasticity
     pathway_ids = state.setdefault("pathway_ids", {})
+    conn = state.setdefault("cursor", conn.cursor())  # one cursor, as PathwayDB reuses its own
     start = time.perf_counter()
     for actions, inputs, outputs, exec_time, resources, outcome, roi in rows:
         ts = time.time()

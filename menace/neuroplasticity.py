@@ -50,7 +50,7 @@ class Outcome(StrEnum):
     @classmethod
     def coerce(cls, value: Any) -> Outcome:
         """Accept the enum, or its name or value in any case (``"success"``)."""
-        if isinstance(value, cls):
+        if type(value) is cls or isinstance(value, cls):
             return value
         member = cls._value2member_map_.get(value) if type(value) is str else None
         if member is not None:  # the exact value, as most callers spell it
@@ -61,6 +61,10 @@ class Outcome(StrEnum):
                 return cls[key]
         valid = ", ".join(m.value for m in cls)
         raise ValueError(f"outcome must be one of {valid}, got {value!r}")
+
+
+#: The label of each outcome value (:func:`menace.labels.label_of`, looked up once).
+_LABELS = {o.value: label_of(o) for o in Outcome}
 
 
 @dataclass
@@ -145,7 +149,7 @@ def decay_factor(age_seconds: float, half_life_days: float) -> float:
 
 #: Runs logged after the last fold before :class:`PathwayDB` folds them into
 #: the ``pathways`` rows (see the class docstring).
-FOLD_EVERY = 2048
+FOLD_EVERY = 8192
 _MAX_ID = (1 << 63) - 1
 #: Most pathways whose aggregates one PathwayDB keeps in memory.
 CACHE_LIMIT = 100_000
@@ -337,6 +341,9 @@ class PathwayDB(SQLiteStore):
         # after it; pathway rows and links are folded from the runs every
         # FOLD_EVERY runs. ``fold_state`` says through which run, and
         # ``pathway_stats`` is the pathways as of now (folded rows plus newer runs).
+        # A fold may add thousands of links: ``links`` becomes one B-tree
+        # (WITHOUT ROWID) with no foreign-key lookups (the fold takes pathway
+        # ids from runs, and link() checks them itself), a third of the cost.
         """
         ALTER TABLE runs ADD COLUMN successes INTEGER;
         ALTER TABLE runs ADD COLUMN avg_exec_time REAL;
@@ -349,6 +356,15 @@ class PathwayDB(SQLiteStore):
                 avg(roi) OVER p AS avg_roi, max(ts) OVER p AS last_activation
             FROM runs WINDOW p AS (PARTITION BY pathway_id ORDER BY id ROWS UNBOUNDED PRECEDING)
         ) AS w WHERE runs.id = w.id;
+        CREATE TABLE links_v3 (
+            from_id INTEGER NOT NULL,
+            to_id INTEGER NOT NULL,
+            weight REAL NOT NULL,
+            PRIMARY KEY (from_id, to_id)
+        ) WITHOUT ROWID;
+        INSERT INTO links_v3 SELECT from_id, to_id, weight FROM links;
+        DROP TABLE links;
+        ALTER TABLE links_v3 RENAME TO links;
         CREATE TABLE fold_state (folded_through INTEGER NOT NULL);
         INSERT INTO fold_state SELECT coalesce(max(id), 0) FROM runs;
         CREATE VIEW pathway_stats AS
@@ -384,6 +400,9 @@ class PathwayDB(SQLiteStore):
         self._folded = 0  # runs through this id are folded (as last seen)
         self._tail: _Tail | None = None
         super().__init__(path)
+        # Reused on every log (a new cursor per statement costs ~5% of a log).
+        self._transaction = write_transaction(self._conn)
+        self._insert_cursor = self._conn.cursor()
 
     # -- writing -----------------------------------------------------------
     def log(self, record: PathwayRecord) -> int:
@@ -422,10 +441,12 @@ class PathwayDB(SQLiteStore):
         """Write valid records in one transaction (folding when due); their payloads."""
         with self._lock:
             try:
-                with write_transaction(self._conn) as conn:
+                with self._transaction as conn:
                     if self._seen is None:
                         self._look(conn)
-                    payloads = [self._insert(conn, record) for record in records]
+                    payloads = []
+                    for record in records:  # a loop: a comprehension is one more call per log
+                        payloads.append(self._insert(conn, record))
                     if self._seen - self._folded >= FOLD_EVERY:
                         self._fold(conn, when_due=True)
             except BaseException:
@@ -456,11 +477,11 @@ class PathwayDB(SQLiteStore):
         if entry is None:
             entry = self._load(conn, rec)
         pathway_id = entry[0]
-        outcome = rec.outcome.value
-        label = label_of(outcome)
+        outcome = rec.outcome._value_  # .value is a slower descriptor
+        label = _LABELS[outcome]
         ts = rec.ts
         after = self._advance(entry, rec, label)
-        run_id = conn.execute(
+        run_id = self._insert_cursor.execute(
             _INSERT_RUN,
             (
                 pathway_id, actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
