@@ -242,6 +242,7 @@ _PATHWAY_RUNS = (
     ") SELECT runs.* FROM chain JOIN runs ON runs.id = chain.id ORDER BY runs.id LIMIT ?"
 )
 
+
 class _Tail:
     """The runs since the last fold, while this connection logged all of them.
 
@@ -637,23 +638,19 @@ class PathwayDB(SQLiteStore):
             if tail is not None and tail.start != folded:
                 self._tail = None  # another connection folded: the next fold reads the runs
             return 0
-        if count <= 0:
-            pass
-        elif tail is not None and tail.start == folded:
-            # Every run since the fold was logged here: the aggregates are in
-            # the cache and the links were counted as the runs were logged.
-            by_id = self._by_id
-            newest = [by_id[pathway_id] for pathway_id in tail.touched]
-            links = [(a, b, float(n)) for (a, b), n in tail.pairs.items()]
-        else:
-            rows = conn.execute(
-                f"SELECT pathway_id, {_RUN_AGGREGATE} FROM runs WHERE id > ? ORDER BY id", (folded,)
-            ).fetchall()
-            newest = list({row[0]: list(row) for row in rows}.values())  # each pathway's newest run
-            links = conn.execute(
-                _TAIL_LINKS.format(where=""), {"window": self.link_window}
-            ).fetchall()
         if count > 0:
+            if tail is not None and tail.start == folded:
+                # Every run since the fold was logged here: the aggregates are
+                # in the cache and the links were counted as the runs were logged.
+                by_id = self._by_id
+                newest = [by_id[pathway_id] for pathway_id in tail.touched]
+                links = [(a, b, float(n)) for (a, b), n in tail.pairs.items()]
+            else:
+                rows = conn.execute(
+                    f"SELECT pathway_id, {_RUN_AGGREGATE} FROM runs WHERE id > ? ORDER BY id", (folded,)
+                ).fetchall()
+                newest = list({row[0]: list(row) for row in rows}.values())  # each pathway's newest run
+                links = conn.execute(_TAIL_LINKS.format(where=""), {"window": self.link_window}).fetchall()
             conn.executemany(
                 _FOLD_PATHWAY,
                 [
@@ -664,10 +661,10 @@ class PathwayDB(SQLiteStore):
             )
             conn.executemany(_UPSERT_LINK, links)
             conn.execute("UPDATE fold_state SET folded_through = ?", (self._seen,))
-        self._folded = self._seen
+        self._folded = self._seen  # _catch_up made _seen the newest run
         if tail is None or tail.start != folded or count > 0:
             self._tail = self._new_tail(conn)
-        return max(count, 0)
+        return count
 
     def link(self, from_id: int, to_id: int, weight: float = 1.0) -> None:
         """Strengthen the link ``from_id -> to_id`` by ``weight``."""
