@@ -146,6 +146,33 @@ def time_sql_floor(conn: sqlite3.Connection, rows: list[tuple], state: dict) -> 
     return time.perf_counter() - start
 
 
+def time_reads(db: PathwayDB, rows: list[tuple], repeat: int = 50) -> dict:
+    """Milliseconds per read on the store the benchmark filled, as it was left.
+
+    Reads include the runs not folded yet, so their cost depends on how many
+    there are (at most ``FOLD_EVERY``); the count is reported with them.
+    """
+    pathway = db.find(rows[-1][0])
+    reads = {
+        "find": lambda: db.find(rows[-1][0]),
+        "top_pathways(10)": lambda: db.top_pathways(10),
+        "links": lambda: db.links(pathway.id),
+        "next_pathway": lambda: db.next_pathway(pathway.id),
+    }
+    result = {}
+    for name, read in reads.items():
+        start = time.perf_counter()
+        for _ in range(repeat):
+            read()
+        result[name] = (time.perf_counter() - start) / repeat * 1e3
+    result["pathways"] = db.count_pathways()
+    result["runs"] = db.count_runs()
+    result["unfolded"] = db._read(
+        "SELECT COUNT(*) FROM runs WHERE id > (SELECT folded_through FROM fold_state)"
+    )[0][0]
+    return result
+
+
 def run(rows_per_round: int, rounds: int, pathways: int, seed: int = 7) -> dict:
     """Alternate the sides for ``rounds`` rounds; medians of runs per second."""
     with tempfile.TemporaryDirectory(prefix="menace-ingest-", dir=os.environ.get("BENCH_DIR")) as tmp:
@@ -189,6 +216,7 @@ def run(rows_per_round: int, rounds: int, pathways: int, seed: int = 7) -> dict:
         assert journal_bus.journal_size() == total
         assert raw.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == total
         raw.close()
+        reads = time_reads(db, rows)
         for closable in (db, journal_db, journal_bus, floor_db, batch_db):
             closable.close()
     medians = {name: statistics.median(values) for name, values in rates.items()}
@@ -202,6 +230,7 @@ def run(rows_per_round: int, rounds: int, pathways: int, seed: int = 7) -> dict:
         "rows": rows_per_round,
         "rounds": rounds,
         "pathways": pathways,
+        "reads": reads,
     }
 
 
@@ -217,6 +246,16 @@ def machine() -> str:
     return (
         f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+    )
+
+
+def read_line(reads: dict) -> str:
+    timings = ", ".join(
+        f"{name} {ms:.2f} ms" for name, ms in reads.items() if name not in {"pathways", "runs", "unfolded"}
+    )
+    return (
+        f"Reads afterwards ({reads['runs']:,} runs of {reads['pathways']:,} pathways in the "
+        f"PathwayDB.log store, {reads['unfolded']:,} not folded yet): {timings}."
     )
 
 
@@ -258,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             f"synchronous={storage.SYNCHRONOUS}, WAL, one commit per run. Target: ratio >= 0.5."
         )
         print(f"Machine: {machine()}")
+        print()
+        print(read_line(result["reads"]))
     else:
         print(f"raw sqlite3 inserts:        {result['raw']:10,.0f} runs/s")
         print(f"PathwayDB.log + bus:        {result['menace']:10,.0f} runs/s")
@@ -267,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SQL floor (log's statements alone): {result['ratio_floor']:.2f} of raw")
         print(f"log_many, 100 per commit:   {result['ratio_batch']:10.2f} of raw")
         print(f"synchronous={storage.SYNCHRONOUS}; {machine()}")
+        print(read_line(result["reads"]))
     return 0
 
 

@@ -763,8 +763,8 @@ class PathwayDB(SQLiteStore):
     def next_pathway(self, pathway_id: int) -> Pathway | None:
         """The pathway most often run right after ``pathway_id``, or ``None``."""
         rows = self._read(
-            f"{_LINKS_FROM} SELECT p.* FROM weights w JOIN pathway_stats p ON p.id = w.to_id"
-            " ORDER BY w.weight DESC, p.id LIMIT 1",
+            _LINKS_FROM
+            + _ONE_PATHWAY.format(where="p.id = (SELECT to_id FROM weights ORDER BY weight DESC, to_id LIMIT 1)"),
             {"from_id": pathway_id, "window": self.link_window},
         )
         return self._pathway(rows[0]) if rows else None
