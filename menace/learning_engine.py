@@ -41,6 +41,7 @@ place, so a prediction sees either the old model or the new one.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import math
@@ -78,6 +79,73 @@ MODEL_FORMAT = 1
 _PAGE = 20_000  # runs read from the database per query while loading
 
 Progress = Callable[[float, str], None]
+
+
+class LearnedRuns:
+    """The run ids a model learned by partial updates, as sorted ``[first, last]`` ranges.
+
+    Saved with the model, so a run delivered again after a restart (a replayed
+    journal, a watcher resuming from an older point after a crash) is not
+    learned a second time: it would weigh double. Runs usually arrive in order,
+    so the ranges stay few; past :data:`LIMIT` ranges the oldest are dropped
+    (those runs could then be learned again, and a warning says so).
+    """
+
+    LIMIT = 10_000
+
+    def __init__(self, ranges: Iterable[Iterable[int]] = ()) -> None:
+        self._firsts: list[int] = []
+        self._lasts: list[int] = []
+        for first, last in ranges:
+            for run_id in (first, last):
+                if isinstance(run_id, bool) or not isinstance(run_id, int):
+                    raise ValueError(f"learned run ids must be integers, got {run_id!r}")
+            self._firsts.append(first)
+            self._lasts.append(last)
+        if any(f > last for f, last in zip(self._firsts, self._lasts, strict=True)) or any(
+            a >= b - 1 for a, b in zip(self._lasts, self._firsts[1:], strict=False)
+        ):
+            raise ValueError("learned run ranges must be sorted, disjoint and not adjacent")
+
+    def __contains__(self, run_id: int) -> bool:
+        i = bisect.bisect_right(self._firsts, run_id) - 1
+        return i >= 0 and run_id <= self._lasts[i]
+
+    def __len__(self) -> int:
+        """How many run ids."""
+        return sum(last - first + 1 for first, last in zip(self._firsts, self._lasts, strict=True))
+
+    def add(self, run_id: int) -> None:
+        firsts, lasts = self._firsts, self._lasts
+        i = bisect.bisect_right(firsts, run_id) - 1
+        if i >= 0 and run_id <= lasts[i]:
+            return
+        joins_left = i >= 0 and lasts[i] == run_id - 1
+        joins_right = i + 1 < len(firsts) and firsts[i + 1] == run_id + 1
+        if joins_left and joins_right:
+            lasts[i] = lasts[i + 1]
+            del firsts[i + 1], lasts[i + 1]
+        elif joins_left:
+            lasts[i] = run_id
+        elif joins_right:
+            firsts[i + 1] = run_id
+        else:
+            firsts.insert(i + 1, run_id)
+            lasts.insert(i + 1, run_id)
+            if len(firsts) > self.LIMIT:
+                logger.warning(
+                    "more than %d ranges of learned runs; forgetting runs %d-%d (they could be learned "
+                    "again if delivered again)", self.LIMIT, firsts[0], lasts[0],
+                )
+                del firsts[0], lasts[0]
+
+    def clear(self) -> None:
+        self._firsts.clear()
+        self._lasts.clear()
+
+    def ranges(self) -> list[list[int]]:
+        """JSON-able ``[[first, last], ...]``."""
+        return [[f, last] for f, last in zip(self._firsts, self._lasts, strict=True)]
 
 
 class TrainingCancelled(Exception):
@@ -211,6 +279,8 @@ class LearningEngine:
         self.n_seen = 0
         #: Highest run id the last full training saw; partial updates skip older runs.
         self.trained_through_run_id = 0
+        #: Runs learned by partial updates since; partial updates skip them too.
+        self.learned_runs = LearnedRuns()
         #: Every ``evaluate()`` / ``auto_train()`` result of this engine, oldest first.
         self.evaluation_history: list[dict[str, Any]] = []
         #: The scores of every candidate of the last ``auto_train`` (None before).
@@ -452,6 +522,7 @@ class LearningEngine:
         self._live = _Live(family, estimator)
         self.n_seen = len(examples)
         self.trained_through_run_id = int(examples.run_ids.max()) if len(examples) else 0
+        self.learned_runs.clear()
         self._replay.clear()
         tail = slice(max(0, len(examples) - self._replay.capacity), len(examples))
         self._replay.extend(list(X[tail]), examples.y[tail])
@@ -463,8 +534,10 @@ class LearningEngine:
 
         Accepts a :class:`~menace.neuroplasticity.PathwayRecord`, a
         ``pathway:new`` payload dict, or a list of those. Payloads of runs the
-        last full ``train()`` already saw (``run_id`` <= its last run) are
-        skipped. A record is read as a run not logged yet (its priors are the
+        model already learned are skipped: runs the last full ``train()`` saw
+        (``run_id`` <= its last run) and runs an earlier partial update learned
+        (:attr:`learned_runs`, saved with the model, so a run delivered again
+        after a restart is not learned twice). A record is read as a run not logged yet (its priors are the
         pathway's current stats). How each model learns the update is in
         :mod:`menace.models` (``partial_fit``, or new trees on a bounded replay
         window for the forest); the cost per example never depends on the size
@@ -480,7 +553,18 @@ class LearningEngine:
             for i, item in enumerate(items)
         ]
         with self._lock:
-            fresh = [p for p in parsed if p[0] < 0 or p[0] > self.trained_through_run_id]
+            fresh, batch_ids = [], set()
+            for p in parsed:
+                run_id = p[0]
+                if run_id < 0:  # a record, not a logged run
+                    fresh.append(p)
+                elif (
+                    run_id > self.trained_through_run_id
+                    and run_id not in self.learned_runs
+                    and run_id not in batch_ids
+                ):
+                    batch_ids.add(run_id)
+                    fresh.append(p)
             if not fresh:
                 return False
             family = self._family
@@ -499,6 +583,8 @@ class LearningEngine:
                 return False
             self._live = _Live(family, estimator)
             self.n_seen += len(y)
+            for run_id in batch_ids:
+                self.learned_runs.add(run_id)
             self._updates_since_save += 1
             if (
                 self.save_every
@@ -796,6 +882,7 @@ class LearningEngine:
             "n_features": len(self.feature_names) if family.inputs == "features" else 0,
             "n_seen": int(self.n_seen),
             "trained_through_run_id": int(self.trained_through_run_id),
+            "learned_runs": self.learned_runs.ranges(),
             "saved_at": time.time(),
         }
 
@@ -856,6 +943,11 @@ class LearningEngine:
         self._live = _Live(family, estimator)
         self.n_seen = int(meta.get("n_seen", 0))
         self.trained_through_run_id = int(meta.get("trained_through_run_id", 0))
+        try:
+            self.learned_runs = LearnedRuns(meta.get("learned_runs") or ())
+        except (TypeError, ValueError) as exc:  # a damaged list only costs the deduplication
+            logger.warning("%s: ignoring the saved list of learned runs (%s)", self.name, exc)
+            self.learned_runs = LearnedRuns()
         logger.info("%s: loaded %s model from %s (%d examples)", self.name, family.name, path, self.n_seen)
 
 

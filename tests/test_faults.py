@@ -280,6 +280,47 @@ def test_sigkill_at_random_moments_loses_nothing_and_learning_goes_on(tmp_path, 
     assert set(recorded(data_dir, "after")) <= stored
 
 
+def learn_runs_of_a_writer(service: Path, writer: Path, data_dir: Path, name: str, n: int,
+                           stop: signal.Signals) -> None:
+    """Start the service, let another process log ``n`` runs, wait until they are learned, stop."""
+    port = free_port()
+    svc = start_service(service, data_dir, "--metrics-port", str(port))
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        wait_for_metrics(url, svc)
+        result = subprocess.run([sys.executable, str(writer), str(data_dir), name, str(n)],
+                                env=env(), cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        deadline = time.monotonic() + 30
+        while examples_learned(scrape(url)) < n:
+            assert time.monotonic() < deadline, f"{name}: the service did not learn {n} runs"
+            time.sleep(0.1)
+        svc.send_signal(stop)
+        svc.wait(timeout=15)
+    finally:
+        kill(svc)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_after_a_sigkill_the_restarted_service_learns_no_run_twice(tmp_path, scripts):
+    # A clean stop records the last run announced; a SIGKILL does not, so the next
+    # start announces the runs since that clean stop again. The saved model lists
+    # the runs it learned and must take each of them once.
+    service, writer = scripts
+    data_dir = tmp_path / "data"
+    learn_runs_of_a_writer(service, writer, data_dir, "first", 20, signal.SIGTERM)
+    learn_runs_of_a_writer(service, writer, data_dir, "second", 40, signal.SIGKILL)
+    # Restarted: runs 21-60 are announced again, then the one new run, in id order.
+    learn_runs_of_a_writer(service, writer, data_dir, "third", 1, signal.SIGTERM)
+    with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb, \
+            MenaceMemoryManager(data_dir / config.MEMORY_DB, embedder="hashing") as mm:
+        assert pdb.count_runs() == 61
+        engine = LearningEngine(pdb, mm, model_dir=data_dir / config.MODELS_DIR)
+        assert engine.n_seen == 61
+        assert len(engine.learned_runs) == 61
+
+
 # -- four writers and the service at once ------------------------------------------------------
 
 

@@ -18,7 +18,12 @@ import numpy as np
 import pytest
 
 from menace import metrics_exporter
-from menace.learning_engine import UNTRAINED_PROBABILITY, LearningEngine, TrainingCancelled
+from menace.learning_engine import (
+    UNTRAINED_PROBABILITY,
+    LearnedRuns,
+    LearningEngine,
+    TrainingCancelled,
+)
 from menace.menace_memory_manager import MenaceMemoryManager
 from menace.models import available_models, register
 from menace.models.base import ModelFamily
@@ -286,6 +291,56 @@ def test_partial_train_skips_runs_the_full_training_saw(filled):
     engine.train()
     assert engine.partial_train([payload_of(r) for r in pdb.runs(limit=5)]) is False
     assert engine.n_seen == 400
+
+
+@pytest.mark.parametrize("model", ["logreg", "rf"])
+def test_a_run_delivered_again_is_learned_once_also_after_a_restart(filled, model, tmp_path):
+    # A replayed journal or a watcher resuming from an older point after a crash
+    # delivers runs the saved model already learned; they must not weigh double.
+    pdb, mm = filled
+    models = tmp_path / "models"
+    engine = LearningEngine(pdb, mm, model=model, model_dir=models)
+    engine.train()
+    first = failure_payloads(pdb, BAD[0], 3)
+    assert engine.partial_train(first + first[:1]) is True  # a duplicate inside one batch too
+    assert engine.n_seen == 403
+    assert engine.partial_train(first) is False
+    engine.save()
+    restarted = LearningEngine(pdb, mm, model=model, model_dir=models)
+    assert restarted.partial_train(first) is False
+    assert restarted.n_seen == 403
+    later = failure_payloads(pdb, BAD[1], 2, t0=2.1e9)
+    assert restarted.partial_train(list(reversed(later)) + first) is True  # out of order: fine
+    assert restarted.n_seen == 405
+    restarted.train()  # a full training covers them all; the list starts again
+    assert len(restarted.learned_runs) == 0
+    assert restarted.partial_train(later) is False
+
+
+def test_learned_runs_keep_sorted_merged_ranges():
+    runs = LearnedRuns()
+    for run_id in (5, 7, 6, 1, 3, 2, 10, 3):
+        runs.add(run_id)
+    assert runs.ranges() == [[1, 3], [5, 7], [10, 10]]
+    assert len(runs) == 7
+    assert [r for r in range(12) if r in runs] == [1, 2, 3, 5, 6, 7, 10]
+    assert LearnedRuns(runs.ranges()).ranges() == runs.ranges()
+    for damaged in ([[3, 1]], [[1, 2], [3, 4]], [[5, 6], [1, 2]], [["1", 2]], [[1.5, 2]]):
+        with pytest.raises(ValueError):
+            LearnedRuns(damaged)
+
+
+def test_a_damaged_list_of_learned_runs_is_ignored_with_a_warning(filled, tmp_path, caplog):
+    pdb, mm = filled
+    engine = LearningEngine(pdb, mm, model_dir=tmp_path / "models")
+    engine.train()
+    engine.partial_train(failure_payloads(pdb, BAD[0], 2))
+    real_meta = engine._meta
+    engine._meta = lambda family: {**real_meta(family), "learned_runs": [[9, 1]]}
+    engine.save()
+    restarted = LearningEngine(pdb, mm, model_dir=tmp_path / "models")
+    assert restarted.is_trained and len(restarted.learned_runs) == 0
+    assert "ignoring the saved list of learned runs" in caplog.text
 
 
 def test_partial_train_rejects_a_bad_item_and_learns_nothing(filled):
