@@ -143,6 +143,10 @@ class LearnedRuns:
         self._firsts.clear()
         self._lasts.clear()
 
+    def newest(self) -> int:
+        """The highest run id (0 when empty)."""
+        return self._lasts[-1] if self._lasts else 0
+
     def ranges(self) -> list[list[int]]:
         """JSON-able ``[[first, last], ...]``."""
         return [[f, last] for f, last in zip(self._firsts, self._lasts, strict=True)]
@@ -528,6 +532,13 @@ class LearningEngine:
         self._replay.extend(list(X[tail]), examples.y[tail])
         self._replay_seeded = True
         self._updates_since_save = 0
+
+    def newest_learned_run_id(self) -> int:
+        """The highest run id the live model learned (by full training or a partial update); 0 if none."""
+        with self._lock:
+            if self._live is None:
+                return 0
+            return max(self.trained_through_run_id, self.learned_runs.newest())
 
     def partial_train(self, record_or_batch: Any) -> bool:
         """Learn from new runs without retraining; return whether the model learned.

@@ -28,7 +28,9 @@ service publishes ``service:started``; on stop it publishes
 Runs that other processes commit to ``pathways.db`` are learned too: a
 :class:`~menace.run_watcher.RunWatcher` announces them on the service's bus,
 and ``service_state.json`` in the data directory remembers up to which run,
-so a restart learns the runs committed while the service was down.
+so a restart learns the runs committed while the service was down. After a
+kill (no state written) it resumes after the newest run the saved model
+learned; runs announced again are skipped by the engine (``learned_runs``).
 
 Metrics port: when the port comes from a flag or ``MENACE_METRICS_PORT`` and
 is taken, the service refuses to start with a clear message (exit status 2).
@@ -190,6 +192,19 @@ def write_state(settings: Settings, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _newest_learned(engine: Any) -> int | None:
+    """The newest run id ``engine``'s model learned, or ``None`` (untrained, or not known)."""
+    newest = getattr(engine, "newest_learned_run_id", None)
+    if not callable(newest):
+        return None
+    try:
+        run_id = newest()
+    except Exception:
+        logger.exception("could not read which runs the model learned")
+        return None
+    return run_id if isinstance(run_id, int) and run_id > 0 else None
+
+
 def _save_engine(name: str, engine: Any) -> None:
     """Save the model with what it learned since its last save (partial updates)."""
     save = getattr(engine, "save", None)
@@ -295,7 +310,11 @@ def start_stack(
         watcher = None
         if watch_runs:
             since = read_state(settings).get("last_run_id")
-            watcher = RunWatcher(bus, pathway_db, since_run_id=since if isinstance(since, int) else None)
+            if not isinstance(since, int) or isinstance(since, bool):
+                # No clean stop recorded (first start, or the last run was killed):
+                # resume after the newest run the saved model learned, if any.
+                since = _newest_learned(engine)
+            watcher = RunWatcher(bus, pathway_db, since_run_id=since)
             watcher.start()
             opened.append(watcher)
     except BaseException:

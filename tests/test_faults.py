@@ -281,8 +281,10 @@ def test_sigkill_at_random_moments_loses_nothing_and_learning_goes_on(tmp_path, 
 
 
 def learn_runs_of_a_writer(service: Path, writer: Path, data_dir: Path, name: str, n: int,
-                           stop: signal.Signals) -> None:
-    """Start the service, let another process log ``n`` runs, wait until they are learned, stop."""
+                           stop: signal.Signals, learned: int | None = None) -> None:
+    """Start the service, let another process log ``n`` runs, wait until ``learned`` (default
+    ``n``) examples are learned, stop the service with ``stop``."""
+    learned = n if learned is None else learned
     port = free_port()
     svc = start_service(service, data_dir, "--metrics-port", str(port))
     try:
@@ -292,8 +294,8 @@ def learn_runs_of_a_writer(service: Path, writer: Path, data_dir: Path, name: st
                                 env=env(), cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         deadline = time.monotonic() + 30
-        while examples_learned(scrape(url)) < n:
-            assert time.monotonic() < deadline, f"{name}: the service did not learn {n} runs"
+        while examples_learned(scrape(url)) < learned:
+            assert time.monotonic() < deadline, f"{name}: the service did not learn {learned} runs"
             time.sleep(0.1)
         svc.send_signal(stop)
         svc.wait(timeout=15)
@@ -319,6 +321,27 @@ def test_after_a_sigkill_the_restarted_service_learns_no_run_twice(tmp_path, scr
         engine = LearningEngine(pdb, mm, model_dir=data_dir / config.MODELS_DIR)
         assert engine.n_seen == 61
         assert len(engine.learned_runs) == 61
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_service_killed_before_any_clean_stop_learns_the_runs_logged_while_it_was_down(
+    tmp_path, scripts
+):
+    # With no service_state.json the watcher resumes after the newest run the
+    # saved model learned, so nothing logged in between is skipped.
+    service, writer = scripts
+    data_dir = tmp_path / "data"
+    learn_runs_of_a_writer(service, writer, data_dir, "before", 20, signal.SIGKILL)
+    assert not (data_dir / "service_state.json").exists()
+    down = subprocess.run([sys.executable, str(writer), str(data_dir), "down", "5"],
+                          env=env(), cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert down.returncode == 0, down.stderr
+    learn_runs_of_a_writer(service, writer, data_dir, "after", 1, signal.SIGTERM, learned=6)
+    with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb, \
+            MenaceMemoryManager(data_dir / config.MEMORY_DB, embedder="hashing") as mm:
+        engine = LearningEngine(pdb, mm, model_dir=data_dir / config.MODELS_DIR)
+        assert (pdb.count_runs(), engine.n_seen) == (26, 26)
 
 
 # -- four writers and the service at once ------------------------------------------------------
