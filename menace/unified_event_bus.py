@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,9 +110,25 @@ class EventJournal(SQLiteStore):
                 "INSERT INTO events(ts, topic, payload) VALUES (?, ?, ?)", (ts, topic, payload_json)
             )
 
-    def since(self, since: float) -> list[tuple[str, dict]]:
-        rows = self._read("SELECT topic, payload FROM events WHERE ts >= ? ORDER BY id", (since,))
-        return [(row["topic"], json.loads(row["payload"])) for row in rows]
+    def since(self, since: float, page: int = 1000) -> Iterator[tuple[str, dict]]:
+        """The events with ``ts >= since`` journaled so far, oldest first, read ``page`` at a time.
+
+        Events journaled while iterating are not included, so a subscriber that
+        publishes during a replay cannot make it endless.
+        """
+        (newest,) = self._read("SELECT coalesce(max(id), 0) FROM events")[0]
+        last = 0
+        while True:
+            rows = self._read(
+                "SELECT id, topic, payload FROM events WHERE id > ? AND id <= ? AND ts >= ?"
+                " ORDER BY id LIMIT ?",
+                (last, newest, since, page),
+            )
+            for row in rows:
+                yield row["topic"], json.loads(row["payload"])
+            if len(rows) < page:
+                return
+            last = rows[-1]["id"]
 
     def count(self) -> int:
         return self._read("SELECT COUNT(*) FROM events")[0][0]
@@ -232,10 +248,11 @@ class UnifiedEventBus:
         since = check_number("since", since)
         if self._journal is None:
             return 0
-        events = self._journal.since(since)
-        for topic, payload in events:
+        delivered = 0
+        for topic, payload in self._journal.since(since):  # paged: a long journal is not all in memory
             self._deliver(topic, payload)
-        return len(events)
+            delivered += 1
+        return delivered
 
     def journal_size(self) -> int:
         """Number of events in the journal (0 without one)."""

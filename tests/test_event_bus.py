@@ -269,3 +269,21 @@ def test_a_stores_checked_payload_is_delivered_and_journaled_like_any_dict(tmp_p
         bus.publish("a:b", CheckedPayload({"x": math.nan}))
     assert bus.journal_size() == 1
     bus.close()
+
+
+def test_replay_reads_a_long_journal_in_pages_in_order_and_is_not_extended_by_its_subscribers(tmp_path):
+    bus = UnifiedEventBus(tmp_path / "events.db")
+    for i in range(2500):  # more than two pages
+        bus.publish("a:b", {"i": i})
+    got = []
+
+    def echo(topic, payload):
+        got.append(payload["i"])
+        if topic == "a:b":
+            bus.publish("echo:a", {"i": -1})  # journaled during the replay, not replayed by it
+
+    bus.subscribe("*", echo)
+    assert bus.replay() == 2500
+    assert [i for i in got if i >= 0] == list(range(2500))
+    assert bus.journal_size() == 5000
+    bus.close()
