@@ -140,7 +140,7 @@ def time_sql_floor(conn: sqlite3.Connection, rows: list[tuple], state: dict) -> 
         state["previous"] = conn.execute(
             np._INSERT_RUN,
             (pid, actions, inputs, outputs, exec_time, resources, outcome, roi, ts, 1, 0, 0.0,
-             state.get("previous"), 1, exec_time, roi, ts),
+             state.get("previous"), 1, exec_time, roi, ts, None),
         ).lastrowid
         conn.execute("COMMIT")
     return time.perf_counter() - start

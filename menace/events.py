@@ -61,6 +61,8 @@ Output topics (the coordinator and the service publish):
 
 from __future__ import annotations
 
+import copy
+
 PATHWAY_NEW = "pathway:new"
 MEMORY_NEW = "memory:new"
 CODE_NEW = "code:new"
@@ -103,6 +105,13 @@ class CheckedPayload(dict):
     """
 
     __slots__ = ()
+
+    # A copy is a plain dict: whoever copies it may change it, so the bus checks it again.
+    def __copy__(self) -> dict:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict) -> dict:
+        return copy.deepcopy(dict(self), memo)
 
 
 def clip(text: str, limit: int = PAYLOAD_TEXT_LIMIT) -> str:

@@ -97,9 +97,12 @@ class PathwayRecord:
         self._validated = self._values()
 
     def _values(self) -> tuple:
+        # With the types: "SUCCESS" == Outcome.SUCCESS and True == 1.0, yet neither
+        # assigned after construction is a checked value.
+        exec_time, roi, outcome, ts = self.exec_time, self.roi, self.outcome, self.ts
         return (
-            self.actions, self.inputs, self.outputs, self.resources, self.exec_time, self.roi,
-            self.outcome, self.ts,
+            self.actions, self.inputs, self.outputs, self.resources, exec_time, roi, outcome, ts,
+            type(exec_time), type(roi), type(outcome), type(ts),
         )
 
     def validate(self) -> None:
@@ -159,13 +162,13 @@ CATCH_UP_LIMIT = 4096
 _RUN_COLUMNS = (
     "pathway_id, actions, inputs, outputs, exec_time, resources, outcome, roi, ts, label,"
     " prior_frequency, prior_myelination, prev_run_id, successes, avg_exec_time, avg_roi,"
-    " last_activation"
+    " last_activation, link_from"
 )
-_INSERT_RUN = f"INSERT INTO runs({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-# Rewrites a run's features and aggregate when another connection logged in between.
+_INSERT_RUN = f"INSERT INTO runs({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+# Rewrites a run's features, aggregate and link when another connection logged in between.
 _FIX_RUN = (
     "UPDATE runs SET prior_frequency=?, prior_myelination=?, prev_run_id=?, successes=?,"
-    " avg_exec_time=?, avg_roi=?, last_activation=? WHERE id=?"
+    " avg_exec_time=?, avg_roi=?, last_activation=?, link_from=? WHERE id=?"
 )
 # A new pathway's row: the checkpoint before any of its runs was folded.
 _INSERT_PATHWAY = (
@@ -175,7 +178,7 @@ _INSERT_PATHWAY = (
 # Each run's aggregate after it, as a cache entry tail: the pathway's frequency,
 # successes, averages, last activation and newest run id.
 _RUN_AGGREGATE = "prior_frequency + 1, successes, avg_exec_time, avg_roi, last_activation, id"
-_RUNS_AFTER = f"SELECT pathway_id, {_RUN_AGGREGATE} FROM runs WHERE id > ? AND id < ? ORDER BY id"
+_RUNS_AFTER = f"SELECT pathway_id, {_RUN_AGGREGATE}, ts FROM runs WHERE id > ? AND id < ? ORDER BY id"
 _LOAD_PATHWAY = (
     "SELECT id, frequency, successes, avg_exec_time, avg_roi, last_activation, last_run_id"
     " FROM pathways WHERE {where}"
@@ -193,22 +196,19 @@ _UPSERT_LINK = (
     "INSERT INTO links(from_id, to_id, weight) VALUES (?,?,?) "
     "ON CONFLICT(from_id, to_id) DO UPDATE SET weight = weight + excluded.weight"
 )
-# The links of the runs not folded yet, as (from_id, to_id, weight) rows: each
-# run to the run right after it (the newest folded run included), when they are
-# of different pathways and the second started within ``:window`` seconds of
-# the first. ``{where}`` narrows the first run (e.g. to one pathway).
+# The links of the runs not folded yet, as (from_id, to_id, weight) rows. A
+# run's ``link_from`` is the pathway of the run logged just before it, when the
+# logging PathwayDB's ``link_window`` linked them. ``{where}`` narrows it.
 _TAIL_LINKS = """
-    SELECT r1.pathway_id AS from_id, r2.pathway_id AS to_id, count(*) AS weight
-    FROM runs r1 JOIN runs r2 ON r2.id = (SELECT min(id) FROM runs WHERE id > r1.id)
-    WHERE r1.id >= (SELECT folded_through FROM fold_state) {where}
-      AND r2.pathway_id != r1.pathway_id AND r2.ts - r1.ts BETWEEN 0 AND :window
-    GROUP BY r1.pathway_id, r2.pathway_id"""
+    SELECT link_from AS from_id, pathway_id AS to_id, count(*) AS weight FROM runs
+    WHERE id > (SELECT folded_through FROM fold_state) AND link_from IS NOT NULL {where}
+    GROUP BY link_from, pathway_id"""
 # (to_id, weight) of the links leaving :from_id: the folded ones plus those since.
 _LINKS_FROM = f"""
     WITH weights(to_id, weight) AS (
         SELECT to_id, CAST(sum(weight) AS REAL) FROM (
             SELECT to_id, weight FROM links WHERE from_id = :from_id
-            UNION ALL SELECT to_id, weight FROM ({_TAIL_LINKS.format(where="AND r1.pathway_id = :from_id")})
+            UNION ALL SELECT to_id, weight FROM ({_TAIL_LINKS.format(where="AND link_from = :from_id")})
         ) GROUP BY to_id
     )"""
 # A pathway as of now: its folded row ``p``, overlaid by ``r``, its newest run
@@ -246,16 +246,13 @@ _PATHWAY_RUNS = (
 class _Tail:
     """The runs since the last fold, while this connection logged all of them.
 
-    ``touched`` are the pathways to fold, ``pairs`` the link counts, and
-    ``prev_id``/``prev_ts`` the pathway and time of the newest run.
+    ``touched`` are the pathways to fold and ``pairs`` the link counts.
     """
 
-    __slots__ = ("start", "prev_id", "prev_ts", "touched", "pairs")
+    __slots__ = ("start", "touched", "pairs")
 
-    def __init__(self, start: int, prev_id: int | None, prev_ts: float) -> None:
+    def __init__(self, start: int) -> None:
         self.start = start
-        self.prev_id = prev_id
-        self.prev_ts = prev_ts
         self.touched: set[int] = set()
         self.pairs: dict[tuple[int, int], int] = {}
 
@@ -342,6 +339,8 @@ class PathwayDB(SQLiteStore):
         # after it; pathway rows and links are folded from the runs every
         # FOLD_EVERY runs. ``fold_state`` says through which run, and
         # ``pathway_stats`` is the pathways as of now (folded rows plus newer runs).
+        # A process of an older release that still has the file open would write
+        # runs without these columns: a trigger refuses them with a clear error.
         # A fold may add thousands of links: ``links`` becomes one B-tree
         # (WITHOUT ROWID) with no foreign-key lookups (the fold takes pathway
         # ids from runs, and link() checks them itself), a third of the cost.
@@ -350,13 +349,21 @@ class PathwayDB(SQLiteStore):
         ALTER TABLE runs ADD COLUMN avg_exec_time REAL;
         ALTER TABLE runs ADD COLUMN avg_roi REAL;
         ALTER TABLE runs ADD COLUMN last_activation REAL;
-        UPDATE runs SET successes = w.successes, avg_exec_time = w.avg_exec_time,
-            avg_roi = w.avg_roi, last_activation = w.last_activation
-        FROM (
+        ALTER TABLE runs ADD COLUMN link_from INTEGER;
+        CREATE TEMP TABLE v3_running AS
             SELECT id, sum(label) OVER p AS successes, avg(exec_time) OVER p AS avg_exec_time,
                 avg(roi) OVER p AS avg_roi, max(ts) OVER p AS last_activation
-            FROM runs WINDOW p AS (PARTITION BY pathway_id ORDER BY id ROWS UNBOUNDED PRECEDING)
-        ) AS w WHERE runs.id = w.id;
+            FROM runs WINDOW p AS (PARTITION BY pathway_id ORDER BY id ROWS UNBOUNDED PRECEDING);
+        CREATE UNIQUE INDEX temp.v3_running_id ON v3_running(id);
+        UPDATE runs SET (successes, avg_exec_time, avg_roi, last_activation) = (
+            SELECT successes, avg_exec_time, avg_roi, last_activation FROM temp.v3_running t
+            WHERE t.id = runs.id
+        );
+        DROP TABLE temp.v3_running;
+        CREATE TRIGGER runs_written_by_v3 BEFORE INSERT ON runs WHEN NEW.successes IS NULL
+        BEGIN
+            SELECT RAISE(ABORT, 'pathways.db was upgraded to schema v3 by a newer Menace: restart this process');
+        END;
         CREATE TABLE links_v3 (
             from_id INTEGER NOT NULL,
             to_id INTEGER NOT NULL,
@@ -400,6 +407,7 @@ class PathwayDB(SQLiteStore):
         self._seen: int | None = None  # None: not looked yet
         self._folded = 0  # runs through this id are folded (as last seen)
         self._tail: _Tail | None = None
+        self._prev: tuple[int, float] | None = None  # (pathway id, ts) of run _seen
         super().__init__(path)
         # Reused on every log (a new cursor per statement costs ~5% of a log).
         self._transaction = write_transaction(self._conn)
@@ -465,12 +473,21 @@ class PathwayDB(SQLiteStore):
         self._seen, self._folded = conn.execute(
             "SELECT (SELECT coalesce(max(id), 0) FROM runs), folded_through FROM fold_state"
         ).fetchone()
-        self._tail = self._new_tail(conn) if self._seen == self._folded else None
+        self._prev = self._run_at(conn, self._seen)
+        self._tail = _Tail(self._seen) if self._seen == self._folded else None
 
-    def _new_tail(self, conn) -> _Tail:
-        """An empty tail after run ``_seen`` (the newest, all folded)."""
-        row = conn.execute("SELECT pathway_id, ts FROM runs WHERE id = ?", (self._seen,)).fetchone()
-        return _Tail(self._seen, *(row or (None, 0.0)))
+    @staticmethod
+    def _run_at(conn, run_id: int) -> tuple[int, float] | None:
+        """``(pathway id, ts)`` of a run, or ``None``."""
+        row = conn.execute("SELECT pathway_id, ts FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return (row[0], row[1]) if row is not None else None
+
+    def _link_from(self, pathway_id: int, ts: float) -> int | None:
+        """The pathway of the run before (``_prev``) if a run of ``pathway_id`` at ``ts`` links to it."""
+        prev = self._prev
+        if prev is not None and prev[0] != pathway_id and 0 <= ts - prev[1] <= self.link_window:
+            return prev[0]
+        return None
 
     def _insert(self, conn, rec: PathwayRecord) -> dict[str, Any]:
         actions = rec.actions
@@ -482,22 +499,25 @@ class PathwayDB(SQLiteStore):
         label = _LABELS[outcome]
         ts = rec.ts
         after = self._advance(entry, rec, label)
+        link_from = self._link_from(pathway_id, ts)
         run_id = self._insert_cursor.execute(
             _INSERT_RUN,
             (
                 pathway_id, actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
-                outcome, rec.roi, ts, label, *after,
+                outcome, rec.roi, ts, label, *after, link_from,
             ),
         ).lastrowid
         if run_id != self._seen + 1:
             # Another connection logged runs since we last looked: apply them,
-            # then correct this run's features and aggregate.
+            # then correct this run's features, aggregate and link.
             if not self._catch_up(conn, below=run_id):
                 row = conn.execute(_LOAD_PATHWAY.format(where="id = ?"), (pathway_id,)).fetchone()
                 entry = self._entry(conn, row, actions, below=run_id)
             after = self._advance(entry, rec, label)
-            conn.execute(_FIX_RUN, (*after, run_id))
+            link_from = self._link_from(pathway_id, ts)
+            conn.execute(_FIX_RUN, (*after, link_from, run_id))
         self._seen = run_id
+        self._prev = (pathway_id, ts)
         prior_freq, prior_myel, _, successes, avg_time, avg_roi, last = after
         # Checked once the aggregate is final (a stale cache could overflow where
         # the real one does not); raising rolls the whole transaction back.
@@ -508,12 +528,9 @@ class PathwayDB(SQLiteStore):
         tail = self._tail
         if tail is not None:  # note the fold's work: this pathway, and the link to it
             tail.touched.add(pathway_id)
-            prev_id = tail.prev_id
-            if prev_id != pathway_id and prev_id is not None and 0 <= ts - tail.prev_ts <= self.link_window:
-                pair = (prev_id, pathway_id)
+            if link_from is not None:
+                pair = (link_from, pathway_id)
                 tail.pairs[pair] = tail.pairs.get(pair, 0) + 1
-            tail.prev_id = pathway_id
-            tail.prev_ts = ts
         limit = events.PAYLOAD_TEXT_LIMIT
         inputs, outputs, resources = rec.inputs, rec.outputs, rec.resources
         # Every value is validated text or a finite number (see _advance).
@@ -611,12 +628,16 @@ class PathwayDB(SQLiteStore):
         if below - 1 - self._seen > CATCH_UP_LIMIT:
             self._drop_cache()
             self._seen = below - 1
+            self._prev = self._run_at(conn, self._seen)
             return False
         by_id = self._by_id
-        for pathway_id, *aggregate in conn.execute(_RUNS_AFTER, (self._seen, below)):
+        for pathway_id, freq, successes, avg_time, avg_roi, last, run_id, ts in conn.execute(
+            _RUNS_AFTER, (self._seen, below)
+        ):
             entry = by_id.get(pathway_id)
             if entry is not None:
-                entry[1:] = aggregate
+                entry[1:] = (freq, successes, avg_time, avg_roi, last, run_id)
+            self._prev = (pathway_id, ts)
         self._seen = below - 1
         return True
 
@@ -650,7 +671,7 @@ class PathwayDB(SQLiteStore):
                     f"SELECT pathway_id, {_RUN_AGGREGATE} FROM runs WHERE id > ? ORDER BY id", (folded,)
                 ).fetchall()
                 newest = list({row[0]: list(row) for row in rows}.values())  # each pathway's newest run
-                links = conn.execute(_TAIL_LINKS.format(where=""), {"window": self.link_window}).fetchall()
+                links = conn.execute(_TAIL_LINKS.format(where="")).fetchall()
             conn.executemany(
                 _FOLD_PATHWAY,
                 [
@@ -663,7 +684,7 @@ class PathwayDB(SQLiteStore):
             conn.execute("UPDATE fold_state SET folded_through = ?", (self._seen,))
         self._folded = self._seen  # _catch_up made _seen the newest run
         if tail is None or tail.start != folded or count > 0:
-            self._tail = self._new_tail(conn)
+            self._tail = _Tail(self._seen)
         return count
 
     def link(self, from_id: int, to_id: int, weight: float = 1.0) -> None:
@@ -765,7 +786,7 @@ class PathwayDB(SQLiteStore):
         rows = self._read(
             _LINKS_FROM
             + _ONE_PATHWAY.format(where="p.id = (SELECT to_id FROM weights ORDER BY weight DESC, to_id LIMIT 1)"),
-            {"from_id": pathway_id, "window": self.link_window},
+            {"from_id": pathway_id},
         )
         return self._pathway(rows[0]) if rows else None
 
@@ -773,7 +794,7 @@ class PathwayDB(SQLiteStore):
         """``(to_id, weight)`` for each link leaving ``pathway_id``, strongest first."""
         rows = self._read(
             f"{_LINKS_FROM} SELECT to_id, weight FROM weights ORDER BY weight DESC, to_id",
-            {"from_id": pathway_id, "window": self.link_window},
+            {"from_id": pathway_id},
         )
         return [(r["to_id"], r["weight"]) for r in rows]
 

@@ -35,6 +35,10 @@ def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+#: Upserts (3.24) and window functions (3.25) are used by the stores' SQL.
+MIN_SQLITE = (3, 25, 0)
+
+
 class SchemaError(RuntimeError):
     """The database file was written by a newer, unknown schema version."""
 
@@ -44,6 +48,11 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
 
     The connection is in autocommit mode; use :func:`write_transaction` for writes.
     """
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise RuntimeError(
+            f"Menace needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer; this Python uses "
+            f"SQLite {sqlite3.sqlite_version} (install a Python built with a newer SQLite)"
+        )
     path = str(path)
     if path != ":memory:":
         path = str(expand_path("path", path))  # "~/menace/pathways.db" means the home folder

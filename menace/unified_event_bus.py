@@ -110,7 +110,11 @@ class EventJournal(SQLiteStore):
                 "INSERT INTO events(ts, topic, payload) VALUES (?, ?, ?)", (ts, topic, payload_json)
             )
 
-    def since(self, since: float, page: int = 1000) -> Iterator[tuple[str, dict]]:
+    def since(self, since: float) -> list[tuple[str, dict]]:
+        """The events with ``ts >= since``, oldest first (all in memory: for short spans)."""
+        return list(self.iter_since(since))
+
+    def iter_since(self, since: float, page: int = 1000) -> Iterator[tuple[str, dict]]:
         """The events with ``ts >= since`` journaled so far, oldest first, read ``page`` at a time.
 
         Events journaled while iterating are not included, so a subscriber that
@@ -249,7 +253,7 @@ class UnifiedEventBus:
         if self._journal is None:
             return 0
         delivered = 0
-        for topic, payload in self._journal.since(since):  # paged: a long journal is not all in memory
+        for topic, payload in self._journal.iter_since(since):  # paged: not all in memory
             self._deliver(topic, payload)
             delivered += 1
         return delivered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import threading
@@ -264,6 +265,11 @@ def test_a_stores_checked_payload_is_delivered_and_journaled_like_any_dict(tmp_p
     assert bus.replay() == 1
     assert got == [{"n": 1, "stats": {"rate": 0.5}, "text": "t"}] * 2
     assert json.loads(json.dumps(got[0])) == got[1]
+    # A copy is a plain dict (whoever copies may change it): checked again.
+    changed = copy.deepcopy(CheckedPayload({"n": 1}))
+    changed["x"] = math.nan
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        UnifiedEventBus().publish("a:b", changed)
     # With a journal the payload is encoded anyway, so even a bad one is refused.
     with pytest.raises(ValueError, match="not JSON-serialisable"):
         bus.publish("a:b", CheckedPayload({"x": math.nan}))

@@ -100,6 +100,17 @@ def test_record_changed_after_construction_is_refused_and_nothing_written(db, bu
     assert (db.count_pathways(), db.count_runs(), got, bus.journal_size()) == (0, 0, [], 0)
 
 
+def test_a_field_changed_to_an_equal_value_of_another_type_is_checked_again(db):
+    record = PathwayRecord("fetch->parse", exec_time=1.0, roi=1.0)
+    record.roi = True  # == 1.0, but not a number for Menace
+    with pytest.raises(ValueError, match="roi"):
+        db.log(record)
+    record.roi = 1.0
+    record.outcome = "SUCCESS"  # == Outcome.SUCCESS, but a str: coerced again, as at construction
+    db.log(record)
+    assert db.runs()[0]["outcome"] == "SUCCESS"
+
+
 def test_one_bad_record_refuses_the_whole_batch(db, bus):
     got = collect(bus)
     db.log(PathwayRecord("before", roi=1.0))
@@ -296,6 +307,38 @@ def test_a_writer_far_behind_another_still_counts_every_run(tmp_path, monkeypatc
     busy.close()
 
 
+def test_the_logging_stores_link_window_decides_whoever_folds_or_reads(tmp_path):
+    path = tmp_path / "p.db"
+    narrow, wide = PathwayDB(path, link_window=10.0), PathwayDB(path, link_window=3600.0)
+    narrow.log(PathwayRecord("x", ts=1000.0))
+    narrow.log(PathwayRecord("y", ts=1100.0))  # 100 s later: not linked by the narrow window
+    wide.log(PathwayRecord("z", ts=1200.0))  # linked by the wide one
+    x, y, z = (wide.find(a).id for a in "xyz")
+    for db in (narrow, wide):
+        assert (db.links(x), db.links(y)) == ([], [(z, 1.0)])
+    wide.fold()
+    for db in (narrow, wide):
+        assert (db.links(x), db.links(y), db.next_pathway(x)) == ([], [(z, 1.0)], None)
+    narrow.close()
+    wide.close()
+
+
+def test_a_process_of_the_previous_release_cannot_write_runs_after_the_upgrade(tmp_path):
+    path = tmp_path / "p.db"
+    db = PathwayDB(path)
+    db.log(PathwayRecord("a", ts=100.0))
+    old_insert = (  # what schema v2 code inserts: none of the v3 columns
+        "INSERT INTO runs(pathway_id, actions, inputs, outputs, exec_time, resources, outcome, roi, ts,"
+        " label, prior_frequency, prior_myelination, prev_run_id) VALUES (1,'a','','',1.0,'','SUCCESS',"
+        "1.0,200.0,1,1,1.0,1)"
+    )
+    with sqlite3.connect(path) as conn, pytest.raises(sqlite3.IntegrityError, match="restart this process"):
+        conn.execute(old_insert)
+    db.log(PathwayRecord("a", ts=300.0))
+    assert [r["prior_frequency"] for r in db.runs()] == [0, 1]
+    db.close()
+
+
 def test_explicit_link_refuses_unknown_pathways(db):
     a = db.log(PathwayRecord("a"))
     b = db.log(PathwayRecord("b", ts=time.time() + 10_000))  # outside the window: no auto link
@@ -407,6 +450,14 @@ def test_runs_of_one_pathway_follow_its_own_chain(db):
     assert len(db.runs()) == 30
     with pytest.raises(ValueError, match="since_id"):
         db.runs(since_id=-1)
+
+
+def test_an_sqlite_too_old_for_the_stores_is_named_and_nothing_is_created(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 24, 0))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.24.0")
+    with pytest.raises(RuntimeError, match=r"needs SQLite 3\.25\.0 or newer.*3\.24\.0"):
+        PathwayDB(tmp_path / "p.db")
+    assert not (tmp_path / "p.db").exists()
 
 
 def test_a_path_under_home_is_expanded(tmp_path, monkeypatch):
