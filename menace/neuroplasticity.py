@@ -161,13 +161,13 @@ CATCH_UP_LIMIT = 4096
 
 _RUN_COLUMNS = (
     "pathway_id, actions, inputs, outputs, exec_time, resources, outcome, roi, ts, label,"
-    " prior_frequency, prior_myelination, prev_run_id, successes, avg_exec_time, avg_roi,"
+    " prior_frequency, prior_myelination, previous_run_id, successes, avg_exec_time, avg_roi,"
     " last_activation, link_from"
 )
 _INSERT_RUN = f"INSERT INTO runs({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 # Rewrites a run's features, aggregate and link when another connection logged in between.
 _FIX_RUN = (
-    "UPDATE runs SET prior_frequency=?, prior_myelination=?, prev_run_id=?, successes=?,"
+    "UPDATE runs SET prior_frequency=?, prior_myelination=?, previous_run_id=?, successes=?,"
     " avg_exec_time=?, avg_roi=?, last_activation=?, link_from=? WHERE id=?"
 )
 # A new pathway's row: the checkpoint before any of its runs was folded.
@@ -237,8 +237,8 @@ _PATHWAY_RUNS = (
     "WITH RECURSIVE chain(id) AS ("
     f" SELECT last_run_id FROM ({_ONE_PATHWAY.format(where='p.id = ?')}) WHERE last_run_id > ?"
     " UNION ALL"
-    " SELECT r.prev_run_id FROM runs r JOIN chain c ON r.id = c.id WHERE r.prev_run_id > ?"
-    " AND r.prev_run_id < r.id"  # a chain only goes back: a damaged file cannot loop it
+    " SELECT r.previous_run_id FROM runs r JOIN chain c ON r.id = c.id WHERE r.previous_run_id > ?"
+    " AND r.previous_run_id < r.id"  # a chain only goes back: a damaged file cannot loop it
     ") SELECT runs.* FROM chain JOIN runs ON runs.id = chain.id ORDER BY runs.id LIMIT ?"
 )
 
@@ -339,8 +339,10 @@ class PathwayDB(SQLiteStore):
         # after it; pathway rows and links are folded from the runs every
         # FOLD_EVERY runs. ``fold_state`` says through which run, and
         # ``pathway_stats`` is the pathways as of now (folded rows plus newer runs).
-        # A process of an older release that still has the file open would write
-        # runs without these columns: a trigger refuses them with a clear error.
+        # A process of an older release that kept the file open through the
+        # upgrade would write runs without these columns (and with a stale
+        # aggregate): renaming prev_run_id makes its INSERT fail instead, at no
+        # cost to this release's inserts (a trigger would cost ~5% of a log).
         # A fold may add thousands of links: ``links`` becomes one B-tree
         # (WITHOUT ROWID) with no foreign-key lookups (the fold takes pathway
         # ids from runs, and link() checks them itself), a third of the cost.
@@ -350,6 +352,7 @@ class PathwayDB(SQLiteStore):
         ALTER TABLE runs ADD COLUMN avg_roi REAL;
         ALTER TABLE runs ADD COLUMN last_activation REAL;
         ALTER TABLE runs ADD COLUMN link_from INTEGER;
+        ALTER TABLE runs RENAME COLUMN prev_run_id TO previous_run_id;
         CREATE TEMP TABLE v3_running AS
             SELECT id, sum(label) OVER p AS successes, avg(exec_time) OVER p AS avg_exec_time,
                 avg(roi) OVER p AS avg_roi, max(ts) OVER p AS last_activation
@@ -360,10 +363,6 @@ class PathwayDB(SQLiteStore):
             WHERE t.id = runs.id
         );
         DROP TABLE temp.v3_running;
-        CREATE TRIGGER runs_written_by_v3 BEFORE INSERT ON runs WHEN NEW.successes IS NULL
-        BEGIN
-            SELECT RAISE(ABORT, 'pathways.db was upgraded to schema v3 by a newer Menace: restart this process');
-        END;
         CREATE TABLE links_v3 (
             from_id INTEGER NOT NULL,
             to_id INTEGER NOT NULL,
@@ -561,11 +560,11 @@ class PathwayDB(SQLiteStore):
     def _advance(self, entry: list, rec: PathwayRecord, label: int) -> tuple:
         """The run's columns from ``prior_frequency`` on, given its pathway's cache entry.
 
-        ``(prior_frequency, prior_myelination, prev_run_id, successes,
+        ``(prior_frequency, prior_myelination, previous_run_id, successes,
         avg_exec_time, avg_roi, last_activation)``: the features known before
         the run, then the pathway's aggregate after it.
         """
-        _, prior_freq, successes, avg_time, avg_roi, last, prev_run_id = entry
+        _, prior_freq, successes, avg_time, avg_roi, last, previous_run_id = entry
         ts = rec.ts
         if prior_freq:
             # Derived from the aggregates, so a score apply_decay already decayed
@@ -580,7 +579,7 @@ class PathwayDB(SQLiteStore):
         avg_time += (rec.exec_time - avg_time) / freq
         avg_roi += (rec.roi - avg_roi) / freq
         successes += label
-        return prior_freq, prior_myel, prev_run_id, successes, avg_time, avg_roi, last
+        return prior_freq, prior_myel, previous_run_id, successes, avg_time, avg_roi, last
 
     def _load(self, conn, rec: PathwayRecord) -> list:
         """The cache entry of ``rec``'s pathway as of now, inserting a new pathway."""

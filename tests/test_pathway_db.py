@@ -332,7 +332,7 @@ def test_a_process_of_the_previous_release_cannot_write_runs_after_the_upgrade(t
         " label, prior_frequency, prior_myelination, prev_run_id) VALUES (1,'a','','',1.0,'','SUCCESS',"
         "1.0,200.0,1,1,1.0,1)"
     )
-    with sqlite3.connect(path) as conn, pytest.raises(sqlite3.IntegrityError, match="restart this process"):
+    with sqlite3.connect(path) as conn, pytest.raises(sqlite3.OperationalError, match="prev_run_id"):
         conn.execute(old_insert)
     db.log(PathwayRecord("a", ts=300.0))
     assert [r["prior_frequency"] for r in db.runs()] == [0, 1]
@@ -430,7 +430,7 @@ def test_a_version_1_file_is_migrated_in_place(tmp_path):
     db = PathwayDB(path)
     assert db.schema_version() == 3
     assert [r["id"] for r in db.runs(1)] == [1, 3]
-    assert [r["prev_run_id"] for r in db.runs(1)] == [None, 1]
+    assert [r["previous_run_id"] for r in db.runs(1)] == [None, 1]
     assert [r["id"] for r in db.runs(2)] == [2]
     db.log(PathwayRecord("a", ts=200.0))
     assert [r["id"] for r in db.runs(1)] == [1, 3, 4]

@@ -107,7 +107,7 @@ def reference(runs: list[dict], explicit: dict) -> tuple[dict, list[dict], dict]
             "label": int(run["outcome"] == "SUCCESS"),
             "prior_frequency": len(earlier),
             "prior_myelination": prior_myelination,
-            "prev_run_id": earlier[-1]["id"] if earlier else None,
+            "previous_run_id": earlier[-1]["id"] if earlier else None,
             **{k: after[k] for k in ("successes", "avg_exec_time", "avg_roi", "last_activation")},
         })
         earlier.append(run)
@@ -247,7 +247,7 @@ def check_against_reference(db: PathwayDB, logged: list[tuple], explicit: dict) 
     stats, per_run, links = reference(runs, explicit)
 
     for run, want in zip(runs, per_run, strict=True):
-        exact = ("label", "prior_frequency", "prev_run_id", "successes", "last_activation")
+        exact = ("label", "prior_frequency", "previous_run_id", "successes", "last_activation")
         assert {k: run[k] for k in exact} == {k: want[k] for k in exact}, run["id"]
         for k in ("prior_myelination", "avg_exec_time", "avg_roi"):
             assert run[k] == close(want[k]), (run["id"], k)
@@ -577,7 +577,7 @@ def test_a_writer_that_reads_its_pathway_back_does_not_count_its_own_run_twice(t
         second.log_many([PathwayRecord("b", ts=T0)] * 2)  # runs 2 and 3, by another connection
         first.log(PathwayRecord("a", ts=T0))  # run 4
         run = first.runs()[-1]
-        assert (run["id"], run["prior_frequency"], run["prev_run_id"]) == (4, 1, 1)
+        assert (run["id"], run["prior_frequency"], run["previous_run_id"]) == (4, 1, 1)
         assert first.find("a").frequency == 2
 
 
