@@ -589,10 +589,7 @@ class PathwayDB(SQLiteStore):
         row = conn.execute(_LOAD_PATHWAY.format(where="actions = ?"), (rec.actions,)).fetchone()
         if row is None:
             pathway_id = conn.execute(_INSERT_PATHWAY, (rec.actions, rec.ts)).lastrowid
-            entry = [pathway_id, 0, 0, 0.0, 0.0, rec.ts, None]
-            self._cache[rec.actions] = entry
-            self._by_id[pathway_id] = entry
-            return entry
+            return self._remember(rec.actions, [pathway_id, 0, 0, 0.0, 0.0, rec.ts, None])
         return self._entry(conn, row, rec.actions, below=_MAX_ID)
 
     def _entry(self, conn, row: Any, actions: str, below: int) -> list:
@@ -601,6 +598,9 @@ class PathwayDB(SQLiteStore):
         newer = conn.execute(_LOAD_TAIL, (below, entry[0])).fetchone()
         if newer is not None:
             entry[1:] = newer
+        return self._remember(actions, entry)
+
+    def _remember(self, actions: str, entry: list) -> list:
         self._cache[actions] = entry
         self._by_id[entry[0]] = entry
         return entry
