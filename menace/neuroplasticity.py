@@ -532,7 +532,8 @@ class PathwayDB(SQLiteStore):
                 tail.pairs[pair] = tail.pairs.get(pair, 0) + 1
         limit = events.PAYLOAD_TEXT_LIMIT
         inputs, outputs, resources = rec.inputs, rec.outputs, rec.resources
-        # Every value is validated text or a finite number (see _advance).
+        # Every value is validated text or a finite number (the record's checks and the
+        # overflow check above).
         return events.CheckedPayload({
             "pathway_id": pathway_id,
             "run_id": run_id,
