@@ -62,6 +62,7 @@ Output topics (the coordinator and the service publish):
 from __future__ import annotations
 
 import copy
+from typing import Any, NamedTuple
 
 PATHWAY_NEW = "pathway:new"
 MEMORY_NEW = "memory:new"
@@ -91,6 +92,19 @@ OUTPUT_TOPICS = (
     SERVICE_STARTED,
     SERVICE_STOPPED,
 )
+
+class Event(NamedTuple):
+    """One published event as a monitor sees it.
+
+    ``id`` grows in publish order (the journal's row id when the bus keeps a
+    journal); ``ts`` is when it was published (seconds since the epoch).
+    """
+
+    id: int
+    ts: float
+    topic: str
+    payload: dict[str, Any]
+
 
 #: Longest text copied into a payload; the full text stays in the store.
 PAYLOAD_TEXT_LIMIT = 4000

@@ -2,6 +2,14 @@
 
 Callbacks run in the publisher's thread, in subscription order, as
 ``callback(topic, payload)``. Subscribing to ``"*"`` receives every topic.
+
+Every published event gets an id: its row id in the journal (``events.db``)
+when the bus keeps one, else a number counted in this process. ``publish``
+returns it; :meth:`UnifiedEventBus.subscribe_events` delivers whole
+:class:`~menace.events.Event` records (id, time, topic, payload), and
+:meth:`UnifiedEventBus.events_since` reads the journal after an id, so a
+monitor that missed events (it started late, or lost its connection) gets
+exactly the rest: ids grow in the order events were journaled.
 A callback that raises is logged and counted and never stops the others;
 ``collect_errors=True`` keeps the exceptions in :attr:`errors` and
 ``raise_errors=True`` re-raises the first one to the publisher after every
@@ -10,6 +18,7 @@ subscriber has run (both are meant for tests).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -21,13 +30,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .events import ALL, CheckedPayload
+from .events import ALL, CheckedPayload, Event
 from .storage import SQLiteStore
 from .validation import check_number, check_text
 
 logger = logging.getLogger(__name__)
 
 Callback = Callable[[str, dict], Any]
+EventCallback = Callable[[Event], Any]
 
 
 @dataclass(frozen=True)
@@ -104,11 +114,25 @@ class EventJournal(SQLiteStore):
         """,
     )
 
-    def append(self, ts: float, topic: str, payload_json: str) -> None:
+    def append(self, ts: float, topic: str, payload_json: str) -> int:
+        """Journal one event; returns its id."""
         with self._write() as conn:
-            conn.execute(
+            cursor = conn.execute(
                 "INSERT INTO events(ts, topic, payload) VALUES (?, ?, ?)", (ts, topic, payload_json)
             )
+            return int(cursor.lastrowid)
+
+    def after(self, event_id: int, limit: int = 1000) -> list[Event]:
+        """Up to ``limit`` journaled events with an id above ``event_id``, oldest first."""
+        rows = self._read(
+            "SELECT id, ts, topic, payload FROM events WHERE id > ? ORDER BY id LIMIT ?",
+            (event_id, limit),
+        )
+        return [Event(row["id"], row["ts"], row["topic"], json.loads(row["payload"])) for row in rows]
+
+    def newest_id(self) -> int:
+        """The id of the newest journaled event (0 when empty)."""
+        return int(self._read("SELECT coalesce(max(id), 0) FROM events")[0][0])
 
     def since(self, since: float) -> list[tuple[str, dict]]:
         """The events with ``ts >= since``, oldest first (all in memory: for short spans)."""
@@ -120,16 +144,21 @@ class EventJournal(SQLiteStore):
         Events journaled while iterating are not included, so a subscriber that
         publishes during a replay cannot make it endless.
         """
+        for event in self.iter_events(since, page):
+            yield event.topic, event.payload
+
+    def iter_events(self, since: float = 0.0, page: int = 1000) -> Iterator[Event]:
+        """:meth:`iter_since` with each event's id and time."""
         (newest,) = self._read("SELECT coalesce(max(id), 0) FROM events")[0]
         last = 0
         while True:
             rows = self._read(
-                "SELECT id, topic, payload FROM events WHERE id > ? AND id <= ? AND ts >= ?"
+                "SELECT id, ts, topic, payload FROM events WHERE id > ? AND id <= ? AND ts >= ?"
                 " ORDER BY id LIMIT ?",
                 (last, newest, since, page),
             )
             for row in rows:
-                yield row["topic"], json.loads(row["payload"])
+                yield Event(row["id"], row["ts"], row["topic"], json.loads(row["payload"]))
             if len(rows) < page:
                 return
             last = rows[-1]["id"]
@@ -158,6 +187,8 @@ class UnifiedEventBus:
         self._count_lock = threading.Lock()
         self._checked_topics: set[str] = set()
         self._subscribers: tuple[tuple[str, Callback], ...] = ()
+        self._event_subscribers: tuple[EventCallback, ...] = ()
+        self._ids = itertools.count(1)  # event ids when there is no journal
         self.collect_errors = collect_errors
         self.raise_errors = raise_errors
         self.errors: list[DeliveryError] = []
@@ -186,13 +217,34 @@ class UnifiedEventBus:
                     break
             self._subscribers = tuple(subs)
 
+    def subscribe_events(self, callback: EventCallback) -> None:
+        """Call ``callback(event)`` with every event as an :class:`~menace.events.Event`.
+
+        Like ``subscribe("*", ...)``, but the callback also gets the event's id
+        and time, which a monitor needs to resume with :meth:`events_since`.
+        """
+        if not callable(callback):
+            raise ValueError(f"callback must be callable, got {callback!r}")
+        with self._lock:
+            self._event_subscribers = self._event_subscribers + (callback,)
+
+    def unsubscribe_events(self, callback: EventCallback) -> None:
+        """Remove a :meth:`subscribe_events` callback; an unknown one is ignored."""
+        with self._lock:
+            subs = list(self._event_subscribers)
+            if callback in subs:
+                subs.remove(callback)
+            self._event_subscribers = tuple(subs)
+
     def subscriber_count(self, topic: str | None = None) -> int:
         subs = self._subscribers
-        return len(subs) if topic is None else sum(1 for t, _ in subs if t == topic)
+        if topic is None:
+            return len(subs) + len(self._event_subscribers)
+        return sum(1 for t, _ in subs if t == topic)
 
     # -- publishing --------------------------------------------------------
-    def publish(self, topic: str, payload: dict[str, Any]) -> None:
-        """Deliver ``payload`` to every subscriber of ``topic`` and of ``"*"``.
+    def publish(self, topic: str, payload: dict[str, Any]) -> int:
+        """Deliver ``payload`` to every subscriber of ``topic`` and of ``"*"``; returns the event id.
 
         Raises ``ValueError`` if the topic is empty or ``"*"``, or the payload is
         not a JSON-serialisable dict; nothing is delivered or journaled then.
@@ -212,12 +264,29 @@ class UnifiedEventBus:
                 raise ValueError(
                     f"payload for {topic!r} is not JSON-serialisable: {exc}"
                 ) from None
-            self._journal.append(time.time(), topic, encoded)
-        elif type(payload) is not CheckedPayload:
-            # Without a journal there is nothing to encode: a type walk is ~3x
-            # cheaper than json.dumps and refuses exactly what it would refuse.
-            _check_json(payload, topic)
+            ts = time.time()
+            event_id = self._journal.append(ts, topic, encoded)
+        else:
+            if type(payload) is not CheckedPayload:
+                # Without a journal there is nothing to encode: a type walk is ~3x
+                # cheaper than json.dumps and refuses exactly what it would refuse.
+                _check_json(payload, topic)
+            ts, event_id = 0.0, next(self._ids)
         self._deliver(topic, payload)
+        if self._event_subscribers:
+            self._deliver_event(Event(event_id, ts or time.time(), topic, payload))
+        return event_id
+
+    def _deliver_event(self, event: Event) -> None:
+        for callback in self._event_subscribers:
+            try:
+                callback(event)
+            except Exception as exc:  # as in _deliver: never break the publisher
+                with self._count_lock:
+                    self.failed[event.topic] += 1
+                logger.exception("subscriber %r failed on %s", callback, event.topic)
+                if self.collect_errors:
+                    self.errors.append(DeliveryError(event.topic, callback, exc))
 
     def _deliver(self, topic: str, payload: dict) -> None:
         with self._count_lock:
@@ -253,10 +322,26 @@ class UnifiedEventBus:
         if self._journal is None:
             return 0
         delivered = 0
-        for topic, payload in self._journal.iter_since(since):  # paged: not all in memory
-            self._deliver(topic, payload)
+        for event in self._journal.iter_events(since):  # paged: not all in memory
+            self._deliver(event.topic, event.payload)
+            if self._event_subscribers:
+                self._deliver_event(event)
             delivered += 1
         return delivered
+
+    def events_since(self, event_id: int = 0, limit: int = 1000) -> list[Event]:
+        """Up to ``limit`` journaled events after ``event_id``, oldest first ([] without a journal)."""
+        if isinstance(event_id, bool) or not isinstance(event_id, int) or event_id < 0:
+            raise ValueError(f"event_id must be an integer >= 0, got {event_id!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be an integer >= 1, got {limit!r}")
+        if self._journal is None:
+            return []
+        return self._journal.after(event_id, limit)
+
+    def newest_event_id(self) -> int:
+        """The id of the newest journaled event (0 without a journal)."""
+        return self._journal.newest_id() if self._journal is not None else 0
 
     def journal_size(self) -> int:
         """Number of events in the journal (0 without one)."""

@@ -293,3 +293,47 @@ def test_replay_reads_a_long_journal_in_pages_in_order_and_is_not_extended_by_it
     assert [i for i in got if i >= 0] == list(range(2500))
     assert bus.journal_size() == 5000
     bus.close()
+
+
+def test_event_ids_let_a_late_monitor_read_exactly_what_it_missed(tmp_path):
+    bus = UnifiedEventBus(tmp_path / "events.db")
+    seen = []
+    first = bus.publish("pathway:new", {"n": 1})
+    bus.subscribe_events(seen.append)
+    second = bus.publish("memory:new", {"n": 2})
+    third = bus.publish("code:new", {"n": 3})
+    assert first < second < third
+    assert [(e.id, e.topic, e.payload["n"]) for e in seen] == [(second, "memory:new", 2), (third, "code:new", 3)]
+    assert seen[0].ts > 0
+    # a monitor that last saw the first event gets the other two, no more, no less
+    missed = bus.events_since(first)
+    assert [(e.id, e.payload["n"]) for e in missed] == [(second, 2), (third, 3)]
+    assert bus.events_since(third) == []
+    assert [e.id for e in bus.events_since(0, limit=2)] == [first, second]
+    assert bus.newest_event_id() == third
+    with pytest.raises(ValueError, match="event_id"):
+        bus.events_since(-1)
+    bus.unsubscribe_events(seen.append)
+    bus.publish("code:new", {"n": 4})
+    assert len(seen) == 2
+    bus.close()
+
+
+def test_event_ids_without_a_journal_still_grow():
+    bus = UnifiedEventBus()
+    seen = []
+    bus.subscribe_events(seen.append)
+    ids = [bus.publish("x:y", {"n": i}) for i in range(3)]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert [e.id for e in seen] == ids
+    assert bus.events_since(0) == []
+
+
+def test_replay_reaches_event_subscribers_with_the_journal_ids(tmp_path):
+    bus = UnifiedEventBus(tmp_path / "events.db")
+    ids = [bus.publish("x:y", {"n": i}) for i in range(3)]
+    seen = []
+    bus.subscribe_events(seen.append)
+    assert bus.replay() == 3
+    assert [e.id for e in seen] == ids
+    bus.close()
