@@ -67,11 +67,12 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import events
 from . import metrics_exporter as metrics
+from .jobs import Job, JobKind, JobState
 from .labels import label_of
 from .learning_engine import TrainingCancelled
 
@@ -89,46 +90,6 @@ PREFETCH_BATCH = 256
 DEFAULT_AUTO_CANDIDATES = ("logreg", "nn", "rf")
 #: Least time between two ``learning:progress`` events of one job, seconds.
 PROGRESS_INTERVAL = 0.1
-
-class JobState:
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-@dataclass
-class Job:
-    """A manual job: ``kind`` is ``train``, ``evaluate`` or ``auto_train``.
-
-    ``state`` moves from ``queued`` to ``running`` to ``done``, ``failed`` or
-    ``cancelled``; ``result`` holds what the engine returned (True/False for
-    train, the scores dict for evaluate, the best model name for auto_train);
-    ``error`` the message of a failure. Times are ``time.time()`` seconds.
-    """
-
-    id: int
-    kind: str
-    engine: str
-    params: dict[str, Any]
-    submitted: float = field(default_factory=time.time)
-    state: str = JobState.QUEUED
-    result: Any = None
-    error: str | None = None
-    started: float | None = None
-    finished: float | None = None
-    cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
-    _done: threading.Event = field(default_factory=threading.Event, repr=False)
-
-    @property
-    def finished_ok(self) -> bool:
-        return self.state == JobState.DONE
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the job has ended; False if ``timeout`` seconds passed first."""
-        return self._done.wait(timeout)
-
 
 @dataclass
 class _Input:
@@ -524,7 +485,7 @@ class SelfLearningCoordinator:
         with self._cond:
             if self._stopping or self._thread is None:
                 raise RuntimeError("the coordinator is not running; call start() first")
-            job = Job(next(self._job_ids), kind, name, params)
+            job = Job(next(self._job_ids), JobKind.coerce(kind), name, params)
             self._jobs[job.id] = job
             self._queue.append(job)
             self._pending += 1
@@ -997,6 +958,7 @@ class SelfLearningCoordinator:
             if 0.0 < fraction < 1.0 and now - last[0] < PROGRESS_INTERVAL:
                 return
             last[0] = now
+            job.fraction, job.message = fraction if math.isfinite(fraction) else 0.0, str(message)[:500]
             self._publish(
                 events.LEARNING_PROGRESS,
                 {
@@ -1048,7 +1010,7 @@ class SelfLearningCoordinator:
         job.finished = time.time()
         with self._cond:
             self._running_job = None
-        job._done.set()
+        job.done_event.set()
 
     def _run_train(self, job: Job, engine: Any, progress) -> bool:
         start = time.perf_counter()
@@ -1129,7 +1091,7 @@ class SelfLearningCoordinator:
             events.LEARNING_CANCELLED,
             {"job_id": job.id, "kind": job.kind, "engine": job.engine, "ts": time.time()},
         )
-        job._done.set()  # after the event: whoever waits on the job also sees its event
+        job.done_event.set()  # after the event: whoever waits on the job also sees its event
 
     def _report_error(
         self, engine: str, exc: BaseException, source: str, job_id: int | None, **extra: Any
