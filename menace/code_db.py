@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import events
-from .menace_memory_manager import fts_query
-from .storage import SQLiteStore
+from .storage import SQLiteStore, fts_query
 from .validation import check_positive_int, check_tags, check_text, decode_tags, encode_tags
 
 

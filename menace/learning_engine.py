@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from . import events
+from .errors import TrainingCancelled
 from .labels import label_of
 from .models import ModelFamily, ReplayBuffer, available_models, get_family
 from .models.selection import (
@@ -150,10 +151,6 @@ class LearnedRuns:
     def ranges(self) -> list[list[int]]:
         """JSON-able ``[[first, last], ...]``."""
         return [[f, last] for f, last in zip(self._firsts, self._lasts, strict=True)]
-
-
-class TrainingCancelled(Exception):
-    """Raised when a ``cancel`` event was set; the live model is left as it was."""
 
 
 @dataclass(frozen=True)

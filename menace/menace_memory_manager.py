@@ -22,7 +22,7 @@ import numpy as np
 
 from . import events
 from .embeddings import Embedder, default_embedder
-from .storage import SQLiteStore, escape_like
+from .storage import SQLiteStore, escape_like, fts_query
 from .validation import check_positive_int, check_tags, check_text, decode_tags, encode_tags
 
 logger = logging.getLogger(__name__)
@@ -44,17 +44,6 @@ class MemoryEntry:
 def _like_prefix(prefix: str) -> str:
     """A LIKE pattern matching keys that start with ``prefix`` taken literally."""
     return escape_like(prefix) + "%"
-
-
-def fts_query(text: str) -> str:
-    """Turn any user text into a safe FTS5 query: every word a quoted phrase, ANDed.
-
-    Quotes, operators (AND, OR, NEAR, ``*``, ``:``) and brackets lose their
-    meaning, so no text can raise an FTS syntax error. Words are split on
-    whitespace only and the index's own tokenizer splits each phrase, so a
-    query word is tokenized exactly as stored text is.
-    """
-    return " ".join('"' + chunk.replace('"', '""') + '"' for chunk in text.split())
 
 
 class MenaceMemoryManager(SQLiteStore):

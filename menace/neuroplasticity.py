@@ -26,11 +26,10 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from enum import StrEnum
 from typing import Any
 
 from . import events
-from .labels import label_of
+from .labels import Outcome, label_of
 from .storage import SQLiteStore, escape_like, write_transaction
 from .validation import check_number, check_positive_int, check_text
 
@@ -38,29 +37,6 @@ logger = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86_400.0
 _isfinite = math.isfinite
-
-
-class Outcome(StrEnum):
-    """How a run ended."""
-
-    SUCCESS = "SUCCESS"
-    PARTIAL_SUCCESS = "PARTIAL_SUCCESS"
-    FAILURE = "FAILURE"
-
-    @classmethod
-    def coerce(cls, value: Any) -> Outcome:
-        """Accept the enum, or its name or value in any case (``"success"``)."""
-        if type(value) is cls or isinstance(value, cls):
-            return value
-        member = cls._value2member_map_.get(value) if type(value) is str else None
-        if member is not None:  # the exact value, as most callers spell it
-            return member
-        if isinstance(value, str):
-            key = value.strip().upper().replace("-", "_").replace(" ", "_")
-            if key in cls.__members__:
-                return cls[key]
-        valid = ", ".join(m.value for m in cls)
-        raise ValueError(f"outcome must be one of {valid}, got {value!r}")
 
 
 #: The label of each outcome value (:func:`menace.labels.label_of`, looked up once).

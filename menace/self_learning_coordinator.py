@@ -72,9 +72,9 @@ from typing import Any
 
 from . import events
 from . import metrics_exporter as metrics
+from .errors import TrainingCancelled
 from .jobs import Job, JobKind, JobState
 from .labels import label_of
-from .learning_engine import TrainingCancelled
 
 logger = logging.getLogger(__name__)
 

@@ -39,6 +39,17 @@ def escape_like(text: str) -> str:
 MIN_SQLITE = (3, 25, 0)
 
 
+def fts_query(text: str) -> str:
+    """Turn any user text into a safe FTS5 query: every word a quoted phrase, ANDed.
+
+    Quotes, operators (AND, OR, NEAR, ``*``, ``:``) and brackets lose their
+    meaning, so no text can raise an FTS syntax error. Words are split on
+    whitespace only and the index's own tokenizer splits each phrase, so a
+    query word is tokenized exactly as stored text is.
+    """
+    return " ".join('"' + chunk.replace('"', '""') + '"' for chunk in text.split())
+
+
 class SchemaError(RuntimeError):
     """The database file was written by a newer, unknown schema version."""
 

@@ -1,7 +1,9 @@
 """Input checks shared by every public entry point.
 
-Each check raises ``ValueError`` naming the field and the bad value, so a
-caller (a script, a form, the service flags) can show exactly what was wrong.
+Each check raises :class:`~menace.errors.FieldError` (a ``ValueError``)
+naming the field and the bad value, with the field's name in ``exc.field``,
+so a caller (a script, a form, the service flags, the API) can show exactly
+what was wrong and where.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from .errors import FieldError
 
 MAX_TEXT = 1_000_000  # characters; a single stored text larger than this is refused
 MAX_INT = 2**63 - 1  # the largest SQLite INTEGER: a larger limit or id would overflow in a query
@@ -26,7 +30,7 @@ def expand_path(name: str, value: Any) -> Path:
     try:
         return Path(value).expanduser()
     except RuntimeError as exc:  # "Could not determine home directory."
-        raise ValueError(f"{name}: cannot expand {_short(str(value))}: {exc}") from None
+        raise FieldError(name, f"{name}: cannot expand {_short(str(value))}: {exc}") from None
 
 
 def check_text(name: str, value: Any, *, allow_empty: bool = True, max_len: int = MAX_TEXT) -> str:
@@ -44,17 +48,17 @@ def check_text(name: str, value: Any, *, allow_empty: bool = True, max_len: int 
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise ValueError(f"{name} must be text, got {type(value).__name__} {_short(value)}")
+        raise FieldError(name, f"{name} must be text, got {type(value).__name__} {_short(value)}")
     if "\x00" in value:
-        raise ValueError(f"{name} must not contain NUL characters")
+        raise FieldError(name, f"{name} must not contain NUL characters")
     if not allow_empty and not value.strip():
-        raise ValueError(f"{name} must not be empty")
+        raise FieldError(name, f"{name} must not be empty")
     if len(value) > max_len:
-        raise ValueError(f"{name} is too long ({len(value)} characters, at most {max_len})")
+        raise FieldError(name, f"{name} is too long ({len(value)} characters, at most {max_len})")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ValueError(f"{name} is not valid text: {exc.reason}") from None
+        raise FieldError(name, f"{name} is not valid text: {exc.reason}") from None
     return value
 
 
@@ -74,28 +78,28 @@ def check_number(
     ):
         return value  # the common case, checked without a conversion
     if isinstance(value, bool) or value is None:
-        raise ValueError(f"{name} must be a number, got {_short(value)}")
+        raise FieldError(name, f"{name} must be a number, got {_short(value)}")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {_short(value)}") from None
+        raise FieldError(name, f"{name} must be a number, got {_short(value)}") from None
     if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {_short(value)}")
+        raise FieldError(name, f"{name} must be a finite number, got {_short(value)}")
     if minimum is not None and number < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {_short(value)}")
+        raise FieldError(name, f"{name} must be >= {minimum}, got {_short(value)}")
     if maximum is not None and number > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {_short(value)}")
+        raise FieldError(name, f"{name} must be <= {maximum}, got {_short(value)}")
     return number
 
 
 def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
     """Return ``value`` as an int >= ``minimum`` (and <= :data:`MAX_INT`), or raise ``ValueError``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {_short(value)}")
+        raise FieldError(name, f"{name} must be an integer, got {_short(value)}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise FieldError(name, f"{name} must be >= {minimum}, got {value}")
     if value > MAX_INT:
-        raise ValueError(f"{name} must be <= {MAX_INT}, got {_short(value)}")
+        raise FieldError(name, f"{name} must be <= {MAX_INT}, got {_short(value)}")
     return value
 
 
@@ -106,14 +110,14 @@ def check_tags(name: str, value: Any) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, Iterable):
-        raise ValueError(f"{name} must be a list of strings, got {_short(value)}")
+        raise FieldError(name, f"{name} must be a list of strings, got {_short(value)}")
     tags: list[str] = []
     for tag in value:
         if not isinstance(tag, str):
-            raise ValueError(f"{name} must contain only strings, got {_short(tag)}")
+            raise FieldError(name, f"{name} must contain only strings, got {_short(tag)}")
         tag = check_text(name, tag, max_len=200).strip()
         if not tag:
-            raise ValueError(f"{name} must not contain empty tags")
+            raise FieldError(name, f"{name} must not contain empty tags")
         if tag not in tags:
             tags.append(tag)
     return tags

@@ -135,7 +135,7 @@ def _quiet_transformers():
 
 
 def _cancelled(what: str) -> BaseException:
-    from ..learning_engine import TrainingCancelled
+    from ..errors import TrainingCancelled
 
     return TrainingCancelled(f"{what} cancelled")
 
