@@ -1,13 +1,11 @@
-"""Prometheus metrics: every definition in one place, and the HTTP endpoint.
-
-The metrics (all in the default ``prometheus_client`` registry):
+"""Prometheus metrics: every definition in one place (:class:`LearningMetrics`), and the HTTP endpoint.
 
 ==============================================  =======  =====================================
 name                                            type     meaning
 ==============================================  =======  =====================================
-``learning_cv_score``                           gauge    cross-validation score of the last
-                                                         evaluation (0..1)
-``learning_holdout_score``                      gauge    holdout score of the last evaluation
+``learning_cv_score{engine}``                   gauge    cross-validation score of the
+                                                         engine's last evaluation (0..1)
+``learning_holdout_score{engine}``              gauge    holdout score of the last evaluation
                                                          (0..1)
 ``learning_training_runs_total{engine,mode}``   counter  trainings finished; ``mode`` is
                                                          ``partial``, ``full`` or ``auto``
@@ -29,98 +27,168 @@ name                                            type     meaning
 ``learning_model_info{engine,model}``           gauge    1 for the model each engine uses
 ==============================================  =======  =====================================
 
-``learning_cv_score`` and ``learning_holdout_score`` keep the names the spec
-gives them and carry no labels; they show the service's main engine.
+Each fact has one writer: an engine exports its own scores when it evaluates
+(and, on start, the last stored ones), labelled with its name, so one
+engine's scores never overwrite another's; the coordinator exports training,
+events and queue figures. Both go through the methods of one
+:class:`LearningMetrics`: :data:`METRICS` on prometheus_client's default
+registry, or one a test makes on its own ``CollectorRegistry``. The score
+series of an engine appear with its first evaluation, never as a false 0.
 
-:func:`start_metrics_server` serves them (plus the client's process and Python
-metrics) on ``http://<addr>:<port>/metrics``; it binds ``127.0.0.1`` unless
-told otherwise.
+:func:`start_metrics_server` serves a registry (plus the client's process and
+Python metrics on the default one) on ``http://<addr>:<port>/metrics``; it
+binds ``127.0.0.1`` unless told otherwise.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import threading
+from collections.abc import Mapping
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from .events import INPUT_TOPICS
 
 logger = logging.getLogger(__name__)
 
-learning_cv_score = Gauge("learning_cv_score", "Cross-validation score of the last evaluation (0..1)")
-learning_holdout_score = Gauge("learning_holdout_score", "Holdout score of the last evaluation (0..1)")
-
-training_runs = Counter(
-    "learning_training_runs",
-    "Trainings finished, by engine and mode (partial, full, auto)",
-    ["engine", "mode"],
-)
-examples_learned = Counter(
-    "learning_examples", "Labelled examples learned incrementally, by engine", ["engine"]
-)
-training_duration = Histogram(
-    "learning_training_duration_seconds",
-    "Wall time of each training, by engine and mode",
-    ["engine", "mode"],
-    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
-)
-last_training_timestamp = Gauge(
-    "learning_last_training_timestamp_seconds",
-    "Unix time of the last successful training, by engine",
-    ["engine"],
-)
-evaluations = Counter("learning_evaluations", "Evaluations finished, by engine", ["engine"])
-last_evaluation_timestamp = Gauge(
-    "learning_last_evaluation_timestamp_seconds",
-    "Unix time of the last evaluation, by engine",
-    ["engine"],
-)
-training_errors = Counter(
-    "learning_training_errors", "Trainings or evaluations that failed, by engine", ["engine"]
-)
-events_handled = Counter(
-    "learning_events_handled", "Input events accepted by the coordinator, by topic", ["topic"]
-)
-events_failed = Counter(
-    "learning_events_failed",
-    "Input events refused (malformed, queue full) or that failed to train, by topic",
-    ["topic"],
-)
-queue_depth = Gauge("learning_queue_depth", "Items waiting for the training worker")
-model_info = Gauge("learning_model_info", "1 for the model each engine uses", ["engine", "model"])
-
-# Every input topic shows up (as 0) before its first event, so rate() has a baseline.
-for _topic in INPUT_TOPICS:
-    events_handled.labels(_topic)
-    events_failed.labels(_topic)
-
-_model_lock = threading.Lock()
-_models: dict[str, str] = {}
+TRAINING_MODES = ("partial", "full", "auto")
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
-def set_model(engine: str, model: str) -> None:
-    """Record that ``engine`` now uses ``model`` (``learning_model_info``)."""
-    with _model_lock:
-        old = _models.get(engine)
-        if old == model:
+class LearningMetrics:
+    """Every Menace metric, registered on ``registry`` (see the module doc)."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.registry = registry
+        r = registry
+        self.cv_score = Gauge(
+            "learning_cv_score", "Cross-validation score of the last evaluation (0..1), by engine",
+            ["engine"], registry=r,
+        )
+        self.holdout_score = Gauge(
+            "learning_holdout_score", "Holdout score of the last evaluation (0..1), by engine",
+            ["engine"], registry=r,
+        )
+        self.training_runs = Counter(
+            "learning_training_runs", "Trainings finished, by engine and mode (partial, full, auto)",
+            ["engine", "mode"], registry=r,
+        )
+        self.examples_learned = Counter(
+            "learning_examples", "Labelled examples learned incrementally, by engine", ["engine"], registry=r
+        )
+        self.training_duration = Histogram(
+            "learning_training_duration_seconds", "Wall time of each training, by engine and mode",
+            ["engine", "mode"], buckets=DURATION_BUCKETS, registry=r,
+        )
+        self.last_training_timestamp = Gauge(
+            "learning_last_training_timestamp_seconds", "Unix time of the last successful training, by engine",
+            ["engine"], registry=r,
+        )
+        self.evaluations = Counter(
+            "learning_evaluations", "Evaluations finished, by engine", ["engine"], registry=r
+        )
+        self.last_evaluation_timestamp = Gauge(
+            "learning_last_evaluation_timestamp_seconds", "Unix time of the last evaluation, by engine",
+            ["engine"], registry=r,
+        )
+        self.training_errors = Counter(
+            "learning_training_errors", "Trainings or evaluations that failed, by engine", ["engine"], registry=r
+        )
+        self.events_handled = Counter(
+            "learning_events_handled", "Input events accepted by the coordinator, by topic", ["topic"], registry=r
+        )
+        self.events_failed = Counter(
+            "learning_events_failed",
+            "Input events refused (malformed, queue full) or that failed to train, by topic",
+            ["topic"], registry=r,
+        )
+        self.queue_depth = Gauge("learning_queue_depth", "Items waiting for the training worker", registry=r)
+        self.model_info = Gauge(
+            "learning_model_info", "1 for the model each engine uses", ["engine", "model"], registry=r
+        )
+        self._lock = threading.Lock()
+        self._models: dict[str, str] = {}
+        # Every input topic shows up (as 0) before its first event, so rate() has a baseline.
+        for topic in INPUT_TOPICS:
+            self.events_handled.labels(topic)
+            self.events_failed.labels(topic)
+
+    # -- engines ------------------------------------------------------------------------
+    def engine_started(self, engine: str, model: str) -> None:
+        """Create an engine's counters at 0 (so ``rate()`` sees the first increase) and its model."""
+        for mode in TRAINING_MODES:
+            self.training_runs.labels(engine, mode)
+        self.examples_learned.labels(engine)
+        self.evaluations.labels(engine)
+        self.training_errors.labels(engine)
+        self.set_model(engine, model)
+
+    def set_model(self, engine: str, model: str) -> None:
+        """Record that ``engine`` now uses ``model`` (``learning_model_info``)."""
+        with self._lock:
+            old = self._models.get(engine)
+            if old == model:
+                return
+            if old is not None:
+                try:
+                    self.model_info.remove(engine, old)
+                except KeyError:
+                    pass
+            self._models[engine] = model
+            self.model_info.labels(engine, model).set(1)
+
+    def observe_evaluation(self, engine: str, entry: Mapping[str, Any], *, new: bool = False) -> None:
+        """Show ``entry``'s scores as ``engine``'s; ``new`` also counts it as an evaluation just finished."""
+        cv, holdout = _score(entry.get("cv_score")), _score(entry.get("holdout_score"))
+        if cv is None or holdout is None:
+            logger.warning("%s: evaluation without usable scores: %r", engine, dict(entry))
             return
-        if old is not None:
-            try:
-                model_info.remove(engine, old)
-            except KeyError:
-                pass
-        _models[engine] = model
-        model_info.labels(engine, model).set(1)
+        self.cv_score.labels(engine).set(cv)
+        self.holdout_score.labels(engine).set(holdout)
+        ts = entry.get("ts")
+        if isinstance(ts, int | float) and math.isfinite(ts):
+            self.last_evaluation_timestamp.labels(engine).set(ts)
+        if new:
+            self.evaluations.labels(engine).inc()
+
+    def observe_training(self, engine: str, mode: str, duration: float, examples: int, ts: float) -> None:
+        """A training of ``mode`` finished: ``examples`` learned incrementally (0 for full / auto)."""
+        self.training_runs.labels(engine, mode).inc()
+        self.training_duration.labels(engine, mode).observe(duration)
+        self.last_training_timestamp.labels(engine).set(ts)
+        if examples:
+            self.examples_learned.labels(engine).inc(examples)
+
+    def observe_error(self, engine: str) -> None:
+        self.training_errors.labels(engine).inc()
+
+    # -- the coordinator's intake ---------------------------------------------------------
+    def observe_event(self, topic: str, accepted: bool, n: int = 1) -> None:
+        """``n`` input events on ``topic`` accepted for learning, or refused / failed."""
+        if topic not in INPUT_TOPICS:
+            return  # bounded label values: only the input topics
+        (self.events_handled if accepted else self.events_failed).labels(topic).inc(n)
+
+    def set_queue_depth(self, depth: int) -> None:
+        self.queue_depth.set(depth)
 
 
-def set_scores(cv_score: float, holdout_score: float) -> None:
-    """Set the two score gauges (values in 0..1)."""
-    learning_cv_score.set(cv_score)
-    learning_holdout_score.set(holdout_score)
+def _score(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return min(1.0, max(0.0, number)) if math.isfinite(number) else None
+
+
+#: The process-wide metrics, on prometheus_client's default registry.
+METRICS = LearningMetrics()
 
 
 class MetricsServerError(OSError):

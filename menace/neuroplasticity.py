@@ -506,25 +506,12 @@ class PathwayDB(SQLiteStore):
             if link_from is not None:
                 pair = (link_from, pathway_id)
                 tail.pairs[pair] = tail.pairs.get(pair, 0) + 1
-        limit = events.PAYLOAD_TEXT_LIMIT
-        inputs, outputs, resources = rec.inputs, rec.outputs, rec.resources
         # Every value is validated text or a finite number (the record's checks and the
         # overflow check above).
-        return events.CheckedPayload({
-            "pathway_id": pathway_id,
-            "run_id": run_id,
-            "ts": ts,
-            "actions": actions if len(actions) <= limit else events.clip(actions),
-            "inputs": inputs if len(inputs) <= limit else events.clip(inputs),
-            "outputs": outputs if len(outputs) <= limit else events.clip(outputs),
-            "exec_time": rec.exec_time,
-            "resources": resources if len(resources) <= limit else events.clip(resources),
-            "outcome": outcome,
-            "roi": rec.roi,
-            "label": label,
-            "prior_frequency": prior_freq,
-            "prior_myelination": prior_myel,
-            "stats": {
+        return events.pathway_new(
+            pathway_id, run_id, ts, actions, rec.inputs, rec.outputs, rec.exec_time,
+            rec.resources, outcome, rec.roi, label, prior_freq, prior_myel,
+            {
                 "frequency": freq,
                 "success_rate": successes / freq,
                 "avg_exec_time": avg_time,
@@ -532,7 +519,7 @@ class PathwayDB(SQLiteStore):
                 "myelination_score": successes * avg_roi,  # frequency * success_rate * avg_roi
                 "last_activation": last,
             },
-        })
+        )
 
     def _advance(self, entry: list, rec: PathwayRecord, label: int) -> tuple:
         """The run's columns from ``prior_frequency`` on, given its pathway's cache entry.
@@ -790,6 +777,10 @@ class PathwayDB(SQLiteStore):
 
     def count_pathways(self) -> int:
         return self._read("SELECT COUNT(*) FROM pathways")[0][0]
+
+    def newest_run_id(self) -> int:
+        """The id of the newest run (0 when there is none)."""
+        return int(self._read("SELECT COALESCE(MAX(id), 0) FROM runs")[0][0])
 
     def count_runs(self) -> int:
         return self._read("SELECT COUNT(*) FROM runs")[0][0]

@@ -23,44 +23,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from typing import Any
 
 from . import events
+from .run_ledger import RunLedger
 
 logger = logging.getLogger(__name__)
 
-#: Run ids published in this process that are remembered.
-SEEN_LIMIT = 200_000
 #: Most runs read per look.
 PAGE = 2000
 
 
-def newest_run_id(pathway_db: Any) -> int:
-    """The id of the newest run in ``pathway_db`` (0 when empty)."""
-    # PathwayDB has no public "max id"; one indexed read through its own connection.
-    return int(pathway_db._read("SELECT COALESCE(MAX(id), 0) FROM runs")[0][0])
-
-
 def run_payload(row: dict[str, Any], stats: dict[str, Any] | None) -> dict[str, Any]:
     """The ``pathway:new`` payload for a stored run (a row of ``PathwayDB.runs()``)."""
-    return {
-        "pathway_id": row["pathway_id"],
-        "run_id": row["id"],
-        "ts": row["ts"],
-        "actions": events.clip(row["actions"]),
-        "inputs": events.clip(row["inputs"]),
-        "outputs": events.clip(row["outputs"]),
-        "exec_time": row["exec_time"],
-        "resources": events.clip(row["resources"]),
-        "outcome": row["outcome"],
-        "roi": row["roi"],
-        "label": row["label"],
-        "prior_frequency": row["prior_frequency"],
-        "prior_myelination": row["prior_myelination"],
-        "stats": stats or {},
-        "external": True,
-    }
+    return events.pathway_new(
+        row["pathway_id"], row["id"], row["ts"], row["actions"], row["inputs"], row["outputs"],
+        row["exec_time"], row["resources"], row["outcome"], row["roi"], row["label"],
+        row["prior_frequency"], row["prior_myelination"], stats or {}, external=True,
+    )
 
 
 class RunWatcher:
@@ -101,27 +81,20 @@ class RunWatcher:
         #: Every run with an id up to this one has been published (here or in-process).
         self.last_run_id = 0
         self.published = 0
-        self._lock = threading.Lock()
-        self._seen: set[int] = set()
-        self._seen_order: deque[int] = deque()
+        self._announced = RunLedger(what="runs announced in this process")
         self._first_seen: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _on_pathway(self, _topic: str, payload: dict) -> None:
         run_id = payload.get("run_id") if isinstance(payload, dict) else None
-        if isinstance(run_id, int):
-            with self._lock:
-                if run_id not in self._seen:
-                    self._seen.add(run_id)
-                    self._seen_order.append(run_id)
-                    if len(self._seen_order) > SEEN_LIMIT:
-                        self._seen.discard(self._seen_order.popleft())
+        if type(run_id) is int:
+            self._announced.add(run_id)
 
     def start(self) -> RunWatcher:
         if self._thread is not None:
             return self
-        newest = newest_run_id(self.pathway_db)
+        newest = self.pathway_db.newest_run_id()
         self.last_run_id = newest if self._since is None else min(self._since, newest)
         self.bus.subscribe(events.PATHWAY_NEW, self._on_pathway)
         self._thread = threading.Thread(target=self._run, name=self.THREAD_NAME, daemon=True)
@@ -153,11 +126,10 @@ class RunWatcher:
         last = self.last_run_id
         while True:
             rows = self.pathway_db.runs(since_id=last, limit=PAGE)
-            with self._lock:
-                for row in rows:
-                    if row["id"] not in self._seen:
-                        return last
-                    last = row["id"]
+            for row in rows:
+                if row["id"] not in self._announced:
+                    return last
+                last = row["id"]
             if len(rows) < PAGE:
                 return last
 
@@ -165,16 +137,13 @@ class RunWatcher:
         """Look once; returns how many runs were published."""
         now = time.monotonic() if now is None else now
         rows = self.pathway_db.runs(since_id=self.last_run_id, limit=PAGE)
-        with self._lock:
-            unseen = {row["id"] for row in rows if row["id"] not in self._seen}
+        unseen = {row["id"] for row in rows if row["id"] not in self._announced}
         for run_id in unseen:
             self._first_seen.setdefault(run_id, now)
         published = 0
         for row in rows:
             run_id = row["id"]
-            with self._lock:
-                seen = run_id in self._seen
-            if not seen:
+            if run_id not in self._announced:
                 if now - self._first_seen.get(run_id, now) < self.grace:
                     break  # keep order: later runs wait for this one
                 pathway = self.pathway_db.get(row["pathway_id"])

@@ -62,7 +62,6 @@ from .metrics_exporter import (
     MetricsPortInUseError,
     MetricsServer,
     MetricsServerError,
-    set_scores,
     start_metrics_server,
 )
 from .models import available_models
@@ -227,7 +226,10 @@ def _describe_restored(name: str, engine: Any) -> None:
         logger.info("engine %s: no saved model yet, %d stored evaluations", name, len(history))
 
 
-def _make_engine(settings: Settings, pathway_db: PathwayDB, memory: MenaceMemoryManager) -> Any:
+def make_engine(
+    settings: Settings, pathway_db: PathwayDB, memory: MenaceMemoryManager, **options: Any
+) -> Any:
+    """The service's main engine on ``settings``; ``options`` are more LearningEngine arguments."""
     from .learning_engine import LearningEngine  # imported here: it pulls in scikit-learn
 
     return LearningEngine(
@@ -237,6 +239,7 @@ def _make_engine(settings: Settings, pathway_db: PathwayDB, memory: MenaceMemory
         persist_path=settings.path(config.EVALUATIONS_FILE),
         model_dir=settings.path(config.MODELS_DIR),
         name=MAIN_ENGINE,
+        **options,
     )
 
 
@@ -247,8 +250,14 @@ def start_stack(
     batch_size: int = 64,
     batch_wait: float = 0.02,
     watch_runs: bool = True,
+    engine_options: dict[str, Any] | None = None,
 ) -> ServiceStack:
     """Open the stores, load the engine and start learning; returns the running stack.
+
+    ``engine_options`` are passed on to the
+    :class:`~menace.learning_engine.LearningEngine` (``save_every``,
+    ``seed``, ``features``, ``model_params``, ...), so an embedding program or
+    a test can tune the engine without reaching inside the service.
 
     ``metrics_required``: a taken metrics port raises
     :class:`~menace.metrics_exporter.MetricsPortInUseError` instead of logging
@@ -274,15 +283,9 @@ def start_stack(
         opened.append(code_db)
         workflow_db = WorkflowDB(settings.path(config.WORKFLOWS_DB), event_bus=bus)
         opened.append(workflow_db)
-        engine = _make_engine(settings, pathway_db, memory)
+        engine = make_engine(settings, pathway_db, memory, **(engine_options or {}))
         engines = {MAIN_ENGINE: engine}
         _describe_restored(MAIN_ENGINE, engine)
-        history = list(getattr(engine, "evaluation_history", None) or [])
-        if history and isinstance(history[-1], dict):
-            try:
-                set_scores(float(history[-1]["cv_score"]), float(history[-1]["holdout_score"]))
-            except (KeyError, TypeError, ValueError):
-                logger.warning("the last stored evaluation has no usable scores")
 
         server = None
         if settings.metrics_port:
@@ -348,7 +351,7 @@ def start_stack(
 
 
 _SETTING_NAMES = {f.name for f in fields(Settings)}
-_STACK_OPTIONS = {"metrics_required", "batch_size", "batch_wait", "watch_runs"}
+_STACK_OPTIONS = {"metrics_required", "batch_size", "batch_wait", "watch_runs", "engine_options"}
 
 
 def run_background(

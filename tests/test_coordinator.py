@@ -200,7 +200,7 @@ def test_engine_failure_is_reported_and_the_worker_carries_on(bus, stores, engin
 
 
 def scraped_value(text: str, name: str) -> float:
-    match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    match = re.search(rf'^{name}{{engine="pathways"}} (\S+)$', text, re.MULTILINE)
     assert match, f"{name} not in the scrape"
     return float(match.group(1))
 

@@ -39,21 +39,13 @@ SERVICE = textwrap.dedent(
     import os, sys
     from menace import self_learning_service as service
 
-    make = service._make_engine
-
-    def eager_saver(settings, pathway_db, memory):
-        engine = make(settings, pathway_db, memory)
-        engine.save_every, engine.save_interval = 1, 0.0
-        return engine
-
-    service._make_engine = eager_saver
-
+    start_stack = service.start_stack
     fitting = os.environ.get("TRAIN_ON_START")  # a file: touched once the model is being fitted
-    if fitting:
-        start_stack = service.start_stack
 
-        def start_training(*args, **kwargs):
-            stack = start_stack(*args, **kwargs)
+    def start_eager_saver(*args, **kwargs):
+        kwargs["engine_options"] = {"save_every": 1, "save_interval": 0.0}
+        stack = start_stack(*args, **kwargs)
+        if fitting:
 
             def progress(_topic, payload):
                 if payload["fraction"] >= 0.5:
@@ -61,9 +53,9 @@ SERVICE = textwrap.dedent(
 
             stack.bus.subscribe("learning:progress", progress)
             stack.coordinator.request_train()
-            return stack
+        return stack
 
-        service.start_stack = start_training
+    service.start_stack = start_eager_saver
     sys.exit(service.main(sys.argv[1:]))
     """
 )

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
-from menace import metrics_exporter
 from menace.learning_engine import (
     UNTRAINED_PROBABILITY,
     LearnedRuns,
@@ -222,8 +222,8 @@ def test_evaluate_scores_are_finite_seeded_and_recorded(filled, tmp_path):
     assert engine.evaluation_history == [first, second]
     assert engine.load_history() == [first, second]
     assert [json.loads(line)["ts"] for line in path.read_text().splitlines()] == [first["ts"], second["ts"]]
-    assert metrics_exporter.learning_cv_score._value.get() == second["cv_score"]
-    assert metrics_exporter.learning_holdout_score._value.get() == second["holdout_score"]
+    assert REGISTRY.get_sample_value("learning_cv_score", {"engine": "pathways"}) == second["cv_score"]
+    assert REGISTRY.get_sample_value("learning_holdout_score", {"engine": "pathways"}) == second["holdout_score"]
     # A new engine on the same file starts with the stored history.
     assert LearningEngine(*filled, persist_path=path).evaluation_history == [first, second]
 

@@ -12,10 +12,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 from menace import metrics_exporter
-from menace.metrics_exporter import MetricsPortInUseError, start_metrics_server
+from menace.embeddings import HashingEmbedder
+from menace.learning_engine import LearningEngine
+from menace.menace_memory_manager import MenaceMemoryManager
+from menace.metrics_exporter import LearningMetrics, MetricsPortInUseError, start_metrics_server
+from menace.neuroplasticity import PathwayDB, PathwayRecord
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 DASHBOARD = RESOURCES / "grafana" / "dashboards" / "menace.json"
@@ -40,13 +44,15 @@ def exported_names() -> set[str]:
 
 
 def test_metrics_server_serves_scores_and_stops():
-    metrics_exporter.set_scores(0.75, 0.5)
-    server = start_metrics_server(0)
+    registry = CollectorRegistry()
+    LearningMetrics(registry).observe_evaluation("main", {"cv_score": 0.75, "holdout_score": 0.5, "ts": 1.7e9})
+    server = start_metrics_server(0, registry=registry)
     try:
         assert server.url == f"http://127.0.0.1:{server.port}/metrics"
         text = scrape(server.url)
-        assert "learning_cv_score 0.75" in text
-        assert "learning_holdout_score 0.5" in text
+        assert 'learning_cv_score{engine="main"} 0.75' in text
+        assert 'learning_holdout_score{engine="main"} 0.5' in text
+        assert 'learning_last_evaluation_timestamp_seconds{engine="main"} 1.7e+09' in text
     finally:
         server.stop()
     server.stop()  # idempotent
@@ -70,11 +76,41 @@ def test_bad_port_is_refused(port):
         start_metrics_server(port)
 
 
-def test_score_gauges_keep_their_spec_names_without_labels():
-    families = {f.name: f for f in REGISTRY.collect()}
-    for name in ("learning_cv_score", "learning_holdout_score"):
-        assert families[name].type == "gauge"
-        assert [s.labels for s in families[name].samples] == [{}]
+def test_one_engines_scores_never_overwrite_anothers(tmp_path):
+    """Two engines evaluate in turn: /metrics shows each one's own scores, side by side."""
+    registry = CollectorRegistry()
+    metrics = LearningMetrics(registry)
+    pdb = PathwayDB(tmp_path / "pathways.db")
+    mm = MenaceMemoryManager(tmp_path / "mem.db", embedder=HashingEmbedder(32))
+    for i in range(60):
+        good = i % 3 != 0
+        pdb.log(PathwayRecord("check->deploy" if good else "deploy", exec_time=1.0, roi=2.0 if good else -1.0,
+                              outcome="SUCCESS" if good else "FAILURE", ts=1.7e9 + i))
+    main = LearningEngine(pdb, mm, name="main", metrics=metrics)
+    other = LearningEngine(pdb, mm, name="shadow", features="seed", seed=3, metrics=metrics)
+    main_scores = main.evaluate(cv=3)
+    other_scores = other.evaluate(cv=3, test_split=0.5)  # evaluated last, as the overwriting engine was
+    with start_metrics_server(0, registry=registry) as server:
+        text = scrape(server.url)
+    for engine, scores in (("main", main_scores), ("shadow", other_scores)):
+        for name in ("learning_cv_score", "learning_holdout_score"):
+            value = re.search(rf'^{name}{{engine="{engine}"}} (\S+)$', text, re.MULTILINE)
+            assert value, f"{name} of {engine} missing"
+            assert float(value.group(1)) == pytest.approx(scores[name.removeprefix("learning_")])
+        assert f'learning_evaluations_total{{engine="{engine}"}} 1.0' in text
+    pdb.close()
+    mm.close()
+
+
+def test_score_gauges_are_absent_before_the_first_evaluation_never_zero():
+    registry = CollectorRegistry()
+    metrics = LearningMetrics(registry)
+    metrics.engine_started("fresh", "logreg")
+    text = generate_latest(registry).decode()
+    assert "# TYPE learning_cv_score gauge" in text
+    assert 'learning_cv_score{engine="fresh"}' not in text
+    assert 'learning_training_runs_total{engine="fresh",mode="partial"} 0.0' in text  # rate() sees the first
+    assert 'learning_model_info{engine="fresh",model="logreg"} 1.0' in text
 
 
 def test_operator_metrics_follow_prometheus_naming():
@@ -105,8 +141,8 @@ def scrape_registry() -> str:
 
 
 def test_model_info_shows_only_the_current_model():
-    metrics_exporter.set_model("info-test", "logreg")
-    metrics_exporter.set_model("info-test", "rf")
+    metrics_exporter.METRICS.set_model("info-test", "logreg")
+    metrics_exporter.METRICS.set_model("info-test", "rf")
     text = scrape_registry()
     assert 'learning_model_info{engine="info-test",model="rf"} 1.0' in text
     assert 'engine="info-test",model="logreg"' not in text
@@ -118,13 +154,11 @@ PROMTOOL = shutil.which("promtool")
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian package 'prometheus')")
 def test_promtool_accepts_the_live_endpoint():
     # Make every metric type appear with labels, as a running service would.
-    metrics_exporter.training_runs.labels("promtool", "partial").inc()
-    metrics_exporter.examples_learned.labels("promtool").inc(3)
-    metrics_exporter.training_duration.labels("promtool", "partial").observe(0.02)
-    metrics_exporter.last_training_timestamp.labels("promtool").set(1.7e9)
-    metrics_exporter.evaluations.labels("promtool").inc()
-    metrics_exporter.training_errors.labels("promtool").inc()
-    metrics_exporter.set_model("promtool", "logreg")
+    metrics = metrics_exporter.METRICS
+    metrics.engine_started("promtool", "logreg")
+    metrics.observe_training("promtool", "partial", 0.02, 3, 1.7e9)
+    metrics.observe_evaluation("promtool", {"cv_score": 0.8, "holdout_score": 0.7, "ts": 1.7e9}, new=True)
+    metrics.observe_error("promtool")
     with start_metrics_server(0) as server:
         text = scrape(server.url)
     result = subprocess.run(

@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from menace import events
 from menace import self_learning_service as service
 from menace.config import Settings
+from menace.events import validate_input
 from menace.learning_engine import LearningEngine
 from menace.menace_memory_manager import MenaceMemoryManager
 from menace.models import available_models
 from menace.neuroplasticity import PathwayDB, PathwayRecord
-from menace.self_learning_coordinator import validate_input
 from menace.unified_event_bus import UnifiedEventBus
 
 FAST = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))

@@ -1,0 +1,226 @@
+"""The one feature pipeline: from stored runs, ``pathway:new`` payloads or records to model input.
+
+**Example unit.** One logged *run* (a row of ``PathwayDB.runs``), not a
+pathway: a pathway that ran 50 times is 50 examples. Its label is
+:func:`menace.labels.label_of` of the run's outcome.
+
+**Features** (:meth:`FeaturePipeline.transform`, used by ``train``,
+``partial_train``, ``predict_success`` and ``evaluate`` alike), in this
+column order:
+
+0. ``prior_frequency``: how many times the pathway had run *before* this run;
+1. ``exec_time``: this run's execution time in seconds;
+2. ``roi``: this run's return on investment;
+3. ``prior_myelination``: the pathway's myelination score just before this
+   run (decayed to the run's time), so it never counts this run's outcome;
+4. ``embedding_mean``: the mean of the action text's embedding
+   (``MenaceMemoryManager.embed``, cached on disk);
+5. ... ``4 + dim``: with ``features="full"`` (the default) the whole embedding
+   vector of the action text follows (256 numbers with the hashing embedder,
+   384 with MiniLM). ``features="seed"`` keeps only the five columns above.
+
+Nothing in a row is known only after the run's outcome, so there is no label
+leakage. Text models (``transformer`` / ``bert``) take the action text alone:
+their input is an object array of texts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import events
+from .errors import FieldError
+from .labels import label_of
+from .models import ModelFamily
+from .neuroplasticity import PathwayRecord, decay_factor
+from .progress import Progress, check_cancel, report
+from .protocols import EmbeddingSource, PathwayStore
+from .validation import check_number, check_text
+
+SEED_FEATURES = ("prior_frequency", "exec_time", "roi", "prior_myelination", "embedding_mean")
+FEATURE_SETS = ("full", "seed")
+#: Runs read from the store per query while loading.
+PAGE = 20_000
+
+#: One example: ``(run id or -1 for a record not logged, numbers, action text, label)``.
+Example = tuple[int, tuple[float, float, float, float], str, int]
+
+
+@dataclass
+class Examples:
+    """Training examples, one per run, in logged order."""
+
+    run_ids: np.ndarray  # int64; -1 for a record that is not in the database
+    numbers: np.ndarray  # float64 (n, 4): prior_frequency, exec_time, roi, prior_myelination
+    texts: list[str]
+    y: np.ndarray  # int64 labels, see menace.labels
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @classmethod
+    def from_runs(cls, runs: Iterable[dict[str, Any]]) -> Examples:
+        """Examples of stored runs (rows of ``PathwayDB.runs``)."""
+        ids, numbers, texts, labels = [], [], [], []
+        for run in runs:
+            ids.append(run["id"])
+            numbers.append((run["prior_frequency"], run["exec_time"], run["roi"], run["prior_myelination"]))
+            texts.append(run["actions"])
+            labels.append(label_of(run["outcome"]))
+        return cls(
+            run_ids=np.asarray(ids, dtype=np.int64),
+            numbers=np.asarray(numbers, dtype=np.float64).reshape(-1, 4),
+            texts=texts,
+            y=np.asarray(labels, dtype=np.int64),
+        )
+
+    @classmethod
+    def concat(cls, parts: list[Examples]) -> Examples:
+        if not parts:
+            return cls.from_runs(())
+        return cls(
+            run_ids=np.concatenate([p.run_ids for p in parts]),
+            numbers=np.concatenate([p.numbers for p in parts]),
+            texts=[t for p in parts for t in p.texts],
+            y=np.concatenate([p.y for p in parts]),
+        )
+
+
+class FeaturePipeline:
+    """Turns runs into model input for one engine (see the module doc).
+
+    Args:
+        store: the pathway store (records are read as runs not logged yet: their
+            priors are the pathway's current stats).
+        memory: embeds the action text (``embed_many``; its ``embedder.dim``).
+        features: ``"full"`` or ``"seed"``.
+    """
+
+    def __init__(self, store: PathwayStore, memory: EmbeddingSource | None, features: str = "full") -> None:
+        if features not in FEATURE_SETS:
+            raise FieldError("features", f"features must be one of {', '.join(FEATURE_SETS)}; got {features!r}")
+        self.store = store
+        self.memory = memory
+        self.features = features
+
+    def embedding_dim(self) -> int:
+        return int(self.memory.embedder.dim) if self.memory is not None else 0
+
+    def names(self, family: ModelFamily) -> list[str]:
+        """Column names of the feature rows, in order (empty for text models)."""
+        if family.inputs == "text":
+            return []
+        names = list(SEED_FEATURES)
+        if self.features == "full":
+            names += [f"embedding_{i}" for i in range(self.embedding_dim())]
+        return names
+
+    def describe(self, family: ModelFamily) -> str:
+        """``"full"``, ``"seed"`` or ``"text"``: what ``family`` is fed, as saved with a model."""
+        return self.features if family.inputs == "features" else "text"
+
+    def transform(self, numbers: np.ndarray, texts: list[str], family: ModelFamily) -> Any:
+        """The model input for runs: a float matrix, or for text models an object array of texts.
+
+        ``numbers`` is ``(n, 4)``: prior_frequency, exec_time, roi, prior_myelination.
+        """
+        if family.inputs == "text":
+            return np.asarray(texts, dtype=object)
+        embeddings = self.memory.embed_many(list(texts))
+        mean = embeddings.mean(axis=1, dtype=np.float64)
+        if self.features == "seed":
+            return np.column_stack([np.asarray(numbers, dtype=np.float64), mean])
+        return np.hstack(
+            [np.asarray(numbers, dtype=np.float64), mean[:, None], embeddings.astype(np.float64)]
+        )
+
+    def load(
+        self,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+        span: tuple[float, float] = (0.0, 0.3),
+    ) -> Examples:
+        """Every run in the store, read in pages, in logged order."""
+        total = max(self.store.count_runs(), 1)
+        parts: list[Examples] = []
+        read = 0
+        last = 0
+        while True:
+            check_cancel(cancel)
+            page = self.store.runs(since_id=last, limit=PAGE)
+            if not page:
+                break
+            parts.append(Examples.from_runs(page))
+            read += len(page)
+            last = page[-1]["id"]
+            report(progress, span[0] + (span[1] - span[0]) * min(read / total, 1.0), f"read {read} runs")
+        return Examples.concat(parts)
+
+    def recent(self, count: int, exclude: set[int] = frozenset()) -> Examples:
+        """The newest ``count`` runs (a bounded read), without the ids in ``exclude``."""
+        start = max(0, self.store.count_runs() - count)
+        runs = self.store.runs(since_id=start, limit=count)
+        return Examples.from_runs(r for r in runs if r["id"] not in exclude)
+
+    # -- one example from a payload or a record -----------------------------------------
+    def example(self, item: Any, where: str) -> Example:
+        """One example of a :class:`PathwayRecord` or a ``pathway:new`` payload.
+
+        Raises :class:`~menace.errors.FieldError` naming ``where`` and the field.
+        """
+        if isinstance(item, PathwayRecord):
+            return self._record_example(item)
+        if not isinstance(item, dict):
+            raise FieldError(
+                where, f"{where} must be a PathwayRecord or a pathway:new payload dict, got {type(item).__name__}"
+            )
+        try:
+            label = events.example_label(item)
+        except FieldError as exc:
+            raise FieldError(f"{where}.{exc.field}", f"{where}.{exc}") from None
+        text = check_text(f"{where}.actions", item["actions"], allow_empty=False).strip()
+        numbers = (
+            float(item["prior_frequency"]), float(item["exec_time"]), float(item["roi"]),
+            float(item["prior_myelination"]),
+        )
+        run_id = item.get("run_id")
+        run_id = run_id if type(run_id) is int and run_id > 0 else -1
+        if events.is_clipped(text):
+            text = self._full_actions(item.get("pathway_id")) or text  # the payload clipped it
+        return run_id, numbers, text, label
+
+    def _record_example(self, record: PathwayRecord) -> Example:
+        # A record is read as a run that has not been logged yet: its priors
+        # are the pathway's stats now (decayed to the record's time).
+        record.__post_init__()
+        pathway = self.store.find(record.actions)
+        prior_freq, prior_myel = 0.0, 0.0
+        if pathway is not None:
+            prior_freq = float(pathway.frequency)
+            prior_myel = pathway.myelination_score * decay_factor(
+                record.ts - pathway.last_activation, self.store.half_life_days
+            )
+        numbers = (prior_freq, record.exec_time, record.roi, prior_myel)
+        return -1, numbers, record.actions, label_of(record.outcome)
+
+    def _full_actions(self, pathway_id: Any) -> str | None:
+        if type(pathway_id) is not int:
+            return None
+        pathway = self.store.get(pathway_id)
+        return pathway.actions if pathway is not None else None
+
+    @staticmethod
+    def query_row(freq: Any, exec_time: Any, roi: Any, myelination: Any, actions: Any) -> tuple[tuple, str]:
+        """The checked inputs of ``predict_success``: the four numbers and the action text."""
+        row = (
+            check_number("freq", freq, minimum=0.0),
+            check_number("exec_time", exec_time, minimum=0.0),
+            check_number("roi", roi),
+            check_number("myelination", myelination),
+        )
+        return row, check_text("actions", actions, allow_empty=False, max_len=100_000).strip()
