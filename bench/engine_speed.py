@@ -52,6 +52,10 @@ class CountingEmbedder:
         return self.inner.encode(texts)
 
 
+#: Runs generated but not logged yet, by store.
+SPARE: dict[int, list] = {}
+
+
 def fill(folder: Path, n_runs: int, embedder: str, spare: int) -> tuple[PathwayDB, MenaceMemoryManager, float]:
     folder.mkdir(parents=True, exist_ok=True)
     pdb = PathwayDB(folder / "pathways.db")
@@ -61,14 +65,14 @@ def fill(folder: Path, n_runs: int, embedder: str, spare: int) -> tuple[PathwayD
     start = time.perf_counter()
     for i in range(0, n_runs, 20_000):
         pdb.log_many(records[i : min(i + 20_000, n_runs)])
-    pdb._spare = records[n_runs:]  # runs logged later, for the incremental updates
+    SPARE[id(pdb)] = records[n_runs:]  # runs logged later, for the incremental updates
     return pdb, mm, time.perf_counter() - start
 
 
 def new_payloads(pdb: PathwayDB, n: int) -> list[dict]:
     """Log ``n`` more runs and return their pathway:new payloads."""
     last = pdb.count_runs()
-    batch, pdb._spare = pdb._spare[:n], pdb._spare[n:]
+    batch, SPARE[id(pdb)] = SPARE[id(pdb)][:n], SPARE[id(pdb)][n:]
     pdb.log_many(batch)
     return [{"run_id": r["id"], **{k: r[k] for k in PAYLOAD_KEYS}} for r in pdb.runs(since_id=last)]
 
@@ -96,7 +100,7 @@ def predict_latency(engine: LearningEngine, pdb: PathwayDB, calls: int = 3000) -
     runs = pdb.runs(limit=200)
     probes = [(r["prior_frequency"], r["exec_time"], r["roi"], r["prior_myelination"], r["actions"])
               for r in runs]
-    pipeline = engine._live.estimator
+    pipeline = engine.live_model.estimator
     rows = [engine.features_of(np.array([p[:4]]), [p[4]]) for p in probes]
     for p, row in zip(probes, rows, strict=True):  # warm both paths and the embedding cache
         engine.predict_success(*p)

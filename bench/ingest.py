@@ -136,9 +136,9 @@ def time_sql_floor(conn: sqlite3.Connection, rows: list[tuple], state: dict) -> 
         conn.execute("BEGIN IMMEDIATE")
         pid = pathway_ids.get(actions)
         if pid is None:
-            pid = pathway_ids[actions] = conn.execute(np._INSERT_PATHWAY, (actions, ts)).lastrowid
+            pid = pathway_ids[actions] = conn.execute(np._INSERT_PATHWAY, (actions, ts)).lastrowid  # noqa: SLF001
         state["previous"] = conn.execute(
-            np._INSERT_RUN,
+            np._INSERT_RUN,  # noqa: SLF001 - the floor runs PathwayDB's own statements
             (pid, actions, inputs, outputs, exec_time, resources, outcome, roi, ts, 1, 0, 0.0,
              state.get("previous"), 1, exec_time, roi, ts, None),
         ).lastrowid
@@ -167,7 +167,7 @@ def time_reads(db: PathwayDB, rows: list[tuple], repeat: int = 50) -> dict:
         result[name] = (time.perf_counter() - start) / repeat * 1e3
     result["pathways"] = db.count_pathways()
     result["runs"] = db.count_runs()
-    result["unfolded"] = db._read(
+    result["unfolded"] = db._read(  # noqa: SLF001 - a diagnostic count, not an API
         "SELECT COUNT(*) FROM runs WHERE id > (SELECT folded_through FROM fold_state)"
     )[0][0]
     return result
@@ -196,7 +196,7 @@ def run(rows_per_round: int, rounds: int, pathways: int, seed: int = 7) -> dict:
         floor_state: dict = {}
         sides = {
             "raw": lambda rows: time_raw(raw, rows),
-            "sql_floor": lambda rows: time_sql_floor(floor_db._conn, rows, floor_state),
+            "sql_floor": lambda rows: time_sql_floor(floor_db._conn, rows, floor_state),  # noqa: SLF001
             "menace_batch": lambda rows: time_menace_batches(batch_db, rows),
             "menace": lambda rows: time_menace(db, rows),
             "menace_journal": lambda rows: time_menace(journal_db, rows),

@@ -165,10 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     # Inference: the live fine-tuned model, and the same weights in a bare model.
     from transformers import AutoTokenizer
 
-    estimator = engine._live.estimator
+    estimator = engine.live_model.estimator
     model = estimator.model_
     tok = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
-    family = engine._family
+    family = engine.model_family
     single_engine, single_bare, batch_engine, batch_bare = [], [], [], []
     for _ in range(args.repeat):
         start = time.perf_counter()

@@ -111,7 +111,8 @@ class ServiceStack:
     def metrics_url(self) -> str | None:
         return self.metrics.url if self.metrics is not None else None
 
-    def _announce(self, topic: str) -> None:
+    def announce(self, topic: str) -> None:
+        """Publish ``service:started`` / ``service:stopped`` (a failing subscriber is logged)."""
         try:
             self.bus.publish(
                 topic,
@@ -147,7 +148,7 @@ class ServiceStack:
         else:
             for name, engine in self.engines.items():
                 _save_engine(name, engine)
-        self._announce(events.SERVICE_STOPPED)
+        self.announce(events.SERVICE_STOPPED)
         if self.metrics is not None:
             self.metrics.stop()
         for store in (self.pathway_db, self.memory, self.code_db, self.workflow_db, self.bus):
@@ -273,31 +274,11 @@ def start_stack(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     opened: list[Any] = []
     try:
-        bus = UnifiedEventBus(settings.path(config.EVENTS_DB) if settings.journal else None)
-        opened.append(bus)
-        pathway_db = PathwayDB(settings.path(config.PATHWAYS_DB), event_bus=bus)
-        opened.append(pathway_db)
-        memory = MenaceMemoryManager(settings.path(config.MEMORY_DB), event_bus=bus)
-        opened.append(memory)
-        code_db = CodeDB(settings.path(config.CODE_DB), event_bus=bus)
-        opened.append(code_db)
-        workflow_db = WorkflowDB(settings.path(config.WORKFLOWS_DB), event_bus=bus)
-        opened.append(workflow_db)
+        bus, pathway_db, memory, code_db, workflow_db = _open_stores(settings, opened)
         engine = make_engine(settings, pathway_db, memory, **(engine_options or {}))
         engines = {MAIN_ENGINE: engine}
         _describe_restored(MAIN_ENGINE, engine)
-
-        server = None
-        if settings.metrics_port:
-            try:
-                server = start_metrics_server(settings.metrics_port, settings.metrics_addr)
-            except MetricsServerError as exc:
-                if metrics_required:
-                    raise
-                logger.warning("%s; running without metrics", exc)
-            if server is not None:
-                opened.append(server)
-
+        server = _start_metrics(settings, metrics_required, opened)
         coordinator = SelfLearningCoordinator(
             bus,
             engines,
@@ -310,16 +291,7 @@ def start_stack(
         )
         coordinator.start()
         opened.append(coordinator)
-        watcher = None
-        if watch_runs:
-            since = read_state(settings).get("last_run_id")
-            if not isinstance(since, int) or isinstance(since, bool):
-                # No clean stop recorded (first start, or the last run was killed):
-                # resume after the newest run the saved model learned, if any.
-                since = _newest_learned(engine)
-            watcher = RunWatcher(bus, pathway_db, since_run_id=since)
-            watcher.start()
-            opened.append(watcher)
+        watcher = _start_watcher(settings, bus, pathway_db, engine, opened) if watch_runs else None
     except BaseException:
         for thing in reversed(opened):
             try:
@@ -342,12 +314,54 @@ def start_stack(
         watcher=watcher,
         started=time.time(),
     )
-    stack._announce(events.SERVICE_STARTED)
+    stack.announce(events.SERVICE_STARTED)
     logger.info(
         "Menace service running on %s (model %s, metrics %s)",
-        settings.data_dir, getattr(engine, "model_name", settings.model), stack.metrics_url or "off",
+        settings.data_dir, engine.model_name, stack.metrics_url or "off",
     )
     return stack
+
+
+def _open_stores(settings: Settings, opened: list[Any]) -> tuple:
+    """The bus and the four stores of the data directory (each added to ``opened``)."""
+    bus = UnifiedEventBus(settings.path(config.EVENTS_DB) if settings.journal else None)
+    opened.append(bus)
+    pathway_db = PathwayDB(settings.path(config.PATHWAYS_DB), event_bus=bus)
+    opened.append(pathway_db)
+    memory = MenaceMemoryManager(settings.path(config.MEMORY_DB), event_bus=bus)
+    opened.append(memory)
+    code_db = CodeDB(settings.path(config.CODE_DB), event_bus=bus)
+    opened.append(code_db)
+    workflow_db = WorkflowDB(settings.path(config.WORKFLOWS_DB), event_bus=bus)
+    opened.append(workflow_db)
+    return bus, pathway_db, memory, code_db, workflow_db
+
+
+def _start_metrics(settings: Settings, required: bool, opened: list[Any]) -> MetricsServer | None:
+    """The metrics endpoint, or ``None`` (off, or its port taken when not ``required``)."""
+    if not settings.metrics_port:
+        return None
+    try:
+        server = start_metrics_server(settings.metrics_port, settings.metrics_addr)
+    except MetricsServerError as exc:
+        if required:
+            raise
+        logger.warning("%s; running without metrics", exc)
+        return None
+    opened.append(server)
+    return server
+
+
+def _start_watcher(settings: Settings, bus: Any, pathway_db: PathwayDB, engine: Any, opened: list[Any]) -> RunWatcher:
+    since = read_state(settings).get("last_run_id")
+    if not isinstance(since, int) or isinstance(since, bool):
+        # No clean stop recorded (first start, or the last run was killed):
+        # resume after the newest run the saved model learned, if any.
+        since = _newest_learned(engine)
+    watcher = RunWatcher(bus, pathway_db, since_run_id=since)
+    watcher.start()
+    opened.append(watcher)
+    return watcher
 
 
 _SETTING_NAMES = {f.name for f in fields(Settings)}

@@ -60,23 +60,7 @@ def _check_json(value: Any, topic: str, depth: int = 0) -> None:
     if depth > _MAX_DEPTH:
         raise ValueError(f"payload for {topic!r} is not JSON-serialisable: nested too deeply")
     if isinstance(value, dict):
-        for key, item in value.items():
-            if not (type(key) is str or _json_key(key)):
-                raise ValueError(
-                    f"payload for {topic!r} is not JSON-serialisable: key {key!r} "
-                    f"of type {type(key).__name__}"
-                )
-            kind = type(item)
-            # Scalars inline: one call per container, not per value.
-            if kind is str or kind is int or kind is bool or item is None:
-                continue
-            if kind is float:
-                if not _isfinite(item):
-                    raise ValueError(
-                        f"payload for {topic!r} is not JSON-serialisable: {key!r} is {item!r}"
-                    )
-                continue
-            _check_json(item, topic, depth + 1)
+        _check_mapping(value, topic, depth)
         return
     if isinstance(value, (list, tuple)):
         for item in value:
@@ -91,6 +75,24 @@ def _check_json(value: Any, topic: str, depth: int = 0) -> None:
     raise ValueError(
         f"payload for {topic!r} is not JSON-serialisable: {type(value).__name__} {value!r:.60}"
     )
+
+
+def _check_mapping(value: dict, topic: str, depth: int) -> None:
+    for key, item in value.items():
+        if not (type(key) is str or _json_key(key)):
+            raise ValueError(
+                f"payload for {topic!r} is not JSON-serialisable: key {key!r} "
+                f"of type {type(key).__name__}"
+            )
+        kind = type(item)
+        # Scalars inline: one call per container, not per value.
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is float:
+            if not _isfinite(item):
+                raise ValueError(f"payload for {topic!r} is not JSON-serialisable: {key!r} is {item!r}")
+            continue
+        _check_json(item, topic, depth + 1)
 
 
 def _json_key(key: Any) -> bool:

@@ -435,7 +435,7 @@ def test_a_full_disk_when_saving_the_model_is_logged_and_keeps_the_old_file(data
         assert coordinator.wait_job(coordinator.request_train(), 20).finished_ok
         model = data_dir / config.MODELS_DIR / "logreg.skops"
         good = model.read_bytes()
-        family = stack.engine._live.family
+        family = stack.engine.live_model.family
 
         def full_disk(estimator, meta, path):
             Path(path).write_bytes(b"half a mod")  # the write got this far
@@ -467,7 +467,7 @@ def test_a_full_disk_when_logging_a_run_is_a_clear_error_and_writes_nothing(data
         pdb = stack.pathway_db
         pdb.log_many(runs(3))
         assert stack.coordinator.wait_idle(10)
-        original = PathwayDB._insert
+        original = PathwayDB._insert  # noqa: SLF001 - the disk fills at the second row
         calls = {"n": 0}
 
         def insert_then_full(self, conn, rec):

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from prometheus_client import REGISTRY
+from workloads import BAD, GOOD, make_runs
 
 from menace.learning_engine import (
     UNTRAINED_PROBABILITY,
@@ -29,25 +29,7 @@ from menace.models import available_models, register
 from menace.models.base import ModelFamily
 from menace.neuroplasticity import Outcome, PathwayDB, PathwayRecord
 
-GOOD = ["fetch->parse->store", "build->test->deploy", "lint->test->merge"]
-BAD = ["fetch->skip_tests->deploy", "scrape->force_push", "login->scrape->retry"]
 TABULAR = ["logreg", "nn", "rf"]
-
-
-def make_runs(n: int, seed: int = 0, t0: float = 1.0e9) -> list[PathwayRecord]:
-    """Runs whose success depends on the action text and the ROI."""
-    rng = random.Random(seed)
-    records = []
-    for i in range(n):
-        good = rng.random() < 0.5
-        actions = rng.choice(GOOD if good else BAD)
-        roi = rng.uniform(-2.0, 4.0)
-        p = (0.92 if good else 0.15) if roi > 0 else (0.5 if good else 0.05)
-        outcome = Outcome.SUCCESS if rng.random() < p else rng.choice(
-            [Outcome.FAILURE, Outcome.PARTIAL_SUCCESS])
-        records.append(PathwayRecord(actions=actions, exec_time=rng.uniform(0.1, 5.0), roi=roi,
-                                     outcome=outcome, ts=t0 + 60.0 * i))
-    return records
 
 
 @pytest.fixture
@@ -164,7 +146,7 @@ def test_prediction_uses_the_training_features_and_scaling(filled):
         [run["actions"]])
     prob = engine.predict_success(run["prior_frequency"], run["exec_time"], run["roi"],
                                   run["prior_myelination"], run["actions"])
-    pipeline = engine._live.estimator
+    pipeline = engine.live_model.estimator
     assert prob == pytest.approx(pipeline.predict_proba(trained_row)[0, 1], abs=1e-12)
     # Skipping the fitted scaler would give another answer: predictions are never raw.
     raw = pipeline.named_steps["model"].predict_proba(trained_row)[0, 1]
@@ -202,9 +184,9 @@ def test_evaluate_leaves_predictions_unchanged(filled, model):
     engine.train()
     probe = [(60, 2.0, 2.0, 50.0, GOOD[0]), (3, 1.0, -1.0, 0.0, BAD[1])]
     before = [engine.predict_success(*p) for p in probe]
-    live = engine._live
+    live = engine.live_model
     engine.evaluate()
-    assert engine._live is live
+    assert engine.live_model is live
     assert [engine.predict_success(*p) for p in probe] == before
 
 
@@ -335,9 +317,10 @@ def test_a_damaged_list_of_learned_runs_is_ignored_with_a_warning(filled, tmp_pa
     engine = LearningEngine(pdb, mm, model_dir=tmp_path / "models")
     engine.train()
     engine.partial_train(failure_payloads(pdb, BAD[0], 2))
-    real_meta = engine._meta
-    engine._meta = lambda family: {**real_meta(family), "learned_runs": [[9, 1]]}
-    engine.save()
+    path = engine.save()
+    family = engine.model_family
+    estimator, meta = family.load(path)
+    family.save(estimator, {**meta, "learned_runs": [[9, 1]]}, path)  # damaged on disk
     restarted = LearningEngine(pdb, mm, model_dir=tmp_path / "models")
     assert restarted.is_trained and len(restarted.learned_runs) == 0
     assert "ignoring the saved list of learned runs" in caplog.text
@@ -381,7 +364,7 @@ def test_cancel_leaves_the_live_model_unchanged(filled):
     pdb, mm = filled
     engine = LearningEngine(pdb, mm)
     engine.train()
-    live, before = engine._live, engine.predict_success(60, 1.0, 1.0, 50.0, GOOD[0])
+    live, before = engine.live_model, engine.predict_success(60, 1.0, 1.0, 50.0, GOOD[0])
     pdb.log_many(make_runs(200, seed=5, t0=2e9))
     cancel = threading.Event()
 
@@ -395,7 +378,7 @@ def test_cancel_leaves_the_live_model_unchanged(filled):
         engine.auto_train(["logreg", "rf"], progress=progress, cancel=cancel)
     with pytest.raises(TrainingCancelled):
         engine.evaluate(cancel=cancel)
-    assert engine._live is live and engine.n_seen == 400
+    assert engine.live_model is live and engine.n_seen == 400
     assert engine.predict_success(60, 1.0, 1.0, 50.0, GOOD[0]) == before
 
 

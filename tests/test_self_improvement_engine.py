@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_learning_engine import make_runs
+from workloads import make_runs
 
 from menace.learning_engine import LearningEngine
 from menace.menace_memory_manager import MenaceMemoryManager

