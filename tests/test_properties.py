@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from menace import events
 from menace import self_learning_service as service
 from menace.config import Settings
+from menace.errors import FieldError
 from menace.events import validate_input
 from menace.learning_engine import LearningEngine
 from menace.menace_memory_manager import MenaceMemoryManager
@@ -149,7 +150,7 @@ def check_payload(bus: UnifiedEventBus, topic, payload) -> None:
     try:
         validate_input(topic, payload)
     except ValueError as exc:
-        assert str(exc)
+        assert isinstance(exc, FieldError) and exc.field and exc.field in str(exc), exc
     count = bus.journal_size()
     received: list = []
 
@@ -288,7 +289,7 @@ def check_settings(kwargs: dict) -> None:
     try:
         result = Settings(**kwargs)
     except ValueError as exc:
-        assert str(exc)
+        assert isinstance(exc, FieldError) and exc.field in kwargs, exc  # names the wrong setting
         return
     assert 0 <= result.metrics_port <= 65535 and result.eval_every_examples >= 0
     assert math.isfinite(result.eval_every_seconds) and result.eval_every_seconds >= 0
@@ -351,7 +352,8 @@ def check_log(stores, kwargs: dict) -> None:
     try:
         record = PathwayRecord(**kwargs)
     except ValueError as exc:
-        assert str(exc)
+        assert isinstance(exc, FieldError) and exc.field in kwargs, exc  # names the wrong field
+        assert pdb.count_runs() == before  # and nothing was written
         return
     pathway_id = pdb.log(record)
     assert isinstance(pathway_id, int) and pdb.count_runs() == before + 1
