@@ -22,16 +22,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from .events import Event
 from .jobs import JobInfo
+from .neuroplasticity import LoggedRun
 
 EventCallback = Callable[[Event], Any]
 
-
-@dataclass(frozen=True)
-class LoggedRun:
-    """Where a logged run was stored: its own id and its pathway's."""
-
-    run_id: int
-    pathway_id: int
+__all__ = ["ClientStatus", "Counts", "EventCallback", "LoggedRun", "MenaceClient", "Prediction"]
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,10 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import events
+from .errors import FieldError
 from .labels import Outcome, label_of
 from .storage import SQLiteStore, escape_like, write_transaction
 from .validation import check_number, check_positive_int, check_text
@@ -91,6 +92,13 @@ class PathwayRecord:
         data = asdict(self)
         data["outcome"] = self.outcome.value
         return data
+
+
+class LoggedRun(NamedTuple):
+    """Where a logged run was stored: its own id and its pathway's."""
+
+    run_id: int
+    pathway_id: int
 
 
 @dataclass(frozen=True)
@@ -409,17 +417,27 @@ class PathwayDB(SQLiteStore):
         Every record is validated first: one bad record refuses the whole batch.
         Returns the pathway id of each record, in order.
         """
+        return [p["pathway_id"] for p in self._log_all(records)]
+
+    def log_runs(self, records: Iterable[PathwayRecord]) -> list[LoggedRun]:
+        """:meth:`log_many`, returning each record's run id and pathway id."""
+        return [LoggedRun(p["run_id"], p["pathway_id"]) for p in self._log_all(records)]
+
+    def _log_all(self, records: Iterable[PathwayRecord]) -> list[dict[str, Any]]:
         records = tuple(records)
         for i, record in enumerate(records):
             if not isinstance(record, PathwayRecord):
-                raise ValueError(f"records[{i}] must be a PathwayRecord, got {type(record).__name__}")
-            record.validate()
+                raise FieldError(f"records[{i}]", f"records[{i}] must be a PathwayRecord, got {type(record).__name__}")
+            try:
+                record.validate()
+            except FieldError as exc:
+                raise FieldError(f"records[{i}].{exc.field}", f"records[{i}].{exc}") from None
         payloads = self._commit(records)
         if self.event_bus is not None:
             publish = self.event_bus.publish
             for payload in payloads:
                 publish(events.PATHWAY_NEW, payload)
-        return [p["pathway_id"] for p in payloads]
+        return payloads
 
     def _commit(self, records: tuple[PathwayRecord, ...]) -> list[dict[str, Any]]:
         """Write valid records in one transaction (folding when due); their payloads."""

@@ -543,3 +543,17 @@ def test_property_a_batch_is_stored_whole_or_not_at_all(shared_db, batch):
         assert pathway.id in ids
         assert math.isfinite(pathway.myelination_score)
         assert 0.0 <= pathway.success_rate <= 1.0
+
+
+def test_log_runs_returns_each_runs_id_and_a_bad_record_is_named_and_writes_nothing(tmp_path):
+    db = PathwayDB(tmp_path / "pathways.db")
+    logged = db.log_runs([PathwayRecord("a->b", outcome="SUCCESS"), PathwayRecord("c", outcome="FAILURE")])
+    assert [r["id"] for r in db.runs()] == [logged[0].run_id, logged[1].run_id]
+    assert db.get(logged[1].pathway_id).actions == "c"
+    bad = PathwayRecord("d")
+    bad.exec_time = -1.0
+    with pytest.raises(ValueError) as caught:
+        db.log_runs([PathwayRecord("e"), bad])
+    assert caught.value.field == "records[1].exec_time"
+    assert db.count_runs() == 2
+    db.close()
