@@ -28,7 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from menace.neuroplasticity import Outcome, PathwayRecord
+from menace.errors import FieldError
+from menace.labels import Outcome
+from menace.neuroplasticity import PathwayRecord
 from menace.validation import check_number, check_tags, check_text
 
 from ..task_runner import TaskRunner
@@ -139,6 +141,8 @@ class FormBase(QWidget):
     submit_text = "Submit"
     busy_text = "Working…"
     prefix = "form"
+    #: The library's name of a field -> the form's, where they differ.
+    field_aliases: dict[str, str] = {}
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -226,14 +230,15 @@ class FormBase(QWidget):
         else:
             label.clear_message()
 
-    def show_field_error(self, exc: Exception) -> bool:
-        """Put a library ``ValueError`` under the field it names; ``True`` if one matched."""
-        text = str(exc)
-        for name, (_, label, _) in self._fields.items():
-            if text.startswith(name + " "):
-                label.show_message(_message(name, exc))
-                return True
-        return False
+    def show_field_error(self, exc: BaseException) -> bool:
+        """Put a :class:`~menace.errors.FieldError` under the field it names; ``True`` if the form has it."""
+        if not isinstance(exc, FieldError):
+            return False
+        name = self.field_aliases.get(exc.field, exc.field)
+        if name not in self._fields:
+            return False
+        self._fields[name][1].show_message(_message(exc.field, exc))
+        return True
 
     # -- running -------------------------------------------------------------
     def _set_ready(self, ready: bool, why: str = "") -> None:
@@ -393,6 +398,7 @@ class PredictForm(FormBase):
     prefix = "predict"
 
     FIELDS = ("frequency", "exec_time", "roi", "myelination", "actions")
+    field_aliases = {"freq": "frequency"}  # the engine's name for it
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
