@@ -1,10 +1,11 @@
-"""The main window: assembles the widgets and wires them to the stack.
+"""The main window: assembles the widgets and binds them to a client.
 
-Composition only: each widget draws itself (``widgets/``), the bridge moves
-events (``bridge.py``), the service thread runs the stack
-(``service_thread.py``) and the task runner does slow calls off the GUI
-thread (``task_runner.py``). A test hands in its own service thread (and
-QSettings) and drives the real window.
+Composition only: each widget draws itself (``widgets/``) and reaches data
+only through a :class:`~menace.client.MenaceClient`, the bridge moves events
+(``bridge.py``), a client source hands the client over (``client_source.py``;
+the service thread runs the stack in this process) and the task runner does
+slow calls off the GUI thread (``task_runner.py``). A test hands in its own
+source (and QSettings) and drives the real window.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from PySide6.QtWidgets import (
 )
 
 from menace import events
-from menace.unified_event_bus import EventJournal
+from menace.client import MenaceClient
+from menace.events import Event
 
-from .bridge import BusEvent, EventBridge
-from .service_thread import CRASHED, RUNNING, STOPPED, ServiceThread
+from .bridge import EventBridge
+from .client_source import CRASHED, RUNNING, STOPPED, ClientSource
 from .task_runner import TaskRunner
 from .widgets.event_log import DEFAULT_MAX_ROWS, EventLogWidget
 from .widgets.forms import GptInteractionForm, MessageLabel, PathwayForm, PredictForm
@@ -57,23 +59,17 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def load_history(engine: Any) -> list[dict]:
-    """The engine's stored evaluations (runs in the worker: it may read the disk)."""
-    history = getattr(engine, "evaluation_history", None)
-    if not history and callable(getattr(engine, "load_history", None)):
-        history = engine.load_history()
-    return [dict(h) for h in (history or []) if isinstance(h, dict)]
-
-
 class MainWindow(QMainWindow):
     """Menace's desktop monitor.
 
-    ``closed`` is emitted once the window has closed and the stack has stopped.
+    ``closed`` is emitted once the window has closed and its source has shut down.
 
     Args:
-        service: the :class:`ServiceThread` whose stack the window shows (the
-            window starts it if it is not running, and stops it on close).
-            ``None`` gives an empty window (forms and jobs disabled).
+        source: the :class:`~menace_gui.client_source.ClientSource` whose
+            client the window shows (the window opens it, and shuts it down
+            on close): a :class:`~menace_gui.service_thread.ServiceThread`
+            runs the stack in this process. ``None`` gives an empty window
+            (forms and jobs disabled).
         settings: where geometry and splitters are kept (default ``QSettings()``).
         max_log_rows: rows the event log keeps.
         freeze_heap: once the stack is shown, freeze the start-up heap
@@ -84,7 +80,7 @@ class MainWindow(QMainWindow):
 
     def __init__(
         self,
-        service: ServiceThread | None = None,
+        source: ClientSource | None = None,
         settings: QSettings | None = None,
         max_log_rows: int = DEFAULT_MAX_ROWS,
         parent: QWidget | None = None,
@@ -95,8 +91,9 @@ class MainWindow(QMainWindow):
         self.setObjectName("mainWindow")
         self.setWindowTitle("Menace monitor")
         self.qsettings = settings if settings is not None else QSettings()
-        self.service = service
-        self.stack: Any | None = None
+        self.source = source
+        #: The client shown, or ``None`` (not ready yet, or the service stopped).
+        self.client: MenaceClient | None = None
         self._closed = False
         self._freeze_heap = freeze_heap
 
@@ -191,15 +188,15 @@ class MainWindow(QMainWindow):
 
         self.resize(1280, 820)
         self.restore_settings()
-        if service is not None:
-            service.stackStarted.connect(self.attach_stack)
-            service.stateChanged.connect(self._on_service_state)
-            self.status.set_state(service.state, service.detail)
-            self.setWindowTitle(f"Menace monitor — {service.settings.data_dir}")
-            if service.stack is not None:
-                self.attach_stack(service.stack)
-            elif not service.isRunning():
-                service.start()
+        if source is not None:
+            source.clientReady.connect(self.attach_client)
+            source.stateChanged.connect(self._on_service_state)
+            self.status.set_state(source.state, source.detail)
+            self.setWindowTitle(f"Menace monitor — {source.location}")
+            if source.client is not None:
+                self.attach_client(source.client)
+            else:
+                source.open()
 
     # -- menus and shortcuts -----------------------------------------------------
     def _build_menus(self) -> None:
@@ -254,65 +251,45 @@ class MainWindow(QMainWindow):
         self.form_tabs.setCurrentIndex(index)
         self.form_tabs.currentWidget().focusNextChild()
 
-    # -- the stack -----------------------------------------------------------------
+    # -- the client ----------------------------------------------------------------
     @Slot(object)
-    def attach_stack(self, stack: Any) -> None:
-        """Show ``stack``: listen to its bus, bind the forms, jobs and data views."""
+    def attach_client(self, client: MenaceClient) -> None:
+        """Show ``client``: follow its events, bind the forms, jobs and data views."""
         if self._closed:
             return
-        self.stack = stack
-        self.bridge.attach(stack.bus)
-        self._backfill(stack.bus)
-        engine = getattr(stack, "engine", None)
-        self.pathway_form.bind(stack.pathway_db, self.runner)
-        self.gpt_form.bind(stack.gpt_memory, self.runner)
-        self.predict_form.bind(engine, self.runner)
-        self.job_controls.bind(getattr(stack, "coordinator", None))
-        self.pathway_table.bind(stack.pathway_db, self.runner)
-        self.memory_view.bind(stack.memory, self.runner)
-        self.status.set_model(getattr(engine, "model_name", None) or stack.settings.model)
-        metrics = getattr(stack, "metrics", None)
-        self.status.set_metrics_url(getattr(metrics, "url", None))
-        self.setWindowTitle(f"Menace monitor — {stack.settings.data_dir}")
-        if engine is not None:
-            self.runner.submit(load_history, engine, on_done=self._history_loaded,
-                               on_error=lambda exc: logger.warning("no evaluation history: %s", exc))
+        self.client = client
+        self.bridge.attach(client, self.runner)
+        self.pathway_form.bind(client, self.runner)
+        self.gpt_form.bind(client, self.runner)
+        self.predict_form.bind(client, self.runner)
+        self.job_controls.bind(client, self.runner)
+        self.pathway_table.bind(client, self.runner)
+        self.memory_view.bind(client, self.runner)
+        self.runner.submit(client.status, on_done=self._status_loaded,
+                           on_error=lambda exc: logger.warning("no status: %s", exc))
+        self.runner.submit(client.evaluation_history, on_done=self._history_loaded,
+                           on_error=lambda exc: logger.warning("no evaluation history: %s", exc))
         self.refresh_counts()
         self._counts_timer.start()
         if self._freeze_heap:
             self._freeze_heap = False
             QTimer.singleShot(500, freeze_startup_heap)  # after the first paint and loads
 
-    def detach_stack(self) -> None:
-        """Stop showing the stack (it stopped or crashed): disable what needs it."""
+    def detach_client(self) -> None:
+        """Stop showing the client (the service stopped or crashed): disable what needs it."""
         self.bridge.detach()
         self._counts_timer.stop()
         self.pathway_form.bind(None, None)
         self.gpt_form.bind(None, None)
         self.predict_form.bind(None, None)
-        self.job_controls.bind(None)
-        self.stack = None  # the data views keep showing the last data they loaded
+        self.job_controls.bind(None, None)
+        self.pathway_table.bind(None, None)  # the data views keep showing the last data they loaded
+        self.memory_view.bind(None, None)
+        self.client = None
 
-    def _backfill(self, bus: Any) -> None:
-        """Show events the stack published while starting, before the bridge listened."""
-        since = getattr(self.service, "start_requested_at", None)
-        path = getattr(bus, "persist_path", None)
-        if since is None or not path:
-            return
-        try:
-            journal = EventJournal(path)
-            try:
-                early = journal.since(since)
-            finally:
-                journal.close()
-        except Exception:
-            logger.exception("could not read the start-up events from %s", path)
-            return
-        # Anything the bridge already holds came live: do not show it twice.
-        live = {(e.topic, repr(e.payload)) for e in self.bridge.queued()}
-        batch = [BusEvent(float(p.get("ts") or since), t, p) for t, p in early if (t, repr(p)) not in live]
-        if batch:
-            self.bridge.eventsReceived.emit(batch)
+    def _status_loaded(self, status: Any) -> None:
+        self.status.set_model(status.model)
+        self.status.set_metrics_url(status.metrics_url)
 
     def _history_loaded(self, history: list[dict]) -> None:
         self.score_chart.set_history(history)
@@ -330,16 +307,16 @@ class MainWindow(QMainWindow):
                 f"The self-learning service crashed: {detail}. Forms and jobs are disabled; "
                 "the data already saved is safe. Restart the monitor to try again."
             )
-            self.detach_stack()
+            self.detach_client()
         elif state == STOPPED:
             self.banner.show_message("The self-learning service has stopped.", "plain")
-            self.detach_stack()
+            self.detach_client()
         elif state == RUNNING:
             self.banner.clear_message()
 
     # -- events ----------------------------------------------------------------------
     @Slot(list)
-    def _on_events(self, batch: Iterable[BusEvent]) -> None:
+    def _on_events(self, batch: Iterable[Event]) -> None:
         trained = []
         for event in batch:
             topic = event.topic
@@ -359,24 +336,21 @@ class MainWindow(QMainWindow):
     @Slot()
     def refresh_counts(self) -> None:
         """Count pathways and memory entries in the worker, one count at a time."""
-        stack = self.stack
-        if stack is None or self._counts_busy or self._closed:
+        client = self.client
+        if client is None or self._counts_busy or self._closed:
             return
         self._counts_busy = True
         self._counts_dirty = False
 
-        def count():
-            return stack.pathway_db.count_pathways(), stack.memory.count()
-
         def done(counts):
             self._counts_busy = False
-            self.status.set_counts(*counts)
+            self.status.set_counts(counts.pathways, counts.memory)
 
         def failed(exc):
             self._counts_busy = False
             logger.warning("could not count: %s", exc)
 
-        self.runner.submit(count, on_done=done, on_error=failed)
+        self.runner.submit(client.counts, on_done=done, on_error=failed)
 
     # -- settings ------------------------------------------------------------------
     def _splitter(self, name: str) -> QSplitter:
@@ -418,10 +392,9 @@ class MainWindow(QMainWindow):
         self._counts_timer.stop()
         self.bridge.detach()
         self.runner.shutdown(wait=True)  # a write in progress completes before the stores close
-        self.pathway_table.bind(None, None)
-        self.memory_view.bind(None, None)
-        if self.service is not None:
-            self.service.shutdown()
+        self.detach_client()
+        if self.source is not None:
+            self.source.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()

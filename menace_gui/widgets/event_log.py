@@ -42,8 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from menace import events
-
-from ..bridge import BusEvent
+from menace.events import Event
 
 #: Default number of rows the log keeps.
 DEFAULT_MAX_ROWS = 10_000
@@ -59,10 +58,13 @@ _Index = QModelIndex | QPersistentModelIndex
 
 @dataclass(slots=True)
 class LogRow:
-    """One event in the log; ``number`` is its position among every event seen (1-based)."""
+    """One event in the log; ``number`` is its position among every event seen (1-based).
+
+    ``ts`` is when the event was published (seconds since the epoch).
+    """
 
     number: int
-    received: float
+    ts: float
     topic: str
     summary: str
     payload: dict[str, Any]
@@ -88,7 +90,7 @@ class EventLogModel(QAbstractTableModel):
         self._next_number = 1
 
     # -- feeding -------------------------------------------------------------
-    def append_events(self, batch: Sequence[BusEvent], first_number: int | None = None) -> None:
+    def append_events(self, batch: Sequence[Event], first_number: int | None = None) -> None:
         """Append a batch: at most one removal of old rows and one insertion."""
         if not batch:
             return
@@ -101,7 +103,7 @@ class EventLogModel(QAbstractTableModel):
             batch = batch[skipped:]
             start_number += skipped
         new_rows = [
-            LogRow(start_number + i, e.received, e.topic, events.summarize(e.topic, e.payload), e.payload)
+            LogRow(start_number + i, e.ts, e.topic, events.summarize(e.topic, e.payload), e.payload)
             for i, e in enumerate(batch)
         ]
         overflow = len(self._rows) + len(new_rows) - self.max_rows
@@ -138,7 +140,7 @@ class EventLogModel(QAbstractTableModel):
             if column == self.NUMBER:
                 return str(row.number)
             if column == self.TIME:
-                return _time_text(row.received)
+                return _time_text(row.ts)
             if column == self.TOPIC:
                 return row.topic
             if column == self.SUMMARY:
@@ -219,7 +221,7 @@ class EventLogWidget(QWidget):
         super().__init__(parent)
         self.setObjectName("eventLog")
         self.seen = 0
-        self._held: deque[BusEvent] = deque(maxlen=max_rows)
+        self._held: deque[Event] = deque(maxlen=max_rows)
         self._held_count = 0
         self._held_first_number = 1
         self._topics: set[str] = set()
@@ -344,7 +346,7 @@ class EventLogWidget(QWidget):
 
     # -- feeding -------------------------------------------------------------
     @Slot(list)
-    def add_events(self, batch: list[BusEvent]) -> None:
+    def add_events(self, batch: list[Event]) -> None:
         """Take one batch from the bridge."""
         if not batch:
             return

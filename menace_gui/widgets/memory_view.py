@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QFontDatabase
@@ -20,8 +19,9 @@ from PySide6.QtWidgets import (
 )
 
 from menace import events
+from menace.client import MenaceClient
+from menace.events import Event
 
-from ..bridge import BusEvent
 from ..task_runner import TaskRunner
 from .table_models import RecordTableModel, format_time, read_only_table
 
@@ -59,7 +59,7 @@ class MemoryView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("memoryView")
-        self._memory: Any | None = None
+        self._client: MenaceClient | None = None
         self._runner: TaskRunner | None = None
         self._generation = 0
         self.model = RecordTableModel(MEMORY_COLUMNS, self)
@@ -113,29 +113,25 @@ class MemoryView(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.splitter, 1)
 
-    def bind(self, memory: Any | None, runner: TaskRunner | None) -> None:
-        self._memory, self._runner = memory, runner
-        self.search_edit.setEnabled(memory is not None)
-        if memory is None:
+    def bind(self, client: MenaceClient | None, runner: TaskRunner | None) -> None:
+        """Search through ``client`` (``None``: keep the entries shown, stop searching)."""
+        self._client, self._runner = client, runner
+        self.search_edit.setEnabled(client is not None)
+        if client is None:
             self._reload_timer.stop()
             self._search_timer.stop()
-            self.model.set_records([])
         else:
             self.refresh()
 
     @Slot()
     def refresh(self) -> None:
         """Search (or list the newest) in the worker; only the latest answer is shown."""
-        if self._memory is None or self._runner is None or self._runner.closed:
+        if self._client is None or self._runner is None or self._runner.closed:
             return
         self._generation += 1
-        generation, memory, text = self._generation, self._memory, self.search_edit.text().strip()
-
-        def load():
-            return memory.search(text, limit=MAX_ENTRIES) if text else memory.latest(MAX_ENTRIES)
-
+        generation, text = self._generation, self.search_edit.text().strip()
         self._runner.submit(
-            load,
+            self._client.memory, text, MAX_ENTRIES,
             on_done=lambda entries: self._loaded(generation, text, entries),
             on_error=lambda exc: self.count_label.setText(f"search failed: {exc}"),
         )
@@ -148,8 +144,8 @@ class MemoryView(QWidget):
         self.count_label.setText(what)
 
     @Slot(list)
-    def handle_events(self, batch: Iterable[BusEvent]) -> None:
-        if self._memory is not None and not self._reload_timer.isActive():
+    def handle_events(self, batch: Iterable[Event]) -> None:
+        if self._client is not None and not self._reload_timer.isActive():
             if any(e.topic == events.MEMORY_NEW for e in batch):
                 self._reload_timer.start()
 

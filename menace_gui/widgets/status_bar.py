@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QLabel, QStatusBar, QWidget
 
-from ..service_thread import CRASHED, RUNNING, STOPPED
+from ..client_source import CRASHED, RUNNING, STOPPED
 from .forms import error_color, ok_color
 
 
