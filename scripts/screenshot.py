@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtGui import QColor, QPalette  # noqa: E402
-from PySide6.QtWidgets import QApplication, QTabWidget  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from menace import config  # noqa: E402
 from menace.config import Settings  # noqa: E402
@@ -152,7 +152,7 @@ def main() -> int:
         for name, value in (("frequency", "12"), ("exec_time", "1.8"), ("roi", "1.6"),
                             ("myelination", "9.5"), ("actions", ACTIONS[0])):
             form.editor(name).setText(value)
-        window.form_tabs.setCurrentWidget(form)
+        window.show_panel(form)
         form.submit()
         wait(app, lambda: not form.is_busy(), 30)
 
@@ -162,8 +162,8 @@ def main() -> int:
                     if log.proxy.index(r, 2).data() == "learning:evaluated"), log.proxy.rowCount() - 1)
         log.view.setCurrentIndex(log.proxy.index(row, 0))
         log.view.scrollToBottom()
-        window.findChild(QTabWidget, "viewTabs").setCurrentIndex(args.tab)
-        window.refresh_counts()
+        window.view_tabs.setCurrentIndex(args.tab)
+        window.status.refresh()
         pause(app, 0.5)
 
         image = window.grab()

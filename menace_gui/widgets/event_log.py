@@ -19,6 +19,7 @@ from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
     QPersistentModelIndex,
+    QSettings,
     QSortFilterProxyModel,
     Qt,
     Signal,
@@ -43,6 +44,8 @@ from PySide6.QtWidgets import (
 
 from menace import events
 from menace.events import Event
+
+from ..panels import Area, PanelDefaults, restore_splitter, save_splitter
 
 #: Default number of rows the log keeps.
 DEFAULT_MAX_ROWS = 10_000
@@ -207,14 +210,16 @@ class EventFilterProxy(QSortFilterProxyModel):
         return True
 
 
-class EventLogWidget(QWidget):
-    """Live log of bus events with topic/text filter, pause, clear and follow-newest.
+class EventLogWidget(PanelDefaults, QWidget):
+    """Live log of events with topic/text filter, pause, clear and follow-newest.
 
-    ``add_events(batch)`` is the slot the bridge feeds. Events that arrive while
+    ``add_events(batch)`` (the panel's ``handle_events``) is the slot the bridge feeds. Events that arrive while
     paused are held (up to the row limit, the newest; older ones would be
     evicted from the log anyway) and shown on resume; ``seen`` counts them all.
     """
 
+    title = "Live events"
+    area = Area.LOG
     countsChanged = Signal(int, int)  # seen, shown
 
     def __init__(self, max_rows: int = DEFAULT_MAX_ROWS, parent: QWidget | None = None) -> None:
@@ -264,6 +269,11 @@ class EventLogWidget(QWidget):
         self.clear_button.setObjectName("clearLogButton")
         self.clear_button.setDefaultAction(self.clear_action)
         self.clear_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+
+        self.find_action = QAction("&Filter events", self)
+        self.find_action.setObjectName("filterEventsAction")
+        self.find_action.setShortcut(QKeySequence.StandardKey.Find)
+        self.find_action.triggered.connect(self.focus_filter)
 
         self.follow_check = QCheckBox("Follow newest", self)
         self.follow_check.setObjectName("followNewestCheck")
@@ -343,6 +353,26 @@ class EventLogWidget(QWidget):
 
     def is_paused(self) -> bool:
         return self.pause_action.isChecked()
+
+    # -- the panel -------------------------------------------------------------
+    def menu_actions(self) -> dict[str, list[QAction]]:
+        return {"&Log": [self.pause_action, self.clear_action, self.find_action]}
+
+    def save_state(self, settings: QSettings) -> None:
+        save_splitter(settings, self.splitter)
+        settings.setValue("log/follow", self.follow_check.isChecked())
+
+    def restore_state(self, settings: QSettings) -> None:
+        restore_splitter(settings, self.splitter)
+        self.follow_check.setChecked(settings.value("log/follow", True, type=bool))
+
+    def handle_events(self, batch: list[Event]) -> None:
+        self.add_events(batch)
+
+    @Slot()
+    def focus_filter(self) -> None:
+        self.text_filter.setFocus()
+        self.text_filter.selectAll()
 
     # -- feeding -------------------------------------------------------------
     @Slot(list)

@@ -35,6 +35,7 @@ from menace.errors import FieldError
 from menace.labels import Outcome
 from menace.validation import check_number, check_tags, check_text
 
+from ..panels import Area, PanelDefaults
 from ..task_runner import TaskRunner
 
 logger = logging.getLogger(__name__)
@@ -129,8 +130,8 @@ class MessageLabel(QLabel):
             self._recolor()
 
 
-class FormBase(QWidget):
-    """Fields with inline messages, a submit button and a status line.
+class FormBase(PanelDefaults, QWidget):
+    """Fields with inline messages, a submit button and a status line (a panel in the form tabs).
 
     Subclasses add fields with :meth:`add_field` and implement :meth:`_start`,
     which receives the checked values and hands the work to the runner.
@@ -140,6 +141,8 @@ class FormBase(QWidget):
     succeeded = Signal(object)
     failed = Signal(str)
 
+    title = "Form"
+    area = Area.FORMS
     submit_text = "Submit"
     busy_text = "Working…"
     prefix = "form"
@@ -320,6 +323,7 @@ class FormBase(QWidget):
 class PathwayForm(FormBase):
     """Log one run of an action sequence (``client.log_run``)."""
 
+    title = "Log pathway"
     submit_text = "Log pathway"
     busy_text = "Logging…"
     prefix = "pathway"
@@ -357,6 +361,7 @@ class PathwayForm(FormBase):
 class GptInteractionForm(FormBase):
     """Log one prompt/response pair (``client.log_interaction``)."""
 
+    title = "GPT interaction"
     submit_text = "Log interaction"
     busy_text = "Logging…"
     prefix = "gpt"
@@ -392,6 +397,7 @@ class PredictForm(FormBase):
     busy_text = "Predicting…"
     prefix = "predict"
 
+    title = "Predict"
     FIELDS = ("frequency", "exec_time", "roi", "myelination", "actions")
     unbound_reason = "No learning engine yet"
     field_aliases = {"freq": "frequency"}  # the engine's name for it

@@ -30,6 +30,7 @@ from menace import events
 from menace.client import MenaceClient
 from menace.events import Event
 
+from ..panels import Area, PanelDefaults
 from ..task_runner import TaskRunner
 from .forms import MessageLabel
 
@@ -68,8 +69,11 @@ def _describe(topic: str, payload: dict[str, Any]) -> tuple[str, str]:
     return f"failed: {payload.get('error', 'unknown error')}", "error"
 
 
-class JobControls(QWidget):
-    """The manual learning jobs of the main engine."""
+class JobControls(PanelDefaults, QWidget):
+    """The manual learning jobs of the main engine (a panel: the Jobs menu is theirs)."""
+
+    title = "Learning jobs"
+    area = Area.JOBS
 
     jobQueued = Signal(str, int)  # kind, job_id
     jobFinished = Signal(str, int, str, dict)  # kind, job_id, topic, payload
@@ -148,6 +152,9 @@ class JobControls(QWidget):
             self.progress.setFormat("idle")
             self.progress.setValue(0)
         self._refresh()
+
+    def menu_actions(self) -> dict[str, list[QAction]]:
+        return {"&Jobs": [*self.actions.values(), self.cancel_action]}
 
     def is_running(self, kind: str) -> bool:
         """True from the click until the job of ``kind`` has ended."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtCore import QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -22,6 +22,7 @@ from menace import events
 from menace.client import MenaceClient
 from menace.events import Event
 
+from ..panels import Area, PanelDefaults, restore_splitter, save_splitter
 from ..task_runner import TaskRunner
 from .table_models import RecordTableModel, format_time, read_only_table
 
@@ -53,8 +54,11 @@ MEMORY_COLUMNS = (
 )
 
 
-class MemoryView(QWidget):
+class MemoryView(PanelDefaults, QWidget):
     """Search box, table of entries and the full text of the selected one."""
+
+    title = "Memory"
+    area = Area.VIEWS
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -122,6 +126,12 @@ class MemoryView(QWidget):
             self._search_timer.stop()
         else:
             self.refresh()
+
+    def save_state(self, settings: QSettings) -> None:
+        save_splitter(settings, self.splitter)
+
+    def restore_state(self, settings: QSettings) -> None:
+        restore_splitter(settings, self.splitter)
 
     @Slot()
     def refresh(self) -> None:

@@ -19,6 +19,7 @@ from menace import events
 from menace.client import MenaceClient
 from menace.events import Event
 
+from ..panels import Area, PanelDefaults
 from ..task_runner import TaskRunner
 from .table_models import RecordTableModel, format_time, read_only_table
 
@@ -44,8 +45,11 @@ PATHWAY_COLUMNS = (
 )
 
 
-class PathwayTable(QWidget):
+class PathwayTable(PanelDefaults, QWidget):
     """Every pathway with its aggregates; click a header to sort."""
+
+    title = "Pathways"
+    area = Area.VIEWS
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -15,14 +15,14 @@ from menace_gui.widgets.table_models import SORT_ROLE
 
 def test_service_started_event_is_in_the_log(qtbot, shared_window):
     # Published inside start(), before the bridge could listen: caught up with events_since.
-    log = shared_window.event_log
+    log = shared_window.panel("eventLog")
     topics = [log.model.row_at(i).topic for i in range(log.model.rowCount())]
     assert events.SERVICE_STARTED in topics
     assert "running" in shared_window.status.state_label.text()
 
 
 def test_pathway_table_sorts_by_number_and_follows_new_runs(qtbot, shared_window):
-    table = shared_window.pathway_table
+    table = shared_window.panel("pathwayTable")
     qtbot.waitUntil(lambda: table.model.rowCount() == shared_window.source.stack.pathway_db.count_pathways())
     table.view.sortByColumn(2, Qt.SortOrder.DescendingOrder)  # frequency
     freqs = [table.proxy.index(r, 2).data(SORT_ROLE) for r in range(table.proxy.rowCount())]
@@ -37,7 +37,7 @@ def test_pathway_table_sorts_by_number_and_follows_new_runs(qtbot, shared_window
 
 
 def test_memory_view_searches(qtbot, shared_window):
-    view = shared_window.memory_view
+    view = shared_window.panel("memoryView")
     shared_window.source.stack.gpt_memory.log_interaction("where is the zebra report?", "in the archive", ["reports"])
     view.search_edit.setText("zebra")
     qtbot.waitUntil(lambda: view.model.rowCount() == 1 and "zebra" in view.model.record(0).data, timeout=5000)
@@ -50,7 +50,7 @@ def test_memory_view_searches(qtbot, shared_window):
 
 
 def test_chart_exports_png_and_csv(qtbot, shared_window, tmp_path):
-    chart = shared_window.score_chart
+    chart = shared_window.panel("scoresPanel").chart
     now = time.time()
     chart.set_history([{"ts": now - 60, "cv_score": 0.7, "holdout_score": 0.65},
                        {"ts": now - 30, "cv_score": 0.75, "holdout_score": 0.7}])
