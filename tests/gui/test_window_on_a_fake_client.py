@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QLineEdit, QPlainTextEdit, QToolButton
 
 from menace import events
+from menace.client import MenaceClient
 from menace.errors import FieldError
 from menace_gui.widgets.event_log import EventLogWidget
 from menace_gui.widgets.forms import GptInteractionForm, PathwayForm, PredictForm
@@ -36,6 +37,7 @@ def fill(form, **values) -> None:
 
 
 def test_events_appear_in_the_log_once_start_up_included(qtbot, fake_window, fake_client):
+    assert isinstance(fake_client, MenaceClient)
     qtbot.waitUntil(lambda: events.SERVICE_STARTED in topics_in(fake_window))
     fake_client.publish("test:hello", {"n": 1})
     qtbot.waitUntil(lambda: "test:hello" in topics_in(fake_window))
