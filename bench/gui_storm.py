@@ -36,6 +36,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from menace.config import Settings  # noqa: E402
 from menace_gui.main_window import MainWindow  # noqa: E402
 from menace_gui.service_thread import RUNNING, ServiceThread  # noqa: E402
+from menace_gui.widgets.event_log import EventLogWidget  # noqa: E402
 
 TICK_MS = 10
 TOPIC = "bench:storm"
@@ -113,13 +114,13 @@ def main() -> int:
         window.resize(1440, 900)
         window.show()
         deadline = time.monotonic() + 60
-        while not (window.stack is not None and service.state == RUNNING):
+        while not (window.client is not None and service.state == RUNNING):
             if time.monotonic() > deadline:
                 print("the stack did not start", file=sys.stderr)
                 return 1
             app.processEvents()
             time.sleep(0.01)
-        bus, log = window.stack.bus, window.event_log
+        bus, log = service.stack.bus, window.findChild(EventLogWidget)
         meter = StallMeter()
         meter.start()
         run_for(app, 1.5)  # settle: first paints, history, counts, the heap freeze

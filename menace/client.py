@@ -58,6 +58,9 @@ class ClientStatus:
     ``location`` is the data directory (or the service's URL); ``learner`` is
     True when the stack behind the client learns (it holds the data
     directory); ``metrics_url`` is the Prometheus endpoint or ``None``.
+    ``session_event_id`` is the id of the last event published before the
+    stack started: ``events_since(session_event_id)`` gives every event of
+    this session, start-up included (0: from the journal's start).
     """
 
     location: str
@@ -68,6 +71,7 @@ class ClientStatus:
     metrics_url: str | None
     learner: bool
     started: float
+    session_event_id: int = 0
 
 
 @runtime_checkable

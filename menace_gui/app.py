@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     service = ServiceThread(settings, metrics_required=explicit_port)
     window = MainWindow(service, qsettings, max_log_rows=max_rows, freeze_heap=True)
     window.closed.connect(app.quit)  # the monitor's window is the app, whatever else is open
+    # ...so Qt's own last-window quit is not needed: its Quit event, posted as the window
+    # closes, would arrive after exec() returned and end the next event loop of the process.
+    app.setQuitOnLastWindowClosed(False)
     window.show()
 
     # Ctrl-C / SIGTERM close the window (and so stop the stack) like the close button.

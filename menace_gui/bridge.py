@@ -1,43 +1,49 @@
-"""The hand-off from the bus thread to the GUI thread.
+"""The hand-off of a client's events to the GUI thread, resumable by event id.
 
-A bus subscriber runs in the publisher's thread and must be quick, and no
-widget may be touched outside the GUI thread. So the subscriber only appends
-to a deque (atomic in CPython); a 50 ms ``QTimer`` in the GUI thread drains it
-and emits one ``eventsReceived`` per batch. One queued signal per event froze
-the window under a flood (p99 stall ~1 s); batches keep it at a few ms.
+A client calls its subscriber in a thread of its own and the callback must be
+quick, and no widget may be touched outside the GUI thread. So the subscriber
+only appends to a deque (atomic in CPython); a 50 ms ``QTimer`` in the GUI
+thread drains it and emits one ``eventsReceived`` per batch. One queued signal
+per event froze the window under a flood (p99 stall ~1 s); batches keep it at
+a few ms.
+
+Every event carries an id. On :meth:`EventBridge.attach` the bridge subscribes
+first, then reads what it missed with ``client.events_since``: from the last
+id it delivered (a reattach), or from the start of the client's session (the
+first attach, so the events published while the stack started are shown too).
+Live events wait until that catch-up is delivered, and one that the catch-up
+already brought (its id is not above the last id read) is dropped: no gap, no
+duplicate.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
-from typing import Any, NamedTuple
+from collections.abc import Sequence
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
-from menace import events
+from menace.client import MenaceClient
+from menace.events import Event
+
+from .task_runner import TaskRunner
 
 logger = logging.getLogger(__name__)
 
 #: Drain interval in milliseconds.
 DRAIN_INTERVAL_MS = 50
-
-
-class BusEvent(NamedTuple):
-    """One bus event as the GUI sees it; ``received`` is when the bridge got it (epoch s)."""
-
-    received: float
-    topic: str
-    payload: dict[str, Any]
+#: Events read per ``events_since`` call while catching up.
+CATCH_UP_PAGE = 1000
 
 
 class EventBridge(QObject):
-    """Subscribes to every topic of a bus and delivers the events to Qt in batches.
+    """Subscribes to a client's events and delivers them to Qt in batches.
 
-    ``eventsReceived(list[BusEvent])`` is emitted in the GUI thread, at most
-    once per drain interval, in publish order. ``received`` counts every event
-    delivered so far.
+    ``eventsReceived(list[Event])`` is emitted in the GUI thread, at most once
+    per drain interval (and once per page while catching up), in publish
+    order. ``received`` counts every event delivered; ``last_id`` is the
+    highest id delivered (``None`` before the first).
     """
 
     eventsReceived = Signal(list)
@@ -45,9 +51,14 @@ class EventBridge(QObject):
     def __init__(self, interval_ms: int = DRAIN_INTERVAL_MS, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("eventBridge")
-        self._queue: deque[BusEvent] = deque()
-        self._bus: Any | None = None
+        self._queue: deque[Event] = deque()
+        self._client: MenaceClient | None = None
+        self._runner: TaskRunner | None = None
+        self._catching_up = False
+        self._floor = 0  # live events with an id up to this came with the catch-up
+        self._attachment = 0  # which attach a catch-up answer belongs to
         self.received = 0
+        self.last_id: int | None = None
         self._timer = QTimer(self)
         self._timer.setObjectName("eventBridgeTimer")
         self._timer.setTimerType(Qt.TimerType.CoarseTimer)
@@ -55,44 +66,110 @@ class EventBridge(QObject):
         self._timer.timeout.connect(self.drain)
 
     @property
-    def bus(self) -> Any | None:
-        return self._bus
+    def client(self) -> MenaceClient | None:
+        return self._client
 
-    def attach(self, bus: Any) -> None:
-        """Start listening to ``bus`` (``subscribe("*")``); detaches from any previous bus."""
+    def is_catching_up(self) -> bool:
+        """True while the events missed before this attach are being read."""
+        return self._catching_up
+
+    def attach(self, client: MenaceClient, runner: TaskRunner) -> None:
+        """Follow ``client``'s events (detaching from any previous client) and catch up.
+
+        ``client.subscribe`` is called here, in the GUI thread: it must return
+        at once. The catch-up reads run on ``runner``.
+        """
         self.detach()
-        self._bus = bus
-        bus.subscribe(events.ALL, self._on_event)
+        self._client, self._runner = client, runner
+        self._attachment += 1
+        self._catching_up = True
+        client.subscribe(self._on_event)
         self._timer.start()
+        attachment, resume = self._attachment, self.last_id
+
+        def first_page() -> tuple[int, list[Event]]:
+            after = resume if resume is not None else client.status().session_event_id
+            return after, client.events_since(after, CATCH_UP_PAGE)
+
+        runner.submit(
+            first_page,
+            on_done=lambda result: self._caught_up(attachment, *result),
+            on_error=lambda exc: self._catch_up_failed(attachment, exc),
+        )
 
     def detach(self) -> None:
-        """Stop listening; events already handed over are still delivered."""
-        if self._bus is not None:
-            self._bus.unsubscribe(events.ALL, self._on_event)
-            self._bus = None
+        """Stop following; events already handed over are still delivered."""
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.unsubscribe(self._on_event)
+            except Exception:
+                logger.exception("could not unsubscribe from the client")
         self._timer.stop()
+        self._attachment += 1  # a catch-up still under way is dropped
+        if self._catching_up:
+            # Delivering live events now would skip the older ones not read yet;
+            # the next attach reads them all from the last id delivered.
+            self._catching_up = False
+            self._queue.clear()
         self.drain()
-
-    def queued(self) -> list[BusEvent]:
-        """A copy of the events handed over but not yet delivered."""
-        return list(self._queue)
 
     def pending(self) -> int:
         """Events handed over but not yet delivered."""
         return len(self._queue)
 
-    # Runs in the publisher's thread: append only, nothing else.
-    def _on_event(self, topic: str, payload: dict[str, Any]) -> None:
-        self._queue.append(BusEvent(time.time(), topic, payload))
+    # Runs in the client's thread: append only, nothing else.
+    def _on_event(self, event: Event) -> None:
+        self._queue.append(event)
+
+    def _caught_up(self, attachment: int, after: int, page: list[Event]) -> None:
+        if attachment != self._attachment:
+            return
+        if page:
+            self._floor = max(self._floor, page[-1].id)
+            self._deliver(page)
+        else:
+            self._floor = max(self._floor, after)
+        runner, client = self._runner, self._client
+        if len(page) >= CATCH_UP_PAGE and runner is not None and client is not None and not runner.closed:
+            after = page[-1].id
+            runner.submit(
+                lambda: (after, client.events_since(after, CATCH_UP_PAGE)),
+                on_done=lambda result: self._caught_up(attachment, *result),
+                on_error=lambda exc: self._catch_up_failed(attachment, exc),
+            )
+            return
+        self._catching_up = False
+        self.drain()
+
+    def _catch_up_failed(self, attachment: int, exc: BaseException) -> None:
+        if attachment != self._attachment:
+            return
+        logger.warning("could not read the events missed before listening: %s", exc)
+        self._catching_up = False
+        self.drain()
 
     def drain(self) -> int:
         """Deliver everything queued so far as one batch; returns its size."""
+        if self._catching_up:
+            return 0
         queue = self._queue
         count = len(queue)
         if not count:
             return 0
         popleft = queue.popleft
         batch = [popleft() for _ in range(count)]
-        self.received += count
-        self.eventsReceived.emit(batch)
-        return count
+        floor = self._floor
+        if floor:
+            batch = [e for e in batch if e.id > floor]
+        return self._deliver(batch)
+
+    def _deliver(self, batch: Sequence[Event]) -> int:
+        if not batch:
+            return 0
+        newest = max(e.id for e in batch)
+        if self.last_id is None or newest > self.last_id:
+            self.last_id = newest
+        self.received += len(batch)
+        self.eventsReceived.emit(list(batch))
+        return len(batch)

@@ -1,49 +1,45 @@
-"""The main window: assembles the widgets and wires them to the stack.
+"""The main window: lays out a list of panels and binds them to a client.
 
-Composition only: each widget draws itself (``widgets/``), the bridge moves
-events (``bridge.py``), the service thread runs the stack
-(``service_thread.py``) and the task runner does slow calls off the GUI
-thread (``task_runner.py``). A test hands in its own service thread (and
-QSettings) and drives the real window.
+Composition only. Each panel draws itself and follows one protocol
+(``panels.py``): the window places it by its ``area``, binds it to the client,
+hands it every batch of events, keeps its state and puts its actions in the
+menus, all in loops over :func:`default_panels`. The bridge moves events
+(``bridge.py``), a client source hands the client over (``client_source.py``;
+the service thread runs the stack in this process) and the task runner makes
+the slow calls off the GUI thread (``task_runner.py``). A test hands in its
+own source (and QSettings) and drives the real window.
 """
 
 from __future__ import annotations
 
 import gc
-import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Sequence
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QGroupBox,
     QMainWindow,
+    QMenu,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from menace import events
-from menace.unified_event_bus import EventJournal
+from menace.client import MenaceClient
 
-from .bridge import BusEvent, EventBridge
-from .service_thread import CRASHED, RUNNING, STOPPED, ServiceThread
+from .bridge import EventBridge
+from .client_source import CRASHED, RUNNING, STOPPED, ClientSource
+from .panels import Area, Panel
 from .task_runner import TaskRunner
 from .widgets.event_log import DEFAULT_MAX_ROWS, EventLogWidget
 from .widgets.forms import GptInteractionForm, MessageLabel, PathwayForm, PredictForm
 from .widgets.job_controls import JobControls
 from .widgets.memory_view import MemoryView
 from .widgets.pathway_table import PathwayTable
-from .widgets.score_chart import ScoreChart, TrainingActivity
+from .widgets.scores_panel import ScoresPanel
 from .widgets.status_bar import StatusPanel
-
-logger = logging.getLogger(__name__)
-
-#: Milliseconds between refreshes of the pathway / memory counts.
-COUNTS_INTERVAL_MS = 5000
-_SPLITTERS = ("mainSplitter", "rightSplitter", "chartSplitter", "eventLogSplitter", "memorySplitter")
 
 
 def freeze_startup_heap() -> None:
@@ -57,26 +53,36 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def load_history(engine: Any) -> list[dict]:
-    """The engine's stored evaluations (runs in the worker: it may read the disk)."""
-    history = getattr(engine, "evaluation_history", None)
-    if not history and callable(getattr(engine, "load_history", None)):
-        history = engine.load_history()
-    return [dict(h) for h in (history or []) if isinstance(h, dict)]
+def default_panels(parent: QWidget | None, max_log_rows: int = DEFAULT_MAX_ROWS) -> list[Panel]:
+    """The monitor's panels, in the order of their tabs (a new panel is one more entry)."""
+    return [
+        JobControls(parent),
+        PathwayForm(parent),
+        GptInteractionForm(parent),
+        PredictForm(parent),
+        ScoresPanel(parent),
+        PathwayTable(parent),
+        MemoryView(parent),
+        EventLogWidget(max_log_rows, parent),
+    ]
 
 
 class MainWindow(QMainWindow):
     """Menace's desktop monitor.
 
-    ``closed`` is emitted once the window has closed and the stack has stopped.
+    ``closed`` is emitted once the window has closed and its source has shut down.
 
     Args:
-        service: the :class:`ServiceThread` whose stack the window shows (the
-            window starts it if it is not running, and stops it on close).
-            ``None`` gives an empty window (forms and jobs disabled).
-        settings: where geometry and splitters are kept (default ``QSettings()``).
-        max_log_rows: rows the event log keeps.
-        freeze_heap: once the stack is shown, freeze the start-up heap
+        source: the :class:`~menace_gui.client_source.ClientSource` whose
+            client the window shows (the window opens it, and shuts it down
+            on close): a :class:`~menace_gui.service_thread.ServiceThread`
+            runs the stack in this process. ``None`` gives an empty window
+            (forms and jobs disabled).
+        settings: where geometry, splitters and the panels' state are kept
+            (default ``QSettings()``).
+        max_log_rows: rows the event log keeps (with the default panels).
+        panels: the panels to show instead of :func:`default_panels`.
+        freeze_heap: once a client is shown, freeze the start-up heap
             (:func:`freeze_startup_heap`); the app does, tests need not.
     """
 
@@ -84,78 +90,75 @@ class MainWindow(QMainWindow):
 
     def __init__(
         self,
-        service: ServiceThread | None = None,
+        source: ClientSource | None = None,
         settings: QSettings | None = None,
         max_log_rows: int = DEFAULT_MAX_ROWS,
         parent: QWidget | None = None,
         *,
+        panels: Sequence[Panel] | None = None,
         freeze_heap: bool = False,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self.setWindowTitle("Menace monitor")
         self.qsettings = settings if settings is not None else QSettings()
-        self.service = service
-        self.stack: Any | None = None
+        self.source = source
+        #: The client shown, or ``None`` (not ready yet, or the service stopped).
+        self.client: MenaceClient | None = None
         self._closed = False
         self._freeze_heap = freeze_heap
-
         self.runner = TaskRunner(self)
         self.bridge = EventBridge(parent=self)
-
-        # -- widgets -----------------------------------------------------------
-        self.job_controls = JobControls(self)
-        self.pathway_form = PathwayForm(self)
-        self.gpt_form = GptInteractionForm(self)
-        self.predict_form = PredictForm(self)
-        self.score_chart = ScoreChart(self)
-        self.activity = TrainingActivity(self)
-        self.pathway_table = PathwayTable(self)
-        self.memory_view = MemoryView(self)
-        self.event_log = EventLogWidget(max_log_rows, self)
-        self.status = StatusPanel(self)
-        self.setStatusBar(self.status)
         self.banner = MessageLabel("serviceBanner", self)
+        self.status = StatusPanel(self)
+        self.panels: list[Panel] = [*(panels if panels is not None else default_panels(self, max_log_rows)),
+                                    self.status]
+        self._lay_out()
+        self._build_menus()
+        for panel in self.panels:
+            self.bridge.eventsReceived.connect(panel.handle_events)
+        self.resize(1280, 820)
+        self.restore_settings()
+        if source is not None:
+            source.clientReady.connect(self.attach_client)
+            source.stateChanged.connect(self._on_source_state)
+            self.status.set_state(source.state, source.detail)
+            self.setWindowTitle(f"Menace monitor — {source.location}")
+            if source.client is not None:
+                self.attach_client(source.client)
+            else:
+                source.open()
 
-        # -- layout (PyMeasure-like: inputs and queue left, plots and log right) --
-        jobs_box = QGroupBox("Learning jobs", self)
-        jobs_box.setObjectName("jobsBox")
-        QVBoxLayout(jobs_box).addWidget(self.job_controls)
+    # -- layout (PyMeasure-like: jobs and forms left, views and log right) ----------
+    def _lay_out(self) -> None:
         self.form_tabs = QTabWidget(self)
         self.form_tabs.setObjectName("formTabs")
-        self.form_tabs.addTab(self.pathway_form, "Log pathway")
-        self.form_tabs.addTab(self.gpt_form, "GPT interaction")
-        self.form_tabs.addTab(self.predict_form, "Predict")
+        self.view_tabs = QTabWidget(self)
+        self.view_tabs.setObjectName("viewTabs")
         left = QWidget(self)
         left.setObjectName("leftPanel")
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(jobs_box)
-        left_layout.addWidget(self.form_tabs, 1)
         left.setMinimumWidth(self.fontMetrics().horizontalAdvance("0") * 44)
-
-        self.chart_splitter = QSplitter(Qt.Orientation.Vertical, self)
-        self.chart_splitter.setObjectName("chartSplitter")
-        self.chart_splitter.addWidget(self.score_chart)
-        self.chart_splitter.addWidget(self.activity)
-        self.chart_splitter.setStretchFactor(0, 3)
-        self.chart_splitter.setStretchFactor(1, 1)
-        self.chart_splitter.setSizes([380, 170])
-        self.view_tabs = QTabWidget(self)
-        self.view_tabs.setObjectName("viewTabs")
-        self.view_tabs.addTab(self.chart_splitter, "Scores")
-        self.view_tabs.addTab(self.pathway_table, "Pathways")
-        self.view_tabs.addTab(self.memory_view, "Memory")
-
-        log_box = QGroupBox("Live events", self)
-        log_box.setObjectName("eventLogBox")
-        log_layout = QVBoxLayout(log_box)
-        log_layout.addWidget(self.event_log)
-
         self.right_splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.right_splitter.setObjectName("rightSplitter")
         self.right_splitter.addWidget(self.view_tabs)
-        self.right_splitter.addWidget(log_box)
+        for panel in self.panels:
+            if panel.area == Area.FORMS:
+                self.form_tabs.addTab(panel, panel.title)
+            elif panel.area == Area.VIEWS:
+                self.view_tabs.addTab(panel, panel.title)
+            elif panel.area == Area.STATUS:
+                self.setStatusBar(panel)
+            elif panel.area in (Area.JOBS, Area.LOG):
+                box = QGroupBox(panel.title, self)
+                box.setObjectName(f"{panel.objectName()}Box")
+                QVBoxLayout(box).addWidget(panel)
+                if panel.area == Area.JOBS:
+                    left_layout.addWidget(box)
+                else:
+                    self.right_splitter.addWidget(box)
+        left_layout.addWidget(self.form_tabs, 1)
         self.right_splitter.setStretchFactor(0, 3)
         self.right_splitter.setStretchFactor(1, 2)
         self.right_splitter.setSizes([560, 380])  # the plots' size hint would squeeze the log
@@ -167,48 +170,28 @@ class MainWindow(QMainWindow):
         self.main_splitter.setStretchFactor(0, 0)
         self.main_splitter.setStretchFactor(1, 1)
         self.main_splitter.setSizes([left.minimumWidth(), 1000])
-
         central = QWidget(self)
         central_layout = QVBoxLayout(central)
         central_layout.setContentsMargins(6, 6, 6, 0)
         central_layout.addWidget(self.banner)
         central_layout.addWidget(self.main_splitter, 1)
         self.setCentralWidget(central)
-        self._build_menus()
 
-        # -- wiring ------------------------------------------------------------
-        self.bridge.eventsReceived.connect(self.event_log.add_events)
-        self.bridge.eventsReceived.connect(self.job_controls.handle_events)
-        self.bridge.eventsReceived.connect(self.pathway_table.handle_events)
-        self.bridge.eventsReceived.connect(self.memory_view.handle_events)
-        self.bridge.eventsReceived.connect(self._on_events)
-        self._counts_timer = QTimer(self)
-        self._counts_timer.setObjectName("countsTimer")
-        self._counts_timer.setInterval(COUNTS_INTERVAL_MS)
-        self._counts_timer.timeout.connect(self.refresh_counts)
-        self._counts_busy = False
-        self._counts_dirty = False
+    # -- menus and shortcuts -----------------------------------------------------------
+    def _menu(self, title: str) -> QMenu:
+        for action in self.menuBar().actions():
+            if action.menu() is not None and action.text() == title:
+                return action.menu()
+        menu = self.menuBar().addMenu(title)
+        menu.setObjectName(f"{title.strip('&').lower()}Menu")
+        return menu
 
-        self.resize(1280, 820)
-        self.restore_settings()
-        if service is not None:
-            service.stackStarted.connect(self.attach_stack)
-            service.stateChanged.connect(self._on_service_state)
-            self.status.set_state(service.state, service.detail)
-            self.setWindowTitle(f"Menace monitor — {service.settings.data_dir}")
-            if service.stack is not None:
-                self.attach_stack(service.stack)
-            elif not service.isRunning():
-                service.start()
-
-    # -- menus and shortcuts -----------------------------------------------------
     def _build_menus(self) -> None:
-        bar = self.menuBar()
-        bar.setObjectName("menuBar")
-        file_menu = bar.addMenu("&File")
-        file_menu.setObjectName("fileMenu")
-        file_menu.addAction(self.score_chart.export_png_action)
-        file_menu.addAction(self.score_chart.export_csv_action)
+        self.menuBar().setObjectName("menuBar")
+        file_menu = self._menu("&File")
+        for panel in self.panels:
+            for title, actions in panel.menu_actions().items():
+                self._menu(title).addActions(list(actions))
         file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setObjectName("quitAction")
@@ -217,111 +200,62 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
 
-        jobs_menu = bar.addMenu("&Jobs")
-        jobs_menu.setObjectName("jobsMenu")
-        for action in (*self.job_controls.actions.values(), self.job_controls.cancel_action):
-            jobs_menu.addAction(action)
-
-        log_menu = bar.addMenu("&Log")
-        log_menu.setObjectName("logMenu")
-        log_menu.addAction(self.event_log.pause_action)
-        log_menu.addAction(self.event_log.clear_action)
-        find_action = QAction("&Filter events", self)
-        find_action.setObjectName("filterEventsAction")
-        find_action.setShortcut(QKeySequence.StandardKey.Find)
-        find_action.triggered.connect(lambda: (self.event_log.text_filter.setFocus(), self.event_log.text_filter.selectAll()))
-        log_menu.addAction(find_action)
-
-        view_menu = bar.addMenu("&View")
-        view_menu.setObjectName("viewMenu")
-        for i, name in enumerate(("Scores", "Pathways", "Memory")):
-            action = QAction(name, self)
-            action.setObjectName(f"show{name}Action")
-            action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
-            action.triggered.connect(lambda _=False, i=i: self.view_tabs.setCurrentIndex(i))
-            view_menu.addAction(action)
+        view_menu = self._menu("&View")
+        views = [p for p in self.panels if p.area == Area.VIEWS]
+        forms = [p for p in self.panels if p.area == Area.FORMS]
+        for i, panel in enumerate(views):
+            self._add_show_action(view_menu, panel, panel.title, f"show{panel.title.replace(' ', '')}Action",
+                                  f"Ctrl+{i + 1}" if i < 9 else "")
         view_menu.addSeparator()
-        for i, name in enumerate(("Log pathway form", "GPT interaction form", "Predict form")):
-            action = QAction(name, self)
-            action.setObjectName(f"showForm{i + 1}Action")
-            action.setShortcut(QKeySequence(f"Ctrl+Shift+{i + 1}"))
-            action.triggered.connect(lambda _=False, i=i: self._show_form(i))
-            view_menu.addAction(action)
-        for action in (*bar.actions(),):
+        for i, panel in enumerate(forms):
+            self._add_show_action(view_menu, panel, f"{panel.title} form", f"showForm{i + 1}Action",
+                                  f"Ctrl+Shift+{i + 1}" if i < 9 else "")
+        for action in self.menuBar().actions():
             self.addAction(action)
 
-    def _show_form(self, index: int) -> None:
-        self.form_tabs.setCurrentIndex(index)
-        self.form_tabs.currentWidget().focusNextChild()
+    def _add_show_action(self, menu: QMenu, panel: Panel, text: str, name: str, keys: str) -> None:
+        action = QAction(text, self)
+        action.setObjectName(name)
+        if keys:
+            action.setShortcut(QKeySequence(keys))
+        action.triggered.connect(lambda _=False, p=panel: self.show_panel(p))
+        menu.addAction(action)
 
-    # -- the stack -----------------------------------------------------------------
+    def show_panel(self, panel: Panel) -> None:
+        """Bring ``panel``'s tab to the front (a form also gets the keyboard focus)."""
+        for tabs in (self.view_tabs, self.form_tabs):
+            if tabs.indexOf(panel) >= 0:
+                tabs.setCurrentWidget(panel)
+                if tabs is self.form_tabs:
+                    panel.focusNextChild()
+
+    def panel(self, object_name: str) -> Panel | None:
+        """The panel with this ``objectName``, or ``None``."""
+        return next((p for p in self.panels if p.objectName() == object_name), None)
+
+    # -- the client ------------------------------------------------------------------
     @Slot(object)
-    def attach_stack(self, stack: Any) -> None:
-        """Show ``stack``: listen to its bus, bind the forms, jobs and data views."""
+    def attach_client(self, client: MenaceClient) -> None:
+        """Show ``client``: follow its events (catching up on what was missed), bind every panel."""
         if self._closed:
             return
-        self.stack = stack
-        self.bridge.attach(stack.bus)
-        self._backfill(stack.bus)
-        engine = getattr(stack, "engine", None)
-        self.pathway_form.bind(stack.pathway_db, self.runner)
-        self.gpt_form.bind(stack.gpt_memory, self.runner)
-        self.predict_form.bind(engine, self.runner)
-        self.job_controls.bind(getattr(stack, "coordinator", None))
-        self.pathway_table.bind(stack.pathway_db, self.runner)
-        self.memory_view.bind(stack.memory, self.runner)
-        self.status.set_model(getattr(engine, "model_name", None) or stack.settings.model)
-        metrics = getattr(stack, "metrics", None)
-        self.status.set_metrics_url(getattr(metrics, "url", None))
-        self.setWindowTitle(f"Menace monitor — {stack.settings.data_dir}")
-        if engine is not None:
-            self.runner.submit(load_history, engine, on_done=self._history_loaded,
-                               on_error=lambda exc: logger.warning("no evaluation history: %s", exc))
-        self.refresh_counts()
-        self._counts_timer.start()
+        self.client = client
+        self.bridge.attach(client, self.runner)
+        for panel in self.panels:
+            panel.bind(client, self.runner)
         if self._freeze_heap:
             self._freeze_heap = False
             QTimer.singleShot(500, freeze_startup_heap)  # after the first paint and loads
 
-    def detach_stack(self) -> None:
-        """Stop showing the stack (it stopped or crashed): disable what needs it."""
+    def detach_client(self) -> None:
+        """Stop showing the client: forms and jobs are disabled, the views keep their data."""
         self.bridge.detach()
-        self._counts_timer.stop()
-        self.pathway_form.bind(None, None)
-        self.gpt_form.bind(None, None)
-        self.predict_form.bind(None, None)
-        self.job_controls.bind(None)
-        self.stack = None  # the data views keep showing the last data they loaded
-
-    def _backfill(self, bus: Any) -> None:
-        """Show events the stack published while starting, before the bridge listened."""
-        since = getattr(self.service, "start_requested_at", None)
-        path = getattr(bus, "persist_path", None)
-        if since is None or not path:
-            return
-        try:
-            journal = EventJournal(path)
-            try:
-                early = journal.since(since)
-            finally:
-                journal.close()
-        except Exception:
-            logger.exception("could not read the start-up events from %s", path)
-            return
-        # Anything the bridge already holds came live: do not show it twice.
-        live = {(e.topic, repr(e.payload)) for e in self.bridge.queued()}
-        batch = [BusEvent(float(p.get("ts") or since), t, p) for t, p in early if (t, repr(p)) not in live]
-        if batch:
-            self.bridge.eventsReceived.emit(batch)
-
-    def _history_loaded(self, history: list[dict]) -> None:
-        self.score_chart.set_history(history)
-        points = self.score_chart.points()
-        if points:
-            self.status.set_scores(points[-1][1], points[-1][2])
+        for panel in self.panels:
+            panel.bind(None, None)
+        self.client = None
 
     @Slot(str, str)
-    def _on_service_state(self, state: str, detail: str) -> None:
+    def _on_source_state(self, state: str, detail: str) -> None:
         self.status.set_state(state, detail)
         if self._closed:
             return
@@ -330,98 +264,50 @@ class MainWindow(QMainWindow):
                 f"The self-learning service crashed: {detail}. Forms and jobs are disabled; "
                 "the data already saved is safe. Restart the monitor to try again."
             )
-            self.detach_stack()
+            self.detach_client()
         elif state == STOPPED:
             self.banner.show_message("The self-learning service has stopped.", "plain")
-            self.detach_stack()
+            self.detach_client()
         elif state == RUNNING:
             self.banner.clear_message()
 
-    # -- events ----------------------------------------------------------------------
-    @Slot(list)
-    def _on_events(self, batch: Iterable[BusEvent]) -> None:
-        trained = []
-        for event in batch:
-            topic = event.topic
-            if topic == events.LEARNING_EVALUATED:
-                if self.score_chart.add_evaluation(event.payload):
-                    self.status.set_scores(event.payload["cv_score"], event.payload["holdout_score"])
-            elif topic == events.LEARNING_TRAINED:
-                trained.append(event.payload)
-            elif topic in events.INPUT_TOPICS:
-                self._counts_dirty = True
-        if trained:
-            self.activity.add_trained(trained)
-            model = trained[-1].get("model")
-            if model:
-                self.status.set_model(model)
-
-    @Slot()
-    def refresh_counts(self) -> None:
-        """Count pathways and memory entries in the worker, one count at a time."""
-        stack = self.stack
-        if stack is None or self._counts_busy or self._closed:
-            return
-        self._counts_busy = True
-        self._counts_dirty = False
-
-        def count():
-            return stack.pathway_db.count_pathways(), stack.memory.count()
-
-        def done(counts):
-            self._counts_busy = False
-            self.status.set_counts(*counts)
-
-        def failed(exc):
-            self._counts_busy = False
-            logger.warning("could not count: %s", exc)
-
-        self.runner.submit(count, on_done=done, on_error=failed)
-
     # -- settings ------------------------------------------------------------------
-    def _splitter(self, name: str) -> QSplitter:
-        return self.findChild(QSplitter, name)
-
     def save_settings(self) -> None:
         s = self.qsettings
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
-        for name in _SPLITTERS:
-            s.setValue(f"splitters/{name}", self._splitter(name).saveState())
+        for splitter in (self.main_splitter, self.right_splitter):
+            s.setValue(f"splitters/{splitter.objectName()}", splitter.saveState())
         s.setValue("tabs/view", self.view_tabs.currentIndex())
         s.setValue("tabs/form", self.form_tabs.currentIndex())
-        s.setValue("log/follow", self.event_log.follow_check.isChecked())
+        for panel in self.panels:
+            panel.save_state(s)
         s.sync()
 
     def restore_settings(self) -> None:
         s = self.qsettings
-        geometry = s.value("window/geometry", QByteArray(), type=QByteArray)
-        if geometry and not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        state = s.value("window/state", QByteArray(), type=QByteArray)
-        if state and not state.isEmpty():
-            self.restoreState(state)
-        for name in _SPLITTERS:
-            saved = s.value(f"splitters/{name}", QByteArray(), type=QByteArray)
+        for key, restore in (("window/geometry", self.restoreGeometry), ("window/state", self.restoreState),
+                             ("splitters/mainSplitter", self.main_splitter.restoreState),
+                             ("splitters/rightSplitter", self.right_splitter.restoreState)):
+            saved = s.value(key, QByteArray(), type=QByteArray)
             if saved and not saved.isEmpty():
-                self._splitter(name).restoreState(saved)
+                restore(saved)
         self.view_tabs.setCurrentIndex(s.value("tabs/view", 0, type=int))
         self.form_tabs.setCurrentIndex(s.value("tabs/form", 0, type=int))
-        self.event_log.follow_check.setChecked(s.value("log/follow", True, type=bool))
+        for panel in self.panels:
+            panel.restore_state(s)
 
     # -- closing -------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Stop listening, finish the worker's task, stop the stack and join its thread."""
+        """Stop listening, finish the worker's task, then shut the source down (it stops the stack)."""
         if self._closed:
             return
         self._closed = True
-        self._counts_timer.stop()
         self.bridge.detach()
         self.runner.shutdown(wait=True)  # a write in progress completes before the stores close
-        self.pathway_table.bind(None, None)
-        self.memory_view.bind(None, None)
-        if self.service is not None:
-            self.service.shutdown()
+        self.detach_client()
+        if self.source is not None:
+            self.source.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()

@@ -1,10 +1,13 @@
-"""The self-learning stack in a QThread, through ``run_background``.
+"""The self-learning stack in a QThread, through ``run_background``: a client source.
 
 ``start()`` of :func:`menace.self_learning_service.run_background` builds the
 stores, the bus, the engines and the coordinator and starts the coordinator's
-own threads; this QThread calls it, watches the stack while it runs and calls
-``stop()`` when asked. Its state (starting, running, stopped, crashed) is
-published by signal so the window can show it, never hide it.
+own threads; this QThread calls it, hands the window a
+:class:`~menace.local_client.LocalClient` of the stack (``clientReady``),
+watches the stack while it runs and calls ``stop()`` when asked. Its state
+(starting, running, stopped, crashed) is published by signal so the window can
+show it, never hide it. This module and ``app.py`` are the only GUI code that
+sees a stack: everything else sees the client.
 """
 
 from __future__ import annotations
@@ -18,17 +21,16 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal
 
 from menace.config import Settings
+from menace.local_client import LocalClient
+
+from .client_source import CRASHED, RUNNING, STARTING, STOPPED, STOPPING
+
+__all__ = ["CRASHED", "RUNNING", "STARTING", "STOPPED", "STOPPING", "ServiceThread", "stack_problem"]
 
 logger = logging.getLogger(__name__)
 
 #: ``backend(settings, **overrides) -> (start, stop)``; ``run_background`` by default.
 Backend = Callable[..., tuple[Callable[[], Any], Callable[[], None]]]
-
-STARTING = "starting"
-RUNNING = "running"
-STOPPING = "stopping"
-STOPPED = "stopped"
-CRASHED = "crashed"
 
 #: Seconds between health checks of a running stack.
 HEALTH_INTERVAL = 0.5
@@ -61,15 +63,19 @@ def stack_problem(stack: Any) -> str | None:
 
 
 class ServiceThread(QThread):
-    """Runs the stack for the window.
+    """Runs the stack for the window (a :class:`~menace_gui.client_source.ClientSource`).
 
     Signals (all delivered in the GUI thread):
-        stackStarted(stack): the object ``start()`` returned.
+        clientReady(client): a :class:`~menace.local_client.LocalClient` of
+            the stack ``start()`` returned.
         stateChanged(state, detail): one of starting / running / stopping /
             stopped / crashed, with a one-line detail (the error for crashed).
+
+    ``stack`` is the running stack (for the app's glue and for tests that seed
+    data; the window never uses it).
     """
 
-    stackStarted = Signal(object)
+    clientReady = Signal(object)
     stateChanged = Signal(str, str)
 
     def __init__(
@@ -86,10 +92,20 @@ class ServiceThread(QThread):
         self._overrides = overrides
         self._stop_requested = threading.Event()
         self.stack: Any | None = None
+        self.client: LocalClient | None = None
         self.state = STOPPED
         self.detail = ""
         #: ``time.time()`` just before ``start()`` was called (events after it are ours).
         self.start_requested_at: float | None = None
+
+    @property
+    def location(self) -> str:
+        return str(self.settings.data_dir)
+
+    def open(self) -> None:
+        """Start the stack in this thread unless it runs already."""
+        if not self.isRunning() and self.client is None:
+            self.start()
 
     def _set_state(self, state: str, detail: str = "") -> None:
         self.state, self.detail = state, detail
@@ -108,7 +124,14 @@ class ServiceThread(QThread):
             self._set_state(CRASHED, f"start failed: {type(exc).__name__}: {exc}")
             return
         self.stack = stack
-        self.stackStarted.emit(stack)
+        try:
+            self.client = LocalClient(stack, session_start=self.start_requested_at)
+        except Exception as exc:
+            logger.exception("could not make a client of the stack")
+            self._stop_stack(stop)
+            self._set_state(CRASHED, f"start failed: {type(exc).__name__}: {exc}")
+            return
+        self.clientReady.emit(self.client)
         self._set_state(RUNNING, str(self.settings.data_dir))
         problem = None
         while not self._stop_requested.wait(HEALTH_INTERVAL):
@@ -118,15 +141,24 @@ class ServiceThread(QThread):
         if not problem:
             self._set_state(STOPPING)
         t0 = time.monotonic()
-        try:
-            stop()
-        except Exception as exc:
-            logger.exception("stopping the self-learning stack failed")
-            problem = problem or f"stop failed: {type(exc).__name__}: {exc}"
+        client, self.client = self.client, None
+        client.close()
+        failure = self._stop_stack(stop)
+        problem = problem or failure
         if problem:
             self._set_state(CRASHED, problem)
         else:
             self._set_state(STOPPED, f"stopped in {time.monotonic() - t0:.2f} s")
+
+    @staticmethod
+    def _stop_stack(stop: Callable[[], None]) -> str | None:
+        """Call ``stop()``; why it failed, or ``None``."""
+        try:
+            stop()
+        except Exception as exc:
+            logger.exception("stopping the self-learning stack failed")
+            return f"stop failed: {type(exc).__name__}: {exc}"
+        return None
 
     def request_stop(self) -> None:
         """Ask the stack to stop; returns at once."""

@@ -32,6 +32,9 @@ from menace.config import Settings  # noqa: E402
 from menace.neuroplasticity import PathwayRecord  # noqa: E402
 from menace_gui.main_window import MainWindow  # noqa: E402
 from menace_gui.service_thread import RUNNING, ServiceThread  # noqa: E402
+from menace_gui.widgets.event_log import EventLogWidget  # noqa: E402
+from menace_gui.widgets.forms import PredictForm  # noqa: E402
+from menace_gui.widgets.job_controls import JobControls  # noqa: E402
 
 ACTIONS = [
     "fetch_invoices->parse_pdf->store",
@@ -113,8 +116,8 @@ def main() -> int:
         window = MainWindow(service, QSettings(str(Path(tmp) / "gui.ini"), QSettings.Format.IniFormat))
         window.resize(width, height)
         window.show()
-        wait(app, lambda: window.stack is not None and service.state == RUNNING)
-        stack = window.stack
+        wait(app, lambda: window.client is not None and service.state == RUNNING)
+        stack = service.stack  # a producer script's view of the data: the stores themselves
 
         now = time.time()
         records = []
@@ -139,28 +142,28 @@ def main() -> int:
         ):
             stack.gpt_memory.log_interaction(prompt, response, tags)
 
-        controls = window.job_controls
+        controls = window.findChild(JobControls)
         controls.request("train")
-        wait(app, lambda: not controls.active, 60)
+        wait(app, controls.is_idle, 60)
         controls.request("evaluate")
-        wait(app, lambda: not controls.active, 60)
+        wait(app, controls.is_idle, 60)
 
-        form = window.predict_form
+        form = window.findChild(PredictForm)
         for name, value in (("frequency", "12"), ("exec_time", "1.8"), ("roi", "1.6"),
                             ("myelination", "9.5"), ("actions", ACTIONS[0])):
             form.editor(name).setText(value)
-        window.form_tabs.setCurrentWidget(form)
+        window.show_panel(form)
         form.submit()
         wait(app, lambda: not form.is_busy(), 30)
 
-        log = window.event_log
+        log = window.findChild(EventLogWidget)
         pause(app, 1.5)  # let the table and counts refresh
         row = next((r for r in range(log.proxy.rowCount() - 1, -1, -1)
                     if log.proxy.index(r, 2).data() == "learning:evaluated"), log.proxy.rowCount() - 1)
         log.view.setCurrentIndex(log.proxy.index(row, 0))
         log.view.scrollToBottom()
         window.view_tabs.setCurrentIndex(args.tab)
-        window.refresh_counts()
+        window.status.refresh()
         pause(app, 0.5)
 
         image = window.grab()

@@ -19,6 +19,7 @@ from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
     QPersistentModelIndex,
+    QSettings,
     QSortFilterProxyModel,
     Qt,
     Signal,
@@ -42,8 +43,9 @@ from PySide6.QtWidgets import (
 )
 
 from menace import events
+from menace.events import Event
 
-from ..bridge import BusEvent
+from ..panels import Area, PanelDefaults, restore_splitter, save_splitter
 
 #: Default number of rows the log keeps.
 DEFAULT_MAX_ROWS = 10_000
@@ -59,10 +61,13 @@ _Index = QModelIndex | QPersistentModelIndex
 
 @dataclass(slots=True)
 class LogRow:
-    """One event in the log; ``number`` is its position among every event seen (1-based)."""
+    """One event in the log; ``number`` is its position among every event seen (1-based).
+
+    ``ts`` is when the event was published (seconds since the epoch).
+    """
 
     number: int
-    received: float
+    ts: float
     topic: str
     summary: str
     payload: dict[str, Any]
@@ -88,7 +93,7 @@ class EventLogModel(QAbstractTableModel):
         self._next_number = 1
 
     # -- feeding -------------------------------------------------------------
-    def append_events(self, batch: Sequence[BusEvent], first_number: int | None = None) -> None:
+    def append_events(self, batch: Sequence[Event], first_number: int | None = None) -> None:
         """Append a batch: at most one removal of old rows and one insertion."""
         if not batch:
             return
@@ -101,7 +106,7 @@ class EventLogModel(QAbstractTableModel):
             batch = batch[skipped:]
             start_number += skipped
         new_rows = [
-            LogRow(start_number + i, e.received, e.topic, events.summarize(e.topic, e.payload), e.payload)
+            LogRow(start_number + i, e.ts, e.topic, events.summarize(e.topic, e.payload), e.payload)
             for i, e in enumerate(batch)
         ]
         overflow = len(self._rows) + len(new_rows) - self.max_rows
@@ -138,7 +143,7 @@ class EventLogModel(QAbstractTableModel):
             if column == self.NUMBER:
                 return str(row.number)
             if column == self.TIME:
-                return _time_text(row.received)
+                return _time_text(row.ts)
             if column == self.TOPIC:
                 return row.topic
             if column == self.SUMMARY:
@@ -205,21 +210,23 @@ class EventFilterProxy(QSortFilterProxyModel):
         return True
 
 
-class EventLogWidget(QWidget):
-    """Live log of bus events with topic/text filter, pause, clear and follow-newest.
+class EventLogWidget(PanelDefaults, QWidget):
+    """Live log of events with topic/text filter, pause, clear and follow-newest.
 
-    ``add_events(batch)`` is the slot the bridge feeds. Events that arrive while
+    ``add_events(batch)`` (the panel's ``handle_events``) is the slot the bridge feeds. Events that arrive while
     paused are held (up to the row limit, the newest; older ones would be
     evicted from the log anyway) and shown on resume; ``seen`` counts them all.
     """
 
+    title = "Live events"
+    area = Area.LOG
     countsChanged = Signal(int, int)  # seen, shown
 
     def __init__(self, max_rows: int = DEFAULT_MAX_ROWS, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("eventLog")
         self.seen = 0
-        self._held: deque[BusEvent] = deque(maxlen=max_rows)
+        self._held: deque[Event] = deque(maxlen=max_rows)
         self._held_count = 0
         self._held_first_number = 1
         self._topics: set[str] = set()
@@ -262,6 +269,11 @@ class EventLogWidget(QWidget):
         self.clear_button.setObjectName("clearLogButton")
         self.clear_button.setDefaultAction(self.clear_action)
         self.clear_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+
+        self.find_action = QAction("&Filter events", self)
+        self.find_action.setObjectName("filterEventsAction")
+        self.find_action.setShortcut(QKeySequence.StandardKey.Find)
+        self.find_action.triggered.connect(self.focus_filter)
 
         self.follow_check = QCheckBox("Follow newest", self)
         self.follow_check.setObjectName("followNewestCheck")
@@ -342,9 +354,29 @@ class EventLogWidget(QWidget):
     def is_paused(self) -> bool:
         return self.pause_action.isChecked()
 
+    # -- the panel -------------------------------------------------------------
+    def menu_actions(self) -> dict[str, list[QAction]]:
+        return {"&Log": [self.pause_action, self.clear_action, self.find_action]}
+
+    def save_state(self, settings: QSettings) -> None:
+        save_splitter(settings, self.splitter)
+        settings.setValue("log/follow", self.follow_check.isChecked())
+
+    def restore_state(self, settings: QSettings) -> None:
+        restore_splitter(settings, self.splitter)
+        self.follow_check.setChecked(settings.value("log/follow", True, type=bool))
+
+    def handle_events(self, batch: list[Event]) -> None:
+        self.add_events(batch)
+
+    @Slot()
+    def focus_filter(self) -> None:
+        self.text_filter.setFocus()
+        self.text_filter.selectAll()
+
     # -- feeding -------------------------------------------------------------
     @Slot(list)
-    def add_events(self, batch: list[BusEvent]) -> None:
+    def add_events(self, batch: list[Event]) -> None:
         """Take one batch from the bridge."""
         if not batch:
             return

@@ -2,9 +2,11 @@
 
 Every field is checked with the library's own validation (the same rules the
 API enforces) as you type and again on submit; the message sits right under
-the field and nothing is written while any field is wrong. The write or the
-prediction runs on the :class:`~menace_gui.task_runner.TaskRunner` worker and
-its result comes back by signal, so the window never waits.
+the field and nothing is written while any field is wrong. A submit calls the
+client (``log_run``, ``log_interaction``, ``predict``) on the
+:class:`~menace_gui.task_runner.TaskRunner` worker and its result comes back
+by signal, so the window never waits; an input the client refuses (a
+:class:`~menace.errors.FieldError`) is shown under the field it names.
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from menace.neuroplasticity import Outcome, PathwayRecord
+from menace.client import LoggedRun, MenaceClient, Prediction
+from menace.errors import FieldError
+from menace.labels import Outcome
 from menace.validation import check_number, check_tags, check_text
 
+from ..panels import Area, PanelDefaults
 from ..task_runner import TaskRunner
 
 logger = logging.getLogger(__name__)
@@ -125,8 +130,8 @@ class MessageLabel(QLabel):
             self._recolor()
 
 
-class FormBase(QWidget):
-    """Fields with inline messages, a submit button and a status line.
+class FormBase(PanelDefaults, QWidget):
+    """Fields with inline messages, a submit button and a status line (a panel in the form tabs).
 
     Subclasses add fields with :meth:`add_field` and implement :meth:`_start`,
     which receives the checked values and hands the work to the runner.
@@ -136,13 +141,19 @@ class FormBase(QWidget):
     succeeded = Signal(object)
     failed = Signal(str)
 
+    title = "Form"
+    area = Area.FORMS
     submit_text = "Submit"
     busy_text = "Working…"
     prefix = "form"
+    unbound_reason = "The service is not running"
+    #: The library's name of a field -> the form's, where they differ.
+    field_aliases: dict[str, str] = {}
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._fields: dict[str, tuple[QWidget, MessageLabel, Validator]] = {}
+        self._client: MenaceClient | None = None
         self._runner: TaskRunner | None = None
         self._busy = False
         self._grid = QGridLayout()
@@ -183,6 +194,9 @@ class FormBase(QWidget):
         if signal is not None:
             signal.connect(lambda *_: self._on_edited(name))
         return editor
+
+    def field_names(self) -> list[str]:
+        return list(self._fields)
 
     def editor(self, name: str) -> QWidget:
         return self._fields[name][0]
@@ -226,14 +240,15 @@ class FormBase(QWidget):
         else:
             label.clear_message()
 
-    def show_field_error(self, exc: Exception) -> bool:
-        """Put a library ``ValueError`` under the field it names; ``True`` if one matched."""
-        text = str(exc)
-        for name, (_, label, _) in self._fields.items():
-            if text.startswith(name + " "):
-                label.show_message(_message(name, exc))
-                return True
-        return False
+    def show_field_error(self, exc: BaseException) -> bool:
+        """Put a :class:`~menace.errors.FieldError` under the field it names; ``True`` if the form has it."""
+        if not isinstance(exc, FieldError):
+            return False
+        name = self.field_aliases.get(exc.field, exc.field)
+        if name not in self._fields:
+            return False
+        self._fields[name][1].show_message(_message(exc.field, exc))
+        return True
 
     # -- running -------------------------------------------------------------
     def _set_ready(self, ready: bool, why: str = "") -> None:
@@ -271,10 +286,18 @@ class FormBase(QWidget):
         self._runner.submit(work, *args, on_done=self._done, on_error=self._error)
         return True
 
+    def bind(self, client: MenaceClient | None, runner: TaskRunner | None) -> None:
+        """Submit through ``client`` on ``runner`` (``None``: the service is not running)."""
+        self._client, self._runner = client, runner
+        self._set_ready(self._is_bound(), self.unbound_reason)
+
+    def _is_bound(self) -> bool:
+        return self._client is not None and self._runner is not None
+
     def _finish(self) -> None:
         self._busy = False
         self.submit_button.setText(self.submit_text)
-        self.submit_button.setEnabled(self._runner is not None and self._is_bound())
+        self.submit_button.setEnabled(self._is_bound())
 
     def _done(self, result: Any) -> None:
         self._finish()
@@ -290,9 +313,6 @@ class FormBase(QWidget):
         self.failed.emit(str(exc))
 
     # -- for subclasses --------------------------------------------------------
-    def _is_bound(self) -> bool:
-        raise NotImplementedError
-
     def _prepare(self, values: dict[str, Any]) -> tuple[Callable[..., Any], tuple]:
         raise NotImplementedError
 
@@ -301,8 +321,9 @@ class FormBase(QWidget):
 
 
 class PathwayForm(FormBase):
-    """Log one run of an action sequence into the PathwayDB."""
+    """Log one run of an action sequence (``client.log_run``)."""
 
+    title = "Log pathway"
     submit_text = "Log pathway"
     busy_text = "Logging…"
     prefix = "pathway"
@@ -310,7 +331,6 @@ class PathwayForm(FormBase):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("pathwayForm")
-        self._db: Any | None = None
         actions = self.add_field(
             "actions", "&Actions", QLineEdit(self), text_field("actions", required=True),
             "The action sequence, e.g. fetch->parse->store",
@@ -331,24 +351,17 @@ class PathwayForm(FormBase):
         roi = self.add_field("roi", "R&OI", QLineEdit(self), number_field("roi"), "Return on investment (any finite number)")
         roi.setPlaceholderText("e.g. 1.2")
 
-    def bind(self, pathway_db: Any | None, runner: TaskRunner | None) -> None:
-        self._db, self._runner = pathway_db, runner
-        self._set_ready(self._is_bound(), "The service is not running")
-
-    def _is_bound(self) -> bool:
-        return self._db is not None and self._runner is not None
-
     def _prepare(self, values: dict[str, Any]):
-        record = PathwayRecord(**values)  # validates once more, naming the field
-        return self._db.log, (record,)
+        return self._client.log_run, (values,)
 
-    def _describe(self, pathway_id: Any) -> str:
-        return f"Logged a run of pathway #{pathway_id}."
+    def _describe(self, logged: LoggedRun) -> str:
+        return f"Logged a run of pathway #{logged.pathway_id}."
 
 
 class GptInteractionForm(FormBase):
-    """Log one prompt/response pair through GPTMemory."""
+    """Log one prompt/response pair (``client.log_interaction``)."""
 
+    title = "GPT interaction"
     submit_text = "Log interaction"
     busy_text = "Logging…"
     prefix = "gpt"
@@ -356,7 +369,6 @@ class GptInteractionForm(FormBase):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("gptForm")
-        self._memory: Any | None = None
         for name, label in (("prompt", "&Prompt"), ("response", "&Response")):
             editor = QPlainTextEdit(self)
             editor.setTabChangesFocus(True)
@@ -367,22 +379,15 @@ class GptInteractionForm(FormBase):
         tags = self.add_field("tags", "&Tags", QLineEdit(self), tags_field("tags"), "Comma-separated tags")
         tags.setPlaceholderText("improvement, billing")
 
-    def bind(self, gpt_memory: Any | None, runner: TaskRunner | None) -> None:
-        self._memory, self._runner = gpt_memory, runner
-        self._set_ready(self._is_bound(), "The service is not running")
-
-    def _is_bound(self) -> bool:
-        return self._memory is not None and self._runner is not None
-
     def _prepare(self, values: dict[str, Any]):
-        return self._memory.log_interaction, (values["prompt"], values["response"], values["tags"])
+        return self._client.log_interaction, (values["prompt"], values["response"], values["tags"])
 
-    def _describe(self, version: Any) -> str:
-        return f"Logged the interaction (version {version})."
+    def _describe(self, memory_id: Any) -> str:
+        return f"Logged the interaction (memory entry #{memory_id})."
 
 
 class PredictForm(FormBase):
-    """Ask the main engine for the success probability of a pathway.
+    """Ask the main engine for the success probability of a pathway (``client.predict``).
 
     A result that arrives after a field changed is not shown (it would
     describe other inputs); the operator is asked to predict again.
@@ -392,12 +397,14 @@ class PredictForm(FormBase):
     busy_text = "Predicting…"
     prefix = "predict"
 
+    title = "Predict"
     FIELDS = ("frequency", "exec_time", "roi", "myelination", "actions")
+    unbound_reason = "No learning engine yet"
+    field_aliases = {"freq": "frequency"}  # the engine's name for it
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("predictForm")
-        self._engine: Any | None = None
         self._generation = 0
         self._submitted_generation = -1
         self.last_probability: float | None = None
@@ -426,13 +433,6 @@ class PredictForm(FormBase):
         layout.insertWidget(layout.count() - 1, self.result_label)
         layout.insertWidget(layout.count() - 1, self.result_bar)
 
-    def bind(self, engine: Any | None, runner: TaskRunner | None) -> None:
-        self._engine, self._runner = engine, runner
-        self._set_ready(self._is_bound(), "No learning engine yet")
-
-    def _is_bound(self) -> bool:
-        return self._engine is not None and self._runner is not None
-
     @Slot()
     def _inputs_changed(self) -> None:
         self._generation += 1
@@ -444,19 +444,18 @@ class PredictForm(FormBase):
     def _prepare(self, values: dict[str, Any]):
         self._submitted_generation = self._generation
         args = tuple(values[name] for name in self.FIELDS)
-        return self._engine.predict_success, args
+        return self._client.predict, args
 
-    def _done(self, result: Any) -> None:
+    def _done(self, result: Prediction) -> None:
         if self._submitted_generation != self._generation:
             self._finish()
             self.status.show_message("Inputs changed while predicting: press Predict again.", "plain")
             return
-        probability = float(result)
+        probability = float(result.probability)
         self.last_probability = probability
         self.result_label.setText(f"Probability of success: {100 * probability:.1f} %")
         self.result_bar.setValue(round(1000 * probability))
         super()._done(result)
 
-    def _describe(self, result: Any) -> str:
-        model = getattr(self._engine, "model_name", None)
-        return f"Predicted by the {model} model." if model else "Predicted."
+    def _describe(self, result: Prediction) -> str:
+        return f"Predicted by the {result.model} model." if result.model else "Predicted."

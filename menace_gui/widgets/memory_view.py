@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtCore import QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -20,8 +19,10 @@ from PySide6.QtWidgets import (
 )
 
 from menace import events
+from menace.client import MenaceClient
+from menace.events import Event
 
-from ..bridge import BusEvent
+from ..panels import Area, PanelDefaults, restore_splitter, save_splitter
 from ..task_runner import TaskRunner
 from .table_models import RecordTableModel, format_time, read_only_table
 
@@ -53,13 +54,16 @@ MEMORY_COLUMNS = (
 )
 
 
-class MemoryView(QWidget):
+class MemoryView(PanelDefaults, QWidget):
     """Search box, table of entries and the full text of the selected one."""
+
+    title = "Memory"
+    area = Area.VIEWS
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("memoryView")
-        self._memory: Any | None = None
+        self._client: MenaceClient | None = None
         self._runner: TaskRunner | None = None
         self._generation = 0
         self.model = RecordTableModel(MEMORY_COLUMNS, self)
@@ -113,29 +117,31 @@ class MemoryView(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.splitter, 1)
 
-    def bind(self, memory: Any | None, runner: TaskRunner | None) -> None:
-        self._memory, self._runner = memory, runner
-        self.search_edit.setEnabled(memory is not None)
-        if memory is None:
+    def bind(self, client: MenaceClient | None, runner: TaskRunner | None) -> None:
+        """Search through ``client`` (``None``: keep the entries shown, stop searching)."""
+        self._client, self._runner = client, runner
+        self.search_edit.setEnabled(client is not None)
+        if client is None:
             self._reload_timer.stop()
             self._search_timer.stop()
-            self.model.set_records([])
         else:
             self.refresh()
+
+    def save_state(self, settings: QSettings) -> None:
+        save_splitter(settings, self.splitter)
+
+    def restore_state(self, settings: QSettings) -> None:
+        restore_splitter(settings, self.splitter)
 
     @Slot()
     def refresh(self) -> None:
         """Search (or list the newest) in the worker; only the latest answer is shown."""
-        if self._memory is None or self._runner is None or self._runner.closed:
+        if self._client is None or self._runner is None or self._runner.closed:
             return
         self._generation += 1
-        generation, memory, text = self._generation, self._memory, self.search_edit.text().strip()
-
-        def load():
-            return memory.search(text, limit=MAX_ENTRIES) if text else memory.latest(MAX_ENTRIES)
-
+        generation, text = self._generation, self.search_edit.text().strip()
         self._runner.submit(
-            load,
+            self._client.memory, text, MAX_ENTRIES,
             on_done=lambda entries: self._loaded(generation, text, entries),
             on_error=lambda exc: self.count_label.setText(f"search failed: {exc}"),
         )
@@ -148,8 +154,8 @@ class MemoryView(QWidget):
         self.count_label.setText(what)
 
     @Slot(list)
-    def handle_events(self, batch: Iterable[BusEvent]) -> None:
-        if self._memory is not None and not self._reload_timer.isActive():
+    def handle_events(self, batch: Iterable[Event]) -> None:
+        if self._client is not None and not self._reload_timer.isActive():
             if any(e.topic == events.MEMORY_NEW for e in batch):
                 self._reload_timer.start()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (
@@ -17,8 +16,10 @@ from PySide6.QtWidgets import (
 )
 
 from menace import events
+from menace.client import MenaceClient
+from menace.events import Event
 
-from ..bridge import BusEvent
+from ..panels import Area, PanelDefaults
 from ..task_runner import TaskRunner
 from .table_models import RecordTableModel, format_time, read_only_table
 
@@ -44,13 +45,16 @@ PATHWAY_COLUMNS = (
 )
 
 
-class PathwayTable(QWidget):
+class PathwayTable(PanelDefaults, QWidget):
     """Every pathway with its aggregates; click a header to sort."""
+
+    title = "Pathways"
+    area = Area.VIEWS
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("pathwayTable")
-        self._db: Any | None = None
+        self._client: MenaceClient | None = None
         self._runner: TaskRunner | None = None
         self._loading = False
         self._again = False
@@ -97,27 +101,25 @@ class PathwayTable(QWidget):
         layout.addWidget(self.view, 1)
         self._show_count()
 
-    def bind(self, pathway_db: Any | None, runner: TaskRunner | None) -> None:
-        self._db, self._runner = pathway_db, runner
-        self.refresh_button.setEnabled(pathway_db is not None)
-        if pathway_db is None:
+    def bind(self, client: MenaceClient | None, runner: TaskRunner | None) -> None:
+        """Load from ``client`` (``None``: keep the rows shown, stop reloading)."""
+        self._client, self._runner = client, runner
+        self.refresh_button.setEnabled(client is not None)
+        if client is None:
             self._reload_timer.stop()
-            self.model.set_records([])
-            self._show_count()
         else:
             self.refresh()
 
     @Slot()
     def refresh(self) -> None:
         """Reload in the worker; a reload asked for while one runs happens after it."""
-        if self._db is None or self._runner is None or self._runner.closed:
+        if self._client is None or self._runner is None or self._runner.closed:
             return
         if self._loading:
             self._again = True
             return
         self._loading = True
-        db = self._db
-        self._runner.submit(lambda: db.pathways(limit=MAX_PATHWAYS), on_done=self._loaded, on_error=self._failed)
+        self._runner.submit(self._client.pathways, MAX_PATHWAYS, on_done=self._loaded, on_error=self._failed)
 
     def _loaded(self, pathways: list) -> None:
         self._loading = False
@@ -136,7 +138,7 @@ class PathwayTable(QWidget):
         self.count_label.setText(f"{n:,} pathways" + (" (first shown)" if n >= MAX_PATHWAYS else ""))
 
     @Slot(list)
-    def handle_events(self, batch: Iterable[BusEvent]) -> None:
-        if self._db is not None and not self._reload_timer.isActive():
+    def handle_events(self, batch: Iterable[Event]) -> None:
+        if self._client is not None and not self._reload_timer.isActive():
             if any(e.topic == events.PATHWAY_NEW for e in batch):
                 self._reload_timer.start()

@@ -14,10 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PySide6.QtWidgets import QComboBox, QLineEdit, QPlainTextEdit
 
-from menace.gpt_memory import GPTMemory
-from menace.learning_engine import LearningEngine
-from menace.menace_memory_manager import MenaceMemoryManager
-from menace.neuroplasticity import PathwayDB
+from menace.local_client import LocalClient
+from menace.self_learning_service import run_background
 from menace_gui.task_runner import TaskRunner
 from menace_gui.widgets.forms import GptInteractionForm, PathwayForm, PredictForm
 
@@ -39,14 +37,16 @@ numbers = st.one_of(
 
 
 @pytest.fixture
-def stack(tmp_path):
-    pdb = PathwayDB(tmp_path / "pathways.db")
-    mm = MenaceMemoryManager(tmp_path / "mem.db")
+def stack(data_dir):
+    """The real stack, its LocalClient (what the forms submit through) and a task runner."""
+    start, stop = run_background(data_dir=data_dir, metrics_port=0, watch_runs=False)
+    running = start()
+    client = LocalClient(running)
     runner = TaskRunner()
-    yield pdb, mm, runner
+    yield running, client, runner
     runner.shutdown()
-    pdb.close()
-    mm.close()
+    client.close()
+    stop()
 
 
 def fill(form, values: dict[str, object]) -> None:
@@ -76,14 +76,15 @@ def submit_and_wait(qtbot, form) -> bool | None:
 
 
 def shown_messages(form) -> list[str]:
-    return [form.error_text(n) for n in form._fields] + [form.status.text()]
+    return [form.error_text(n) for n in form.field_names()] + [form.status.text()]
 
 
 def pathway_form_property(qtbot, stack, profile):
-    pdb, _mm, runner = stack
+    running, client, runner = stack
+    pdb = running.pathway_db
     form = PathwayForm()
     qtbot.addWidget(form)
-    form.bind(pdb, runner)
+    form.bind(client, runner)
 
     @PROFILES[profile]
     @given(actions=texts, inputs=texts, exec_time=numbers, roi=numbers, outcome=st.integers(0, 2))
@@ -101,10 +102,11 @@ def pathway_form_property(qtbot, stack, profile):
 
 
 def gpt_form_property(qtbot, stack, profile):
-    _pdb, mm, runner = stack
+    running, client, runner = stack
+    mm = running.memory
     form = GptInteractionForm()
     qtbot.addWidget(form)
-    form.bind(GPTMemory(mm), runner)
+    form.bind(client, runner)
 
     @PROFILES[profile]
     @given(prompt=texts, response=texts, tags=texts)
@@ -121,10 +123,11 @@ def gpt_form_property(qtbot, stack, profile):
 
 
 def predict_form_property(qtbot, stack, profile):
-    pdb, mm, runner = stack
+    running, client, runner = stack
+    pdb = running.pathway_db
     form = PredictForm()
     qtbot.addWidget(form)
-    form.bind(LearningEngine(pdb, mm), runner)
+    form.bind(client, runner)
 
     @PROFILES[profile]
     @given(frequency=numbers, exec_time=numbers, roi=numbers, myelination=numbers, actions=texts)

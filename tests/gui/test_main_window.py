@@ -5,17 +5,16 @@ from __future__ import annotations
 import threading
 import time
 
-from conftest import open_window
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit, QPlainTextEdit, QPushButton, QWidget
 
 from menace import events
-from menace_gui.bridge import BusEvent
+from menace.events import Event
 from menace_gui.widgets.event_log import EventLogModel
 
 
 def rows_of(window, topic: str) -> list[dict]:
-    model = window.event_log.model
+    model = window.panel("eventLog").model
     return [model.row_at(i).payload for i in range(model.rowCount()) if model.row_at(i).topic == topic]
 
 
@@ -32,38 +31,38 @@ def fill(form, **values) -> None:
 
 def test_log_pathway_through_form_shows_its_event(qtbot, shared_window):
     window = shared_window
-    form = window.pathway_form
+    form = window.panel("pathwayForm")
     fill(form, actions="gui->form->pathway", inputs="in", outputs="out", exec_time="1.25",
          resources="cpu", outcome="PARTIAL_SUCCESS", roi="0.8")
     with qtbot.waitSignal(form.succeeded, timeout=5000) as result:
         qtbot.mouseClick(form.submit_button, Qt.MouseButton.LeftButton)
-    pathway_id = result.args[0]
+    pathway_id = result.args[0].pathway_id
     qtbot.waitUntil(lambda: any(p["actions"] == "gui->form->pathway" for p in rows_of(window, events.PATHWAY_NEW)))
     payload = [p for p in rows_of(window, events.PATHWAY_NEW) if p["actions"] == "gui->form->pathway"][-1]
     assert payload["pathway_id"] == pathway_id
     assert payload["outcome"] == "PARTIAL_SUCCESS" and payload["exec_time"] == 1.25
-    assert window.stack.pathway_db.find("gui->form->pathway").frequency == 1
+    assert window.source.stack.pathway_db.find("gui->form->pathway").frequency == 1
     assert "pathway #" in form.status.text()
 
 
 def test_gpt_interaction_through_form_shows_memory_event(qtbot, shared_window):
     window = shared_window
-    form = window.gpt_form
+    form = window.panel("gptForm")
     fill(form, prompt="How to speed up the nightly job?", response="Cache the embeddings.", tags="improvement, perf")
     with qtbot.waitSignal(form.succeeded, timeout=5000):
         form.submit()
     qtbot.waitUntil(lambda: any(p["key"] == "gpt:improvement" for p in rows_of(window, events.MEMORY_NEW)))
     payload = [p for p in rows_of(window, events.MEMORY_NEW) if p["key"] == "gpt:improvement"][-1]
     assert set(payload["tags"]) >= {"gpt", "improvement", "perf"}
-    found = window.stack.gpt_memory.search("embeddings")
+    found = window.source.stack.gpt_memory.search("embeddings")
     assert found and found[0].response == "Cache the embeddings."
 
 
 def test_invalid_input_shows_errors_and_writes_nothing(qtbot, shared_window):
     window = shared_window
-    db = window.stack.pathway_db
-    runs_before, seen_before = db.count_runs(), window.event_log.seen
-    form = window.pathway_form
+    db = window.source.stack.pathway_db
+    runs_before, seen_before = db.count_runs(), window.panel("eventLog").seen
+    form = window.panel("pathwayForm")
     fill(form, actions="   ", exec_time="-2", roi="lots", outcome="SUCCESS")
     with qtbot.waitSignal(form.failed, timeout=2000):
         qtbot.mouseClick(form.submit_button, Qt.MouseButton.LeftButton)
@@ -76,27 +75,27 @@ def test_invalid_input_shows_errors_and_writes_nothing(qtbot, shared_window):
     form.editor("exec_time").setText("2")
     assert form.error_text("exec_time") == ""
 
-    gpt = window.gpt_form
+    gpt = window.panel("gptForm")
     fill(gpt, prompt="", response="orphan answer", tags="bad tag")
     assert not gpt.submit()
     assert "empty" in gpt.error_text("prompt") and "space" in gpt.error_text("tags")
 
     qtbot.wait(150)  # two bridge drains: any event would have arrived
     assert db.count_runs() == runs_before
-    assert window.event_log.seen == seen_before
-    assert not window.pathway_form.is_busy()
+    assert window.panel("eventLog").seen == seen_before
+    assert not window.panel("pathwayForm").is_busy()
 
 
 def test_prediction_shows_probability(qtbot, shared_window):
     window = shared_window
-    controls = window.job_controls
-    if controls.request("train") is not None:
-        qtbot.waitUntil(lambda: not controls.active, timeout=20_000)
-    form = window.predict_form
+    controls = window.panel("jobControls")
+    if controls.request("train"):
+        qtbot.waitUntil(controls.is_idle, timeout=20_000)
+    form = window.panel("predictForm")
     fill(form, frequency="4", exec_time="1.5", roi="1.2", myelination="2.0", actions="step1->check->store")
     with qtbot.waitSignal(form.succeeded, timeout=10_000) as result:
         form.submit()
-    probability = result.args[0]
+    probability = result.args[0].probability
     assert 0.0 <= probability <= 1.0
     assert form.result_label.text() == f"Probability of success: {100 * probability:.1f} %"
     # Changing an input withdraws the stale answer.
@@ -106,42 +105,43 @@ def test_prediction_shows_probability(qtbot, shared_window):
 
 def test_retrain_then_evaluate_adds_a_chart_point(qtbot, shared_window):
     window = shared_window
-    controls = window.job_controls
+    controls = window.panel("jobControls")
     retrain, evaluate = window.findChild(QWidget, "retrainButton"), window.findChild(QWidget, "evaluateButton")
-    points = window.score_chart.point_count()
+    points = window.panel("scoresPanel").chart.point_count()
     qtbot.mouseClick(retrain, Qt.MouseButton.LeftButton)
     assert not retrain.isEnabled()  # disabled while its job is queued or running
-    qtbot.waitUntil(lambda: not controls.active, timeout=20_000)
+    qtbot.waitUntil(controls.is_idle, timeout=20_000)
     assert "trained" in controls.results["train"]
     assert retrain.isEnabled()
     with qtbot.waitSignal(controls.jobFinished, timeout=20_000) as finished:
         qtbot.mouseClick(evaluate, Qt.MouseButton.LeftButton)
     assert finished.args[2] == events.LEARNING_EVALUATED
-    qtbot.waitUntil(lambda: window.score_chart.point_count() == points + 1)
-    ts, cv, holdout = window.score_chart.points()[-1]
+    qtbot.waitUntil(lambda: window.panel("scoresPanel").chart.point_count() == points + 1)
+    ts, cv, holdout = window.panel("scoresPanel").chart.points()[-1]
     assert 0 <= cv <= 1 and 0 <= holdout <= 1
-    assert "CV" in window.score_chart.hover_text_at(ts)
+    assert "CV" in window.panel("scoresPanel").chart.hover_text_at(ts)
     assert "last scores: CV" in window.status.scores_label.text()
 
 
 def test_auto_train_can_be_cancelled_or_finishes(qtbot, shared_window):
     window = shared_window
-    controls = window.job_controls
-    job_id = controls.request("auto_train")
-    assert job_id is not None and controls.is_running("auto_train")
+    controls = window.panel("jobControls")
+    queued, finished = [], []
+    controls.jobQueued.connect(lambda kind, job_id: queued.append(job_id))
+    controls.jobFinished.connect(lambda kind, job_id, topic, payload: finished.append((job_id, topic)))
+    assert controls.request("auto_train") and controls.is_running("auto_train")
     assert controls.cancel_action.isEnabled()
-    controls.cancel_all()
-    with qtbot.waitSignal(controls.jobFinished, timeout=30_000) as finished:
-        pass
-    assert finished.args[1] == job_id
-    assert finished.args[2] in (events.LEARNING_CANCELLED, events.LEARNING_TRAINED)
+    controls.cancel_all()  # before its id is back: cancelled as soon as it is
+    qtbot.waitUntil(lambda: bool(finished), timeout=30_000)
+    assert [job_id for job_id, _ in finished] == queued
+    assert finished[0][1] in (events.LEARNING_CANCELLED, events.LEARNING_TRAINED)
     assert controls.actions["auto_train"].isEnabled()
 
 
 def test_pause_keeps_events(qtbot, shared_window):
     window = shared_window
-    log = window.event_log
-    bus = window.stack.bus
+    log = window.panel("eventLog")
+    bus = window.source.stack.bus
     log.set_paused(True)
     shown, seen = log.shown, log.seen
     for i in range(25):
@@ -158,8 +158,8 @@ def test_pause_keeps_events(qtbot, shared_window):
 
 def test_topic_and_text_filter_and_payload_detail(qtbot, shared_window):
     window = shared_window
-    log = window.event_log
-    window.stack.bus.publish("test:filter", {"needle": "haystack-42", "ts": time.time()})
+    log = window.panel("eventLog")
+    window.source.stack.bus.publish("test:filter", {"needle": "haystack-42", "ts": time.time()})
     qtbot.waitUntil(lambda: bool(rows_of(window, "test:filter")))
     log.topic_filter.setCurrentIndex(log.topic_filter.findData("test:filter"))
     assert log.proxy.rowCount() == 1
@@ -176,7 +176,7 @@ def test_topic_and_text_filter_and_payload_detail(qtbot, shared_window):
 
 def test_flood_of_20000_events_keeps_window_responsive_and_count_exact(qtbot, shared_window):
     window = shared_window
-    log, bus = window.event_log, window.stack.bus
+    log, bus = window.panel("eventLog"), window.source.stack.bus
     seen = log.seen
     lateness: list[float] = []
     last = [time.perf_counter()]
@@ -245,35 +245,35 @@ def test_event_log_model_passes_qtmodeltester(qtmodeltester):
     model = EventLogModel(max_rows=50)
     qtmodeltester.check(model)
     for start in range(0, 140, 35):  # fills, then evicts the oldest rows
-        model.append_events([BusEvent(time.time(), "test:model", {"i": i}) for i in range(start, start + 35)])
+        model.append_events([Event(i + 1, time.time(), "test:model", {"i": i}) for i in range(start, start + 35)])
     qtmodeltester.check(model)
     assert model.rowCount() == 50 and model.row_at(49).payload == {"i": 139}
     assert model.row_at(0).number == 91
 
 
-def test_close_stops_the_stack_and_leaves_no_threads(qtbot, tmp_path, capfd):
+def test_close_stops_the_stack_and_leaves_no_threads(open_window, capfd):
     before = {t.ident for t in threading.enumerate()}
-    window = open_window(qtbot, tmp_path / "data", tmp_path / "gui.ini")
-    window.job_controls.request("evaluate")  # closing while a job is queued must still be clean
+    window = open_window()
+    window.panel("jobControls").request("evaluate")  # closing while a job is queued must still be clean
     window.close()
-    assert not window.service.isRunning()
-    assert window.service.state == "stopped"
+    assert not window.source.isRunning()
+    assert window.source.state == "stopped"
     leftover = [t.name for t in threading.enumerate()
                 if t.ident not in before and t.is_alive() and not isinstance(t, threading._DummyThread)]
     assert leftover == []
     assert "QThread: Destroyed while thread is still running" not in capfd.readouterr().err
 
 
-def test_crash_of_the_stack_is_shown(qtbot, tmp_path):
-    window = open_window(qtbot, tmp_path / "data", tmp_path / "gui.ini")
-    window.stack.coordinator.stop()  # behind the window's back: learning has stopped
+def test_crash_of_the_stack_is_shown(qtbot, open_window):
+    window = open_window()
+    window.source.stack.coordinator.stop()  # behind the window's back: learning has stopped
     qtbot.waitUntil(lambda: "crashed" in window.banner.text(), timeout=5000)
-    assert window.banner.isVisible() and window.service.state == "crashed"
+    assert window.banner.isVisible() and window.source.state == "crashed"
     assert "crashed" in window.status.state_label.text()
-    assert not window.pathway_form.submit_button.isEnabled()
-    assert not window.job_controls.actions["train"].isEnabled()
+    assert not window.panel("pathwayForm").submit_button.isEnabled()
+    assert not window.panel("jobControls").actions["train"].isEnabled()
     window.close()
-    assert not window.service.isRunning()
+    assert not window.source.isRunning()
 
 
 READ_BACK = """
@@ -286,7 +286,7 @@ window = MainWindow(None, QSettings(sys.argv[1], QSettings.Format.IniFormat))
 window.show()
 app.processEvents()
 print(window.view_tabs.currentIndex(), window.size().width(), window.main_splitter.sizes()[0],
-      window.event_log.follow_check.isChecked())
+      window.panel("eventLog").follow_check.isChecked())
 window.close()
 """
 
@@ -308,7 +308,7 @@ def test_geometry_splitters_and_tabs_persist_across_processes(qtbot, tmp_path):
     qtbot.waitExposed(window)
     window.main_splitter.setSizes([300, 400])
     window.view_tabs.setCurrentIndex(2)
-    window.event_log.follow_check.setChecked(False)
+    window.panel("eventLog").follow_check.setChecked(False)
     width, left = window.width(), window.main_splitter.sizes()[0]
     window.close()
     out = subprocess.run(
@@ -329,13 +329,13 @@ def test_main_actions_have_distinct_shortcuts_and_work_from_the_keyboard(qtbot, 
     window.raise_()
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=3000)
-    log = window.event_log
+    log = window.panel("eventLog")
     log.view.setFocus()
     qtbot.keyClick(log.view, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
     assert log.is_paused()
     qtbot.keyClick(log.view, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
     assert not log.is_paused()
-    with qtbot.waitSignal(window.job_controls.jobFinished, timeout=20_000) as finished:
+    with qtbot.waitSignal(window.panel("jobControls").jobFinished, timeout=20_000) as finished:
         qtbot.keyClick(log.view, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
     assert finished.args[0] == "evaluate"
 
@@ -360,6 +360,6 @@ def test_a_stack_that_fails_to_start_is_shown(qtbot, tmp_path):
     # The thread's state changes first; the window hears of it through a queued signal.
     qtbot.waitUntil(lambda: "8001 is already in use" in window.banner.text(), timeout=5000)
     assert window.banner.isVisible() and service.state == "crashed"
-    assert not window.job_controls.actions["evaluate"].isEnabled()
+    assert not window.panel("jobControls").actions["evaluate"].isEnabled()
     window.close()
     assert not service.isRunning()
