@@ -13,6 +13,7 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from .errors import FieldError
 from .validation import check_number, check_positive_int, check_text, expand_path
 
 #: File names inside a data directory.
@@ -86,7 +87,7 @@ class Settings:
         self.metrics_addr = check_text("metrics_addr", self.metrics_addr, allow_empty=False, max_len=255)
         check_positive_int("metrics_port", self.metrics_port, minimum=0)
         if self.metrics_port > 65535:
-            raise ValueError(f"metrics_port must be <= 65535, got {self.metrics_port}")
+            raise FieldError("metrics_port", f"metrics_port must be <= 65535, got {self.metrics_port}")
 
     def path(self, name: str) -> Path:
         return self.data_dir / name

@@ -137,19 +137,8 @@ class LocalClient:
                 f"{unknown[0]} is not a field of a run (unknown: {', '.join(unknown)}; "
                 f"valid: {', '.join(RUN_FIELDS)})",
             )
-        record = PathwayRecord(**run)
-        with self._capturing() as announced:
-            pathway_id = self._stack.pathway_db.log(record)
-        for topic, payload in announced:
-            if (
-                topic == events.PATHWAY_NEW
-                and payload.get("pathway_id") == pathway_id
-                and payload.get("ts") == record.ts
-            ):
-                return LoggedRun(run_id=int(payload["run_id"]), pathway_id=int(pathway_id))
-        raise RuntimeError(
-            f"the run of pathway #{pathway_id} was stored but {events.PATHWAY_NEW} did not announce it"
-        )
+        (logged,) = self._stack.pathway_db.log_runs([PathwayRecord(**run)])
+        return logged
 
     def log_interaction(self, prompt: str, response: str, tags: Sequence[str] = ()) -> int:
         with self._capturing() as announced:

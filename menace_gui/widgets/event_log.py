@@ -134,21 +134,24 @@ class EventLogModel(QAbstractTableModel):
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.COLUMNS)
 
+    def _display(self, row: LogRow, column: int) -> str | None:
+        if column == self.NUMBER:
+            return str(row.number)
+        if column == self.TIME:
+            return _time_text(row.ts)
+        if column == self.TOPIC:
+            return row.topic
+        if column == self.SUMMARY:
+            return row.summary
+        return None
+
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
         row = self._rows[index.row()]
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            if column == self.NUMBER:
-                return str(row.number)
-            if column == self.TIME:
-                return _time_text(row.ts)
-            if column == self.TOPIC:
-                return row.topic
-            if column == self.SUMMARY:
-                return row.summary
-            return None
+            return self._display(row, column)
         if role == Qt.ItemDataRole.ToolTipRole and column == self.SUMMARY:
             return row.summary
         if role == Qt.ItemDataRole.TextAlignmentRole and column == self.NUMBER:
@@ -235,6 +238,14 @@ class EventLogWidget(PanelDefaults, QWidget):
         self.proxy = EventFilterProxy(self)
         self.proxy.setSourceModel(self.model)
 
+        self._build_filters()
+        self._build_actions()
+        self._build_view()
+        self._build_layout()
+        self._update_count()
+
+    # -- construction ----------------------------------------------------------
+    def _build_filters(self) -> None:
         self.topic_filter = QComboBox(self)
         self.topic_filter.setObjectName("eventTopicFilter")
         self.topic_filter.setToolTip("Show only events of one topic")
@@ -249,6 +260,7 @@ class EventLogWidget(PanelDefaults, QWidget):
         self.text_filter.setClearButtonEnabled(True)
         self.text_filter.textChanged.connect(self.proxy.set_text)
 
+    def _build_actions(self) -> None:
         self.pause_action = QAction("&Pause log", self)
         self.pause_action.setObjectName("pauseLogAction")
         self.pause_action.setCheckable(True)
@@ -284,15 +296,7 @@ class EventLogWidget(PanelDefaults, QWidget):
         self.count_label.setObjectName("eventCountLabel")
         self.count_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        controls = QHBoxLayout()
-        controls.setContentsMargins(0, 0, 0, 0)
-        controls.addWidget(self.topic_filter)
-        controls.addWidget(self.text_filter, 1)
-        controls.addWidget(self.pause_button)
-        controls.addWidget(self.clear_button)
-        controls.addWidget(self.follow_check)
-        controls.addWidget(self.count_label)
-
+    def _build_view(self) -> None:
         self.view = QTableView(self)
         self.view.setObjectName("eventLogView")
         self.view.setModel(self.proxy)
@@ -330,11 +334,20 @@ class EventLogWidget(PanelDefaults, QWidget):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([700, 300])
 
+    def _build_layout(self) -> None:
+        controls = QHBoxLayout()
+        controls.setContentsMargins(0, 0, 0, 0)
+        controls.addWidget(self.topic_filter)
+        controls.addWidget(self.text_filter, 1)
+        controls.addWidget(self.pause_button)
+        controls.addWidget(self.clear_button)
+        controls.addWidget(self.follow_check)
+        controls.addWidget(self.count_label)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
         layout.addWidget(self.splitter, 1)
-        self._update_count()
 
     # -- properties ----------------------------------------------------------
     @property

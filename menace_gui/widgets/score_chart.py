@@ -94,6 +94,18 @@ class ScoreChart(QWidget):
         self.empty_label = pg.TextItem("No evaluations yet: press Evaluate (Ctrl+E)", anchor=(0.5, 0.5))
         item.addItem(self.empty_label, ignoreBounds=True)
 
+        buttons = self._build_export_row()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot, 1)
+        layout.addLayout(buttons)
+        self.apply_palette(self.palette())
+        self._redraw()
+
+    # -- data ----------------------------------------------------------------
+
+    def _build_export_row(self) -> QHBoxLayout:
+        """The export actions and the summary line under the chart."""
         self.export_png_action = QAction("Export chart as &PNG…", self)
         self.export_png_action.setObjectName("exportPngAction")
         self.export_png_action.setShortcut(QKeySequence("Ctrl+Shift+P"))
@@ -113,15 +125,8 @@ class ScoreChart(QWidget):
             button.setDefaultAction(action)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             buttons.addWidget(button)
+        return buttons
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.plot, 1)
-        layout.addLayout(buttons)
-        self.apply_palette(self.palette())
-        self._redraw()
-
-    # -- data ----------------------------------------------------------------
     def point_count(self) -> int:
         return len(self._ts)
 
