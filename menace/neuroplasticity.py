@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 from . import events
 from .errors import FieldError
 from .labels import Outcome, label_of
+from .run_ledger import RunLedger
 from .storage import SQLiteStore, escape_like, write_transaction
 from .validation import check_number, check_positive_int, check_text
 
@@ -391,6 +392,8 @@ class PathwayDB(SQLiteStore):
         self._folded = 0  # runs through this id are folded (as last seen)
         self._tail: _Tail | None = None
         self._prev: tuple[int, float] | None = None  # (pathway id, ts) of run _seen
+        # Runs this object wrote, noted before each commit (see logged_here).
+        self._logged = RunLedger(what="runs logged by this PathwayDB")
         super().__init__(path)
         # Reused on every log (a new cursor per statement costs ~5% of a log).
         self._transaction = write_transaction(self._conn)
@@ -449,6 +452,10 @@ class PathwayDB(SQLiteStore):
                     payloads = []
                     for record in records:  # a loop: a comprehension is one more call per log
                         payloads.append(self._insert(conn, record))
+                    # Noted before the commit, so a watcher never sees one of these runs
+                    # committed yet unknown as ours (a rolled-back id noted costs only a wait).
+                    if payloads:
+                        self._logged.add_range(payloads[0]["run_id"], payloads[-1]["run_id"])
                     if self._seen - self._folded >= FOLD_EVERY:
                         self._fold(conn, when_due=True)
             except BaseException:
@@ -795,6 +802,10 @@ class PathwayDB(SQLiteStore):
 
     def count_pathways(self) -> int:
         return self._read("SELECT COUNT(*) FROM pathways")[0][0]
+
+    def logged_here(self, run_id: int) -> bool:
+        """Whether this object wrote run ``run_id`` (then it publishes ``pathway:new`` itself)."""
+        return run_id in self._logged
 
     def newest_run_id(self) -> int:
         """The id of the newest run (0 when there is none)."""

@@ -38,6 +38,10 @@ class PathwayStore(Protocol):
         """The id of the newest run (0 when empty)."""
         ...
 
+    def logged_here(self, run_id: int) -> bool:
+        """Whether this store object wrote the run (and so publishes its event itself)."""
+        ...
+
     def find(self, actions: str) -> Any | None:
         """The ``Pathway`` with exactly these actions, or ``None``."""
         ...

@@ -64,6 +64,16 @@ class RunLedger:
         with self._lock:
             self._add(run_id)
 
+    def add_range(self, first: int, last: int) -> None:
+        """Add every id from ``first`` to ``last``; cheap when it extends the newest range."""
+        with self._lock:
+            lasts = self._lasts
+            if lasts and lasts[-1] + 1 == first:
+                lasts[-1] = max(lasts[-1], last)
+                return
+            for run_id in range(first, last + 1):
+                self._add(run_id)
+
     def add_all(self, run_ids: Iterable[int]) -> None:
         with self._lock:
             for run_id in run_ids:

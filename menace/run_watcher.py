@@ -2,15 +2,18 @@
 
 The bus is in-process: a script that logs pathways into the same
 ``pathways.db`` from its own process publishes on its own bus, which the
-service never sees. The watcher closes that gap: every ``interval`` seconds it
-reads the runs committed since its last look and publishes ``pathway:new`` on
-the service's bus for each run that was not already published there, marked
-``"external": true`` (its ``stats`` are the pathway's as read at that moment).
+service never sees. The watcher closes that gap: every ``interval`` seconds
+(50 ms by default: one indexed read when nothing is new) it reads the runs
+committed since its last look and publishes ``pathway:new`` on the service's
+bus for each run that was not already published there, marked
+``"external": true``, in one journal transaction per look
+(``publish_many``). Its ``stats`` are the pathway's just after the run, as the
+run row stores them: the same payload the logging process published.
 
-A run committed in this process is published right after its commit; the
-watcher gives it ``grace`` seconds to appear on the bus before treating it as
-external, and the coordinator skips a run id it has already learned, so a
-late in-process event is never learned twice.
+A run the watched store committed in this process (``logged_here``) is
+published by its logger right after the commit; the watcher waits ``grace``
+seconds for that before publishing it itself. The engine skips a run it has
+already learned, so a late in-process event is never learned twice.
 
 On start it resumes after ``since_run_id`` (the service keeps it in
 ``service_state.json`` across restarts, so runs committed while the service
@@ -34,12 +37,30 @@ logger = logging.getLogger(__name__)
 PAGE = 2000
 
 
-def run_payload(row: dict[str, Any], stats: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``pathway:new`` payload for a stored run (a row of ``PathwayDB.runs()``)."""
+def run_stats(row: dict[str, Any]) -> dict[str, Any]:
+    """The pathway's statistics just after a stored run (each run row carries them)."""
+    freq = row["prior_frequency"] + 1
+    successes = row["successes"]
+    return {
+        "frequency": freq,
+        "success_rate": successes / freq,
+        "avg_exec_time": row["avg_exec_time"],
+        "avg_roi": row["avg_roi"],
+        "myelination_score": successes * row["avg_roi"],
+        "last_activation": row["last_activation"],
+    }
+
+
+def run_payload(row: dict[str, Any], stats: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``pathway:new`` payload for a stored run (a row of ``PathwayDB.runs()``).
+
+    ``stats`` default to the ones the row carries, as the live event had them.
+    """
     return events.pathway_new(
         row["pathway_id"], row["id"], row["ts"], row["actions"], row["inputs"], row["outputs"],
         row["exec_time"], row["resources"], row["outcome"], row["roi"], row["label"],
-        row["prior_frequency"], row["prior_myelination"], stats or {}, external=True,
+        row["prior_frequency"], row["prior_myelination"], stats if stats is not None else run_stats(row),
+        external=True,
     )
 
 
@@ -62,7 +83,7 @@ class RunWatcher:
         bus: Any,
         pathway_db: Any,
         *,
-        interval: float = 0.5,
+        interval: float = 0.05,
         grace: float = 1.0,
         since_run_id: int | None = None,
     ) -> None:
@@ -134,22 +155,32 @@ class RunWatcher:
                 return last
 
     def poll(self, now: float | None = None) -> int:
-        """Look once; returns how many runs were published."""
+        """Look once; returns how many runs were published.
+
+        A run another process committed is published at once. A run this
+        process logged through the watched store is published by its logger
+        right after the commit; only if it is still not seen after ``grace``
+        seconds does the watcher publish it. Runs are published in id order.
+        """
         now = time.monotonic() if now is None else now
         rows = self.pathway_db.runs(since_id=self.last_run_id, limit=PAGE)
-        unseen = {row["id"] for row in rows if row["id"] not in self._announced}
-        for run_id in unseen:
-            self._first_seen.setdefault(run_id, now)
-        published = 0
+        ready: list[dict] = []
+        through = self.last_run_id
         for row in rows:
             run_id = row["id"]
             if run_id not in self._announced:
-                if now - self._first_seen.get(run_id, now) < self.grace:
-                    break  # keep order: later runs wait for this one
-                pathway = self.pathway_db.get(row["pathway_id"])
-                self.bus.publish(events.PATHWAY_NEW, run_payload(row, pathway.stats() if pathway else None))
-                published += 1
+                if self.pathway_db.logged_here(run_id):
+                    first = self._first_seen.setdefault(run_id, now)
+                    if now - first < self.grace:
+                        for later in rows:  # their grace starts now too
+                            if later["id"] > run_id and self.pathway_db.logged_here(later["id"]):
+                                self._first_seen.setdefault(later["id"], now)
+                        break  # keep order: later runs wait for this one
+                ready.append(run_payload(row))
             self._first_seen.pop(run_id, None)
-            self.last_run_id = run_id
-        self.published += published
-        return published
+            through = run_id
+        if ready:
+            self.bus.publish_many(events.PATHWAY_NEW, ready)
+        self.last_run_id = through
+        self.published += len(ready)
+        return len(ready)

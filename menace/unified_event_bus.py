@@ -95,6 +95,15 @@ def _check_mapping(value: dict, topic: str, depth: int) -> None:
         _check_json(item, topic, depth + 1)
 
 
+def _check_batch(topic: Any, payloads: list) -> None:
+    check_text("topic", topic, allow_empty=False, max_len=200)
+    if topic == ALL:
+        raise ValueError("topic '*' is for subscribing; publish to a concrete topic")
+    for i, payload in enumerate(payloads):
+        if not isinstance(payload, dict):
+            raise ValueError(f"payloads[{i}] must be a dict, got {type(payload).__name__}")
+
+
 def _json_key(key: Any) -> bool:
     if isinstance(key, float):
         return _isfinite(key)
@@ -123,6 +132,17 @@ class EventJournal(SQLiteStore):
                 "INSERT INTO events(ts, topic, payload) VALUES (?, ?, ?)", (ts, topic, payload_json)
             )
             return int(cursor.lastrowid)
+
+    def append_many(self, ts: float, topic: str, payloads_json: list[str]) -> list[int]:
+        """Journal several events in one transaction; returns their ids, in order."""
+        with self._write() as conn:
+            ids = []
+            for payload_json in payloads_json:
+                cursor = conn.execute(
+                    "INSERT INTO events(ts, topic, payload) VALUES (?, ?, ?)", (ts, topic, payload_json)
+                )
+                ids.append(int(cursor.lastrowid))
+            return ids
 
     def after(self, event_id: int, limit: int = 1000) -> list[Event]:
         """Up to ``limit`` journaled events with an id above ``event_id``, oldest first."""
@@ -278,6 +298,34 @@ class UnifiedEventBus:
         if self._event_subscribers:
             self._deliver_event(Event(event_id, ts or time.time(), topic, payload))
         return event_id
+
+    def publish_many(self, topic: str, payloads: list[dict[str, Any]]) -> list[int]:
+        """Publish several events of one topic, journaled in one transaction; their ids.
+
+        Every payload is checked first: one bad payload refuses them all
+        (``ValueError``), and nothing is journaled or delivered then.
+        """
+        payloads = list(payloads)
+        if not payloads:
+            return []
+        _check_batch(topic, payloads)
+        if self._journal is not None:
+            try:
+                encoded = [_ENCODER.encode(p) for p in payloads]
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise ValueError(f"a payload for {topic!r} is not JSON-serialisable: {exc}") from None
+            ts = time.time()
+            ids = self._journal.append_many(ts, topic, encoded)
+        else:
+            for payload in payloads:
+                if type(payload) is not CheckedPayload:
+                    _check_json(payload, topic)
+            ts, ids = time.time(), [next(self._ids) for _ in payloads]
+        for event_id, payload in zip(ids, payloads, strict=True):
+            self._deliver(topic, payload)
+            if self._event_subscribers:
+                self._deliver_event(Event(event_id, ts, topic, payload))
+        return ids
 
     def _deliver_event(self, event: Event) -> None:
         for callback in self._event_subscribers:

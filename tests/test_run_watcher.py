@@ -29,25 +29,39 @@ def pathway_events(bus):
     return seen
 
 
-def test_external_runs_are_announced_once_after_the_grace_time(tmp_path, bus, pathway_events):
+def test_external_runs_are_announced_at_once_and_our_own_never_twice(tmp_path, bus, pathway_events):
     ours = PathwayDB(tmp_path / "pathways.db", event_bus=bus)
     theirs = PathwayDB(tmp_path / "pathways.db")  # another process's connection: no bus here
     watcher = RunWatcher(bus, ours, interval=3599, grace=1.0).start()  # polled by hand below
     try:
         ours.log_many(runs(3))
         theirs.log_many(runs(2))
-        assert watcher.poll(now=100.0) == 0  # the external runs get their grace time first
-        assert watcher.poll(now=101.5) == 2
+        assert watcher.poll(now=100.0) == 2  # another process's runs: published at once
         assert watcher.poll(now=103.0) == 0
     finally:
         watcher.stop()
     external = [p for p in pathway_events if p.get("external")]
     assert [p["run_id"] for p in external] == [4, 5]
     assert len(pathway_events) == 5  # the in-process runs were not announced again
+    live = {p["run_id"]: p for p in pathway_events if not p.get("external")}
     assert external[0]["stats"]["frequency"] >= 1 and external[0]["outcome"] in {"SUCCESS", "FAILURE"}
+    assert set(external[0]) == set(live[1]) | {"external"}  # the same payload shape as a live event
     assert watcher.covered_through() == 5
     ours.close()
     theirs.close()
+
+
+def test_a_run_of_ours_whose_event_never_came_is_announced_after_the_grace_time(tmp_path, bus, pathway_events):
+    silent = PathwayDB(tmp_path / "pathways.db")  # logs here, but publishes on no bus
+    watcher = RunWatcher(bus, silent, interval=3599, grace=1.0).start()
+    try:
+        silent.log_many(runs(2))
+        assert watcher.poll(now=100.0) == 0  # ours: its own event should come first
+        assert watcher.poll(now=101.5) == 2  # it did not: the watcher announces them
+    finally:
+        watcher.stop()
+        silent.close()
+    assert [p["run_id"] for p in pathway_events] == [1, 2]
 
 
 def test_watcher_starts_after_the_newest_run_unless_told_where(tmp_path, bus, pathway_events):
@@ -59,8 +73,7 @@ def test_watcher_starts_after_the_newest_run_unless_told_where(tmp_path, bus, pa
     try:
         assert fresh.last_run_id == 4 and resumed.last_run_id == 2
         assert fresh.poll(now=0.0) == 0
-        resumed.poll(now=0.0)
-        assert resumed.poll(now=5.0) == 2
+        assert resumed.poll(now=0.0) == 2
     finally:
         fresh.stop()
         resumed.stop()
