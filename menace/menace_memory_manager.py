@@ -250,9 +250,12 @@ class MenaceMemoryManager(SQLiteStore):
         texts = [check_text(f"texts[{i}]", t) for i, t in enumerate(texts)]
         name = self.embedder.name
         hashes = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-        missing = [h for h in dict.fromkeys(hashes) if h not in self._vector_cache]
-        if missing and len(self._vector_cache) > self.MEMORY_CACHE_LIMIT:
-            self._vector_cache.clear()  # bounded: the disk cache still has them
+        cache = self._vector_cache
+        # Vectors of this call in a local dict: another thread may clear the shared cache meanwhile.
+        found = {h: v for h in dict.fromkeys(hashes) if (v := cache.get(h)) is not None}
+        missing = [h for h in dict.fromkeys(hashes) if h not in found]
+        if missing and len(cache) > self.MEMORY_CACHE_LIMIT:
+            cache.clear()  # bounded: the disk cache still has them
         if missing:
             for start in range(0, len(missing), 500):
                 chunk = missing[start : start + 500]
@@ -261,8 +264,8 @@ class MenaceMemoryManager(SQLiteStore):
                     f"SELECT text_hash, vector FROM embeddings WHERE embedder=? AND text_hash IN ({marks})",
                     (name, *chunk),
                 ):
-                    self._vector_cache[row[0]] = np.frombuffer(row[1], dtype=np.float32)
-            todo = {h: t for h, t in zip(hashes, texts, strict=True) if h not in self._vector_cache}
+                    found[row[0]] = cache[row[0]] = np.frombuffer(row[1], dtype=np.float32)
+            todo = {h: t for h, t in zip(hashes, texts, strict=True) if h not in found}
             if todo:
                 vectors = self.embedder.encode(list(todo.values()))
                 with self._write() as conn:
@@ -271,10 +274,10 @@ class MenaceMemoryManager(SQLiteStore):
                         [(name, h, v.astype(np.float32).tobytes()) for h, v in zip(todo, vectors, strict=True)],
                     )
                 for h, v in zip(todo, vectors, strict=True):
-                    self._vector_cache[h] = v.astype(np.float32)
+                    found[h] = cache[h] = v.astype(np.float32)
         if not texts:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        return np.stack([self._vector_cache[h] for h in hashes])
+        return np.stack([found[h] for h in hashes])
 
     def embedding_cache_size(self) -> int:
         """Embeddings stored on disk for the active embedder."""
