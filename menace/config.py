@@ -28,6 +28,20 @@ EVALUATIONS_FILE = "evaluations.jsonl"
 DEFAULT_MODEL = "logreg"
 DEFAULT_METRICS_ADDR = "127.0.0.1"
 DEFAULT_METRICS_PORT = 8001
+#: Periodic evaluation: after this many examples learned, and/or this often (s) while learning.
+DEFAULT_EVAL_EVERY = 1000
+DEFAULT_EVAL_INTERVAL = 600.0
+#: A periodic evaluation reads at most this many runs (the newest), so it stays seconds long.
+DEFAULT_EVAL_MAX_EXAMPLES = 20_000
+#: Runs in the rolling test-then-train (prequential) figures.
+DEFAULT_PREQUENTIAL_WINDOW = 500
+#: What a drift does: "retrain" on the runs since the change, or "none" (report only).
+DRIFT_POLICIES = ("retrain", "none")
+DEFAULT_DRIFT_POLICY = "retrain"
+#: A drift retrain fits the runs since the change, at least and at most this many.
+DRIFT_RETRAIN_MIN, DRIFT_RETRAIN_MAX = 200, 5000
+#: Least time between two learning:prequential events of one engine, seconds.
+PREQUENTIAL_EVENT_INTERVAL = 0.5
 
 
 def default_data_dir() -> Path:

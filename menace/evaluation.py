@@ -107,6 +107,12 @@ def score(
     """
     train_idx, test_idx = holdout_split(y, test_split, seed)
     X_train, y_train = X[train_idx], y[train_idx]
+    left = np.bincount(np.asarray(y_train, dtype=np.int64), minlength=2)
+    if left.min() < cv:
+        raise ValueError(
+            f"too little data to evaluate with cv={cv}, test_split={test_split}: after the holdout, "
+            f"{int(left[1])} successful and {int(left[0])} unsuccessful runs are left for {cv} folds"
+        )
     steps = cv + 1
     lo, hi = span
 

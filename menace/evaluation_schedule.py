@@ -1,17 +1,21 @@
-"""EvaluationSchedule: when the coordinator evaluates an engine on its own.
+"""When the coordinator evaluates an engine on its own, and the thread that does it.
 
-Every ``every_examples`` examples an engine learned incrementally, and/or
-every ``every_seconds`` seconds while its model keeps changing (0 turns
-each trigger off). At most one evaluation per engine per look; the count
-keeps its remainder, so evaluations stay every N examples whatever the
-batch sizes. Used by the training worker only (one thread).
+:class:`EvaluationSchedule`: every ``every_examples`` examples an engine
+learned incrementally, and/or every ``every_seconds`` seconds while its model
+keeps changing (0 turns each trigger off). At most one evaluation per engine
+per look; the count keeps its remainder, so evaluations stay every N examples
+whatever the batch sizes. Used by the training worker only (one thread).
+
+:class:`PeriodicEvaluator`: the thread the scheduled evaluations run on, so
+that learning never waits for one.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 #: Longest sleep of an idle worker between looks, seconds.
 MAX_IDLE = 0.5
@@ -75,3 +79,80 @@ class EvaluationSchedule:
             default=now + MAX_IDLE,
         )
         return min(MAX_IDLE, max(0.01, due - now))
+
+
+class PeriodicEvaluator:
+    """Runs the scheduled evaluations on their own thread (``menace-evaluator``).
+
+    An evaluation only reads runs and fits fresh models, so it never needs the
+    training worker: learning goes on while it runs. One evaluation at a
+    time; one that comes due while another runs waits, and a newer one due
+    for the same engine replaces it (so at most one waits per engine).
+    """
+
+    THREAD_NAME = "menace-evaluator"
+
+    def __init__(self, evaluate: Callable[[str, str], None]) -> None:
+        self._evaluate = evaluate
+        self._cond = threading.Condition()
+        self._wanted: dict[str, str] = {}  # engine -> trigger, waiting, oldest first
+        self._busy = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.THREAD_NAME, daemon=True)
+        self._thread.start()
+
+    def submit(self, engine: str, trigger: str) -> bool:
+        """Evaluate ``engine`` soon; False if that replaced one still waiting (or when stopping)."""
+        with self._cond:
+            if self._stopping:
+                return False
+            replaced = engine in self._wanted
+            self._wanted[engine] = trigger
+            self._cond.notify_all()
+            return not replaced
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._busy and not self._wanted
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._busy or self._wanted:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(0.5 if remaining is None else min(remaining, 0.5))
+            return True
+
+    def stop(self, timeout: float) -> None:
+        with self._cond:
+            self._stopping = True
+            self._wanted.clear()
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._wanted and not self._stopping:
+                    self._cond.wait(0.5)
+                if self._stopping:
+                    return
+                engine = next(iter(self._wanted))
+                trigger = self._wanted.pop(engine)
+                self._busy = True
+            try:
+                self._evaluate(engine, trigger)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()

@@ -45,7 +45,8 @@ Output topics (the coordinator and the service publish):
     full / auto: runs the new model was fitted on), ``duration_s`` float,
     ``ts`` float, ``job_id`` int or null, plus ``run_ids`` list[int]
     (partial: the runs just learned), ``best`` str and ``scores``
-    dict[str, float] (auto).
+    dict[str, float] (auto), ``reason`` ("drift") for a retrain the drift
+    policy asked for.
 ``learning:evaluated``  ``engine`` str, ``model`` str, ``cv_score`` float,
     ``holdout_score`` float (both in [0, 1]), ``n_examples`` int, ``ts`` float,
     ``duration_s`` float, ``trigger`` ("examples" | "interval" | "manual"),
@@ -61,6 +62,17 @@ Output topics (the coordinator and the service publish):
     str, ``model`` str, ``workflow_id`` int, ``actions`` str, ``pathway_id``
     int or null (the pathway with the same actions, if any),
     ``success_probability`` float in [0, 1], ``ts`` float.
+``learning:prequential``  the live model's test-then-train figures (see
+    :mod:`menace.prequential`), at most a few times a second: ``engine`` str,
+    ``model`` str, ``accuracy`` and ``baseline`` (majority class) over the last
+    ``n_window`` runs learned incrementally, ``log_loss``, ``brier``,
+    ``n_window`` int, ``n_total`` int (runs scored since the model was made),
+    ``accuracy_total``, ``baseline_total``, ``log_loss_total``, ``ts`` float.
+``learning:drift``  the error rate of the live model rose: ``engine`` str,
+    ``model`` str, ``n_examples`` int (runs scored when it was found),
+    ``error_before`` and ``error_after`` (0..1), ``runs_after`` int (runs
+    since the change), ``action`` ("retrain" | "none": the drift policy),
+    ``ts`` float.
 ``service:started`` / ``service:stopped``  ``data_dir`` str, ``model`` str,
     ``metrics_url`` str or null, ``ts`` float.
 """
@@ -315,6 +327,8 @@ LEARNING_ERROR = "learning:error"
 LEARNING_PROGRESS = "learning:progress"
 LEARNING_CANCELLED = "learning:cancelled"
 LEARNING_SCORED = "learning:scored"
+LEARNING_PREQUENTIAL = "learning:prequential"
+LEARNING_DRIFT = "learning:drift"
 SERVICE_STARTED = "service:started"
 SERVICE_STOPPED = "service:stopped"
 
@@ -393,6 +407,27 @@ _SPECS = (
         lambda p: (
             f"{p.get('engine', '')} scored workflow #{p['workflow_id']}: "
             f"p(success)={p['success_probability']:.3f}"
+        ),
+    ),
+    TopicSpec(
+        LEARNING_PREQUENTIAL, Direction.OUTPUT,
+        {"engine": "words", "model": "text", "accuracy": "fraction", "baseline": "fraction",
+         "log_loss": "number", "n_window": "count", "n_total": "count", "ts": "number"},
+        None,
+        lambda p: (
+            f"{p.get('engine', '')} ({p.get('model')}) test-then-train accuracy {p['accuracy']:.3f} "
+            f"vs guessing {p['baseline']:.3f} over {p['n_window']} runs ({p['n_total']} scored)"
+        ),
+        optional={"brier": "fraction", "accuracy_total": "fraction", "baseline_total": "fraction"},
+    ),
+    TopicSpec(
+        LEARNING_DRIFT, Direction.OUTPUT,
+        {"engine": "words", "model": "text", "n_examples": "count", "error_before": "fraction",
+         "error_after": "fraction", "runs_after": "count", "action": "words", "ts": "number"},
+        None,
+        lambda p: (
+            f"{p.get('engine', '')} ({p.get('model')}) drift: error {p['error_before']:.3f} -> "
+            f"{p['error_after']:.3f} over the last {p['runs_after']} runs; {p['action']}"
         ),
     ),
     TopicSpec(

@@ -49,10 +49,12 @@ class JobRunner:
     def evaluate(
         self, name: str, cv: int, test_split: float, job_id: int | None, trigger: str,
         progress: Progress | None = None, cancel: threading.Event | None = None,
+        max_examples: int | None = None,
     ) -> dict:
         engine = self.engines[name]
         start = time.perf_counter()
-        scores = engine.evaluate(cv=cv, test_split=test_split, progress=progress, cancel=cancel)
+        options = {} if max_examples is None else {"max_examples": max_examples}
+        scores = engine.evaluate(cv=cv, test_split=test_split, progress=progress, cancel=cancel, **options)
         self.stats.note_evaluation(name)
         payload = {
             "engine": name,
@@ -131,15 +133,20 @@ class JobRunner:
     def _train(self, job: Job, progress: Progress) -> bool:
         engine = self.engines[job.engine]
         start = time.perf_counter()
-        if not engine.train(progress=progress, cancel=job.cancel_event):
+        recent = job.params.get("recent")
+        options = {} if recent is None else {"recent": recent}
+        if not engine.train(progress=progress, cancel=job.cancel_event, **options):
             raise ValueError("training did not run: not enough labelled runs with both outcomes yet")
         duration = time.perf_counter() - start
         self.stats.note_training(job.engine, "full", duration)
         self.on_model_changed(job.engine)
-        self.publish(events.LEARNING_TRAINED, {
+        payload = {
             "engine": job.engine, "model": engine.model_name, "mode": "full", "examples": int(engine.n_seen),
             "duration_s": duration, "ts": time.time(), "job_id": job.id,
-        })
+        }
+        if job.params.get("reason"):
+            payload["reason"] = job.params["reason"]
+        self.publish(events.LEARNING_TRAINED, payload)
         return True
 
     def _auto_train(self, job: Job, progress: Progress) -> str:

@@ -29,6 +29,7 @@ place, so a prediction sees either the old model or the new one.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -47,6 +48,7 @@ from .features import FEATURE_SETS, SEED_FEATURES, Examples, FeaturePipeline
 from .history import EvaluationHistory
 from .model_store import ModelStore, model_meta
 from .models import ModelFamily, ReplayBuffer, available_models, get_family
+from .prequential import DEFAULT_DELTA, DEFAULT_WINDOW, Drift, DriftMonitor, PrequentialScore
 from .progress import Progress, check_cancel, check_hooks, report, within
 from .protocols import EmbeddingSource, PathwayStore
 from .run_ledger import RunLedger
@@ -59,6 +61,8 @@ __all__ = [
     "LiveModel", "TrainingCancelled",
 ]
 
+#: The model of an engine made with ``model=None`` and no remembered choice.
+DEFAULT_MODEL = "logreg"
 #: What :meth:`LearningEngine.predict_success` answers before any training.
 UNTRAINED_PROBABILITY = 0.5
 #: The engine's ledger of learned runs (the name older code imports).
@@ -104,13 +108,23 @@ class LearningEngine:
             ``transformer`` (see :mod:`menace.models.transformer`).
         metrics: where scores are exported (default: the process-wide
             :data:`menace.metrics_exporter.METRICS`).
+        prequential_window: runs in the rolling test-then-train figures
+            (:mod:`menace.prequential`).
+        drift_delta: confidence of the drift detector (ADWIN's ``delta``;
+            lower finds fewer, surer drifts).
+        prequential_path: ``.jsonl`` file the test-then-train figures are
+            appended to (at most every ``prequential_save_interval`` seconds,
+            and at each save), so a restart keeps the curve; ``None``: not kept.
+
+    ``model=None`` takes the model the engine used last (an ``auto_train``
+    choice is remembered in ``model_dir``), else ``logreg``.
     """
 
     def __init__(
         self,
         pathway_db: PathwayStore,
         memory_mgr: EmbeddingSource | None = None,
-        model: str = "logreg",
+        model: str | None = "logreg",
         *,
         persist_path: str | os.PathLike[str] | None = None,
         model_dir: str | os.PathLike[str] | None = None,
@@ -122,6 +136,10 @@ class LearningEngine:
         save_interval: float = 30.0,
         model_params: dict[str, Any] | None = None,
         metrics: metrics_exporter.LearningMetrics | None = None,
+        prequential_window: int = DEFAULT_WINDOW,
+        drift_delta: float = DEFAULT_DELTA,
+        prequential_path: str | os.PathLike[str] | None = None,
+        prequential_save_interval: float = 10.0,
     ) -> None:
         if pathway_db is None:
             raise FieldError("pathway_db", "pathway_db is required")
@@ -137,12 +155,22 @@ class LearningEngine:
         if model_params is not None and not isinstance(model_params, dict):
             raise FieldError("model_params", f"model_params must be a dict, got {type(model_params).__name__}")
         self.model_params = dict(model_params or {})
+        self.model_dir = self._default_model_dir(model_dir)
+        self._models = ModelStore(self.name, self.model_dir)
+        if model is None:
+            model = self._models.chosen() or DEFAULT_MODEL
         self._family = self._family_for(model, self.model_params)
         self._params_model = self._family.name  # model_params belong to this model only
         self.metrics = metrics if metrics is not None else _default_metrics()
         self._history = EvaluationHistory(self.name, persist_path)
-        self.model_dir = self._default_model_dir(model_dir)
-        self._models = ModelStore(self.name, self.model_dir)
+        self.prequential = PrequentialScore(check_positive_int("prequential_window", prequential_window))
+        self._drift = DriftMonitor(check_number("drift_delta", drift_delta, minimum=1e-12, maximum=1.0))
+        self._pending_drift: Drift | None = None
+        self.prequential_path = _jsonl_path("prequential_path", prequential_path)
+        self.prequential_save_interval = check_number(
+            "prequential_save_interval", prequential_save_interval, minimum=0.0
+        )
+        self._last_point = 0.0
 
         self._lock = threading.RLock()  # one trainer at a time
         self._live: LiveModel | None = None
@@ -253,19 +281,29 @@ class LearningEngine:
         return min(max(proba, 0.0), 1.0) if math.isfinite(proba) else UNTRAINED_PROBABILITY
 
     # -- training ----------------------------------------------------------
-    def train(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> bool:
+    def train(
+        self, progress: Progress | None = None, cancel: threading.Event | None = None, *,
+        recent: int | None = None,
+    ) -> bool:
         """Fit the model on every run in the database; return whether it could.
 
+        ``recent``: fit on the newest ``recent`` runs only (the drift policy's
+        retrain, so a changed workflow is learned from what it is now).
         Returns ``False`` (and keeps the current model) when there are no runs
         or only one class of outcome. ``progress(fraction, message)`` is called
         as work advances; setting ``cancel`` raises :class:`TrainingCancelled`
         and leaves the live model unchanged.
         """
         check_hooks(progress, cancel)
+        if recent is not None:
+            recent = check_positive_int("recent", recent, minimum=2)
         with self._lock:
             started = time.perf_counter()
             report(progress, 0.0, "reading runs")
-            examples = self.pipeline.load(progress, cancel, (0.0, 0.3))
+            if recent is None:
+                examples = self.pipeline.load(progress, cancel, (0.0, 0.3))
+            else:
+                examples = self.pipeline.recent(recent)
             if len(np.unique(examples.y)) < 2:
                 logger.info(
                     "%s: not training: need runs of both outcomes, have %d runs (%d successes)",
@@ -293,6 +331,11 @@ class LearningEngine:
 
     def _install(self, family: ModelFamily, estimator: Any, X: Any, examples: Examples) -> None:
         """Make a fully trained model live (caller holds the lock)."""
+        if family.name != self._family.name or self._live is None:
+            self.prequential = PrequentialScore(self.prequential.window)  # never mixed across models
+        self._drift.reset()  # a new model: its errors start a new stream
+        self._pending_drift = None
+        self._models.remember_choice(family.name)
         self._family = family
         self._live = LiveModel(family, estimator)
         self.n_seen = len(examples)
@@ -364,6 +407,8 @@ class LearningEngine:
             self._seed_replay(family, batch_ids)
         self._replay.extend(list(X), y)
         live = self._live
+        if live is not None and live.family is family:
+            self._score_before_learning(family, live.estimator, X, y)
         estimator = family.partial_update(live.estimator if live is not None else None, X, y, self._replay, self.seed)
         if estimator is None:
             return False
@@ -378,6 +423,66 @@ class LearningEngine:
         ):
             self.save()
         return True
+
+    def _score_before_learning(self, family: ModelFamily, estimator: Any, X: Any, y: np.ndarray) -> None:
+        """Test-then-train: score the model as it is on the runs it is about to learn."""
+        proba = family.predict_proba(estimator, X)
+        self.prequential.update(y, proba)
+        drift = self._drift.update((proba >= 0.5).astype(np.int8) != y)
+        if drift is not None:
+            logger.warning(
+                "%s: drift in %s's errors after %d runs: error %.3f -> %.3f over the last %d runs",
+                self.name, family.name, drift.n_examples, drift.error_before, drift.error_after, drift.runs_after,
+            )
+            self._pending_drift = drift
+            self.metrics.observe_drift(self.name)
+        snapshot = self.prequential.snapshot()
+        self.metrics.observe_prequential(self.name, snapshot)
+        now = time.monotonic()
+        if self.prequential_path is not None and now - self._last_point >= self.prequential_save_interval:
+            self._write_point(snapshot)
+
+    def prequential_snapshot(self) -> dict[str, Any] | None:
+        """The live model's test-then-train figures now (``engine``, ``model``, ``ts`` added),
+        or ``None`` before its first scored run."""
+        snapshot = self.prequential.snapshot()
+        if snapshot is None:
+            return None
+        return {"engine": self.name, "model": self._family.name, "ts": time.time(), **snapshot}
+
+    def pop_drift(self) -> Drift | None:
+        """The drift found since the last call, if any (then forgotten)."""
+        drift, self._pending_drift = self._pending_drift, None
+        return drift
+
+    def _write_point(self, snapshot: dict[str, Any] | None) -> None:
+        self._last_point = time.monotonic()
+        if snapshot is None or self.prequential_path is None:
+            return
+        point = {"engine": self.name, "model": self._family.name, "ts": time.time(), **snapshot}
+        try:
+            self.prequential_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.prequential_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(point, allow_nan=False) + "\n")
+        except (OSError, ValueError) as exc:
+            logger.warning("%s: could not keep the prequential figures in %s: %s", self.name, self.prequential_path, exc)
+
+    def prequential_history(self) -> list[dict[str, Any]]:
+        """The test-then-train figures kept in ``prequential_path``, oldest first ([] without one)."""
+        path = self.prequential_path
+        if path is None or not path.exists():
+            return []
+        points = []
+        with open(path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                try:
+                    point = json.loads(line)
+                except json.JSONDecodeError:
+                    logger.warning("%s: skipping unreadable prequential line %d", path, number)
+                    continue
+                if isinstance(point, dict) and point.get("engine") == self.name:
+                    points.append(point)
+        return points
 
     def _seed_replay(self, family: ModelFamily, batch_ids: set[int]) -> None:
         """Fill the replay window from the newest runs (a bounded read, once per process)."""
@@ -394,8 +499,12 @@ class LearningEngine:
         *,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
+        max_examples: int | None = None,
     ) -> dict[str, Any]:
         """Measure the current model family on the current data; the live model is untouched.
+
+        ``max_examples``: measure on the newest that many runs only (a periodic
+        evaluation's cap, so it costs seconds whatever the size of the store).
 
         See :mod:`menace.evaluation`: ``cv_score`` (mean accuracy over ``cv``
         stratified, shuffled folds, ``cv_std`` their spread) and
@@ -410,7 +519,10 @@ class LearningEngine:
         cv, test_split = evaluation.check_eval_args(cv, test_split)
         check_hooks(progress, cancel)
         report(progress, 0.0, "reading runs")
-        examples = self.pipeline.load(progress, cancel, (0.0, 0.2))
+        if max_examples is not None and self.pathway_db.count_runs() > check_positive_int("max_examples", max_examples):
+            examples = self.pipeline.recent(max_examples)
+        else:
+            examples = self.pipeline.load(progress, cancel, (0.0, 0.2))
         evaluation.check_splittable(examples.y, cv, test_split)
         family = self._family
         X = self.pipeline.transform(examples.numbers, examples.texts, family)
@@ -530,6 +642,7 @@ class LearningEngine:
             n_features=len(self.pipeline.names(family)),
             n_seen=self.n_seen, trained_through_run_id=self.trained_through_run_id,
             learned_runs=self.learned_runs.ranges(),
+            prequential=self.prequential.state(),
         )
 
     def save(self) -> Path | None:
@@ -542,6 +655,8 @@ class LearningEngine:
             live = self._live
             if live is None:
                 return None
+            if self.prequential_path is not None:
+                self._write_point(self.prequential.snapshot())
             path = self._models.save(live.family, live.estimator, self._meta(live.family))
             if path is not None:
                 self._updates_since_save = 0
@@ -562,8 +677,21 @@ class LearningEngine:
         except (TypeError, ValueError) as exc:  # a damaged list only costs the deduplication
             logger.warning("%s: ignoring the saved list of learned runs (%s)", self.name, exc)
             self.learned_runs = RunLedger(what="learned runs")
+        if meta.get("prequential") is not None:
+            try:
+                self.prequential = PrequentialScore.from_state(meta["prequential"], self.prequential.window)
+            except ValueError as exc:  # only the rolling figures start afresh
+                logger.warning("%s: ignoring the saved test-then-train figures (%s)", self.name, exc)
+        self.metrics.observe_prequential(self.name, self.prequential.snapshot())
+        self.metrics.observe_saved_training(self.name, meta.get("saved_at"))
         logger.info("%s: loaded %s model from %s (%d examples)", self.name, family.name,
                     self.model_path(), self.n_seen)
+
+
+def _jsonl_path(name: str, path: Any) -> Path | None:
+    if path is None:
+        return None
+    return expand_path(name, check_text(name, os.fspath(path), allow_empty=False))
 
 
 def _default_metrics() -> metrics_exporter.LearningMetrics:

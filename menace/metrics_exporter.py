@@ -25,6 +25,12 @@ name                                            type     meaning
                                                          queue full) or that failed to train
 ``learning_queue_depth``                        gauge    items waiting for the training worker
 ``learning_model_info{engine,model}``           gauge    1 for the model each engine uses
+``learning_prequential_accuracy{engine}``       gauge    test-then-train accuracy over the last
+                                                         N runs learned incrementally (0..1)
+``learning_prequential_baseline{engine}``       gauge    majority-class accuracy on the same
+                                                         runs (what guessing would score)
+``learning_prequential_log_loss{engine}``       gauge    test-then-train log-loss, same runs
+``learning_drift_total{engine}``                counter  rises of the error rate found (drift)
 ==============================================  =======  =====================================
 
 Each fact has one writer: an engine exports its own scores when it evaluates
@@ -112,6 +118,21 @@ class LearningMetrics:
         self.model_info = Gauge(
             "learning_model_info", "1 for the model each engine uses", ["engine", "model"], registry=r
         )
+        self.prequential_accuracy = Gauge(
+            "learning_prequential_accuracy",
+            "Test-then-train accuracy over the last runs learned incrementally (0..1), by engine",
+            ["engine"], registry=r,
+        )
+        self.prequential_baseline = Gauge(
+            "learning_prequential_baseline",
+            "Majority-class accuracy on the same runs as learning_prequential_accuracy (0..1), by engine",
+            ["engine"], registry=r,
+        )
+        self.prequential_log_loss = Gauge(
+            "learning_prequential_log_loss", "Test-then-train log-loss over the same runs, by engine",
+            ["engine"], registry=r,
+        )
+        self.drift = Counter("learning_drift", "Rises of the prediction error rate found, by engine", ["engine"], registry=r)
         self._lock = threading.Lock()
         self._models: dict[str, str] = {}
         # Every input topic shows up (as 0) before its first event, so rate() has a baseline.
@@ -127,6 +148,7 @@ class LearningMetrics:
         self.examples_learned.labels(engine)
         self.evaluations.labels(engine)
         self.training_errors.labels(engine)
+        self.drift.labels(engine)
         self.set_model(engine, model)
 
     def set_model(self, engine: str, model: str) -> None:
@@ -167,6 +189,22 @@ class LearningMetrics:
 
     def observe_error(self, engine: str) -> None:
         self.training_errors.labels(engine).inc()
+
+    def observe_prequential(self, engine: str, snapshot: Mapping[str, Any] | None) -> None:
+        """Show the engine's test-then-train figures (nothing before its first scored run)."""
+        if not snapshot:
+            return
+        self.prequential_accuracy.labels(engine).set(snapshot["accuracy"])
+        self.prequential_baseline.labels(engine).set(snapshot["baseline"])
+        self.prequential_log_loss.labels(engine).set(snapshot["log_loss"])
+
+    def observe_drift(self, engine: str) -> None:
+        self.drift.labels(engine).inc()
+
+    def observe_saved_training(self, engine: str, ts: Any) -> None:
+        """A restart: the last training is as old as the saved model."""
+        if isinstance(ts, int | float) and not isinstance(ts, bool) and math.isfinite(ts):
+            self.last_training_timestamp.labels(engine).set(ts)
 
     # -- the coordinator's intake ---------------------------------------------------------
     def observe_event(self, topic: str, accepted: bool, n: int = 1) -> None:

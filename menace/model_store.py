@@ -14,6 +14,7 @@ trained on (feature set, embedder, number of features) and how far it got
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .models import ModelFamily, get_family
+from .models import ModelFamily, available_models, get_family
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +35,11 @@ MUST_MATCH = ("format", "model", "features", "embedder", "n_features")
 def model_meta(
     engine: str, family: ModelFamily, *, features: str, embedder: str | None, n_features: int,
     n_seen: int, trained_through_run_id: int, learned_runs: list[list[int]],
+    prequential: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON-able metadata saved with a model."""
     return {
+        "prequential": prequential,
         "format": MODEL_FORMAT,
         "engine": engine,
         "model": family.name,
@@ -50,8 +53,43 @@ def model_meta(
     }
 
 
+#: In ``model_dir``: the model an engine uses (an ``auto_train`` choice survives a restart).
+CHOICE_FILE = "live.json"
+
+
 class ModelStore:
     """Saved models of one engine in ``model_dir`` (``None``: nothing is saved)."""
+
+    def chosen(self) -> str | None:
+        """The model name remembered by :meth:`remember_choice`, or ``None``."""
+        if self.model_dir is None:
+            return None
+        path = self.model_dir / CHOICE_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            logger.warning("%s: ignoring unreadable %s: %s", self.engine, path, exc)
+            return None
+        model = data.get("model") if isinstance(data, dict) else None
+        if not isinstance(model, str) or model not in available_models():
+            logger.warning("%s: ignoring %s: %r is not a model", self.engine, path, model)
+            return None
+        return model
+
+    def remember_choice(self, model: str) -> None:
+        """Remember that the engine now uses ``model`` (written atomically; failures logged)."""
+        if self.model_dir is None:
+            return
+        path = self.model_dir / CHOICE_FILE
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"model": model, "ts": time.time()}), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            logger.warning("%s: could not remember the model choice in %s: %s", self.engine, path, exc)
 
     def __init__(self, engine: str, model_dir: Path | None) -> None:
         self.engine = engine

@@ -60,11 +60,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from . import events
+from . import config, events
 from . import metrics_exporter as metrics_module
 from .embedding_prefetch import EmbeddingPrefetcher, side_text, warm_up
 from .errors import FieldError, TrainingCancelled
-from .evaluation_schedule import EvaluationSchedule
+from .evaluation_schedule import EvaluationSchedule, PeriodicEvaluator
 from .job_runner import DEFAULT_AUTO_CANDIDATES, JobRunner
 from .jobs import Job, JobKind, JobState
 from .learning_stats import LearningStats
@@ -98,6 +98,12 @@ class SelfLearningCoordinator:
             fill a batch (lower is fresher, higher batches more).
         eval_every_examples: evaluate after this many learned examples (0: off).
         eval_every_seconds: evaluate this often while the model changes (0: off).
+        eval_max_examples: a periodic evaluation reads at most the newest this
+            many runs (``None``: all), so it costs seconds at any store size.
+            Periodic evaluations run on their own thread: learning goes on.
+        drift_policy: ``"retrain"`` (a full retrain on the runs since the
+            change, :data:`~menace.config.DRIFT_RETRAIN_MIN` to
+            :data:`~menace.config.DRIFT_RETRAIN_MAX` of them) or ``"none"``.
         memory: the embedding source whose cache ``memory:new`` and ``code:new``
             warm; default the main engine's ``memory_mgr``.
         pathway_db: the store used to look up a workflow plan's pathway
@@ -121,14 +127,16 @@ class SelfLearningCoordinator:
         batch_size: int = 64,
         max_batch_size: int | None = None,
         batch_wait: float = 0.02,
-        eval_every_examples: int = 0,
-        eval_every_seconds: float = 0.0,
+        eval_every_examples: int = config.DEFAULT_EVAL_EVERY,
+        eval_every_seconds: float = config.DEFAULT_EVAL_INTERVAL,
+        eval_max_examples: int | None = config.DEFAULT_EVAL_MAX_EXAMPLES,
         memory: EmbeddingSource | None = None,
         pathway_db: PathwayStore | None = None,
         max_queue: int = 100_000,
         prefetch: bool = True,
         eval_cv: int = 5,
         eval_test_split: float = 0.2,
+        drift_policy: str = config.DEFAULT_DRIFT_POLICY,
         metrics: metrics_module.LearningMetrics | None = None,
     ) -> None:
         if not isinstance(bus, EventBus):
@@ -154,6 +162,17 @@ class SelfLearningCoordinator:
         if not isinstance(eval_test_split, int | float) or not 0 < eval_test_split < 1:
             raise FieldError("eval_test_split", f"eval_test_split must be between 0 and 1, got {eval_test_split!r}")
         self.eval_test_split = float(eval_test_split)
+        self.eval_max_examples = (
+            None if eval_max_examples is None else check_positive_int("eval_max_examples", eval_max_examples)
+        )
+        if drift_policy not in config.DRIFT_POLICIES:
+            raise FieldError(
+                "drift_policy", f"drift_policy must be one of {', '.join(config.DRIFT_POLICIES)}, got {drift_policy!r}"
+            )
+        self.drift_policy = drift_policy
+        self.evaluator = PeriodicEvaluator(self._periodic_evaluate)
+        self._prequential_sent: dict[str, float] = {}
+        self._prequential_due: set[str] = set()
         self.memory = memory if memory is not None else main.memory_mgr
         self.pathway_db = pathway_db if pathway_db is not None else main.pathway_db
 
@@ -191,7 +210,10 @@ class SelfLearningCoordinator:
         return self._thread is not None and self._thread.is_alive() and not self.queue.stopping
 
     def _threads(self) -> list[threading.Thread]:
-        threads = [self._thread, self.prefetcher.thread if self.prefetcher else None, self.scorer.thread]
+        threads = [
+            self._thread, self.prefetcher.thread if self.prefetcher else None, self.scorer.thread,
+            self.evaluator.thread,
+        ]
         return [t for t in threads if t is not None]
 
     @property
@@ -217,6 +239,7 @@ class SelfLearningCoordinator:
         if self.prefetcher is not None:
             self.prefetcher.start()
         self.scorer.start()
+        self.evaluator.start()
         for topic in (events.PATHWAY_NEW, events.MEMORY_NEW, events.CODE_NEW):
             handler = self._make_handler(topic)
             self.bus.subscribe(topic, handler)
@@ -251,6 +274,7 @@ class SelfLearningCoordinator:
             self.jobs_.cancelled(job)
         deadline = time.monotonic() + max(0.0, timeout)
         self.scorer.stop(max(0.0, deadline - time.monotonic()))
+        self.evaluator.stop(max(0.0, deadline - time.monotonic()))
         self._join(deadline, timeout)
         left = [(item.topic, item.payload) for item in self.queue.leftovers(self.training_worker_alive)]
         if self.prefetcher is not None:
@@ -336,9 +360,7 @@ class SelfLearningCoordinator:
         """Queue a job of ``kind`` (``train``, ``evaluate``, ``auto_train``) with its options; its id."""
         kind = JobKind.coerce(kind)
         if kind is JobKind.TRAIN:
-            if options:
-                raise FieldError(next(iter(options)), f"train takes no options, got {sorted(options)}")
-            return self.request_train(engine)
+            return self.request_train(engine, **_only(options, "recent"))
         if kind is JobKind.EVALUATE:
             return self.request_evaluate(engine, **_only(options, "cv", "test_split"))
         return self.request_auto_train(engine=engine, **_only(options, "candidates", "time_budget"))
@@ -354,9 +376,13 @@ class SelfLearningCoordinator:
         logger.info("job %d queued: %s on %s", job.id, kind, name)
         return job.id
 
-    def request_train(self, engine: str | None = None) -> int:
-        """Queue a full ``train()`` of ``engine`` (default the main one); returns the job id."""
-        return self._submit(JobKind.TRAIN, engine, {})
+    def request_train(self, engine: str | None = None, recent: int | None = None) -> int:
+        """Queue a full ``train()`` of ``engine`` (default the main one); returns the job id.
+
+        ``recent``: fit on the newest that many runs only.
+        """
+        params = {} if recent is None else {"recent": check_positive_int("recent", recent, minimum=2)}
+        return self._submit(JobKind.TRAIN, engine, params)
 
     def request_evaluate(self, engine: str | None = None, cv: int = 5, test_split: float = 0.2) -> int:
         """Queue an ``evaluate(cv, test_split)``; returns the job id."""
@@ -423,9 +449,15 @@ class SelfLearningCoordinator:
         """Block until nothing is queued or in progress (workflow scoring too);
         False if ``timeout`` passed first."""
         deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
         if not self.queue.wait_idle(timeout):
             return False
-        return self.scorer.wait_idle(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if not self.evaluator.wait_idle(left()) or not self.scorer.wait_idle(left()):
+            return False
+        return self.queue.wait_idle(left())  # an evaluation's events may have queued more
 
     @property
     def queue_depth(self) -> int:
@@ -455,6 +487,7 @@ class SelfLearningCoordinator:
                 if job is not None:
                     self._run_job(job)
                 if not self.queue.stopping:
+                    self._publish_prequential(force=not inputs and job is None)
                     self._evaluate_due()
             except Exception:  # the worker must survive anything an engine does
                 logger.exception("training worker: unexpected error")
@@ -510,6 +543,37 @@ class SelfLearningCoordinator:
             "duration_s": duration, "ts": time.time(), "job_id": None,
             "run_ids": [p["run_id"] for p in payloads],
         })
+        self._prequential_due.add(name)
+        drift = engine.pop_drift()
+        if drift is not None:
+            self._on_drift(name, engine, drift)
+
+    # -- learning quality ---------------------------------------------------------------
+    def _publish_prequential(self, force: bool = False) -> None:
+        """``learning:prequential`` for engines that learned since, at most every
+        :data:`~menace.config.PREQUENTIAL_EVENT_INTERVAL` seconds (``force``: the worker is idle)."""
+        now = time.monotonic()
+        for name in list(self._prequential_due):
+            if not force and now - self._prequential_sent.get(name, -math.inf) < config.PREQUENTIAL_EVENT_INTERVAL:
+                continue
+            self._prequential_due.discard(name)
+            snapshot = self.engines[name].prequential_snapshot()
+            if snapshot is not None:
+                self._prequential_sent[name] = now
+                self._publish(events.LEARNING_PREQUENTIAL, snapshot)
+
+    def _on_drift(self, name: str, engine: Learner, drift: Any) -> None:
+        """Announce a drift and apply the drift policy (see the class doc)."""
+        self._publish(events.LEARNING_DRIFT, {
+            "engine": name, "model": engine.model_name, "n_examples": drift.n_examples,
+            "error_before": drift.error_before, "error_after": drift.error_after,
+            "runs_after": drift.runs_after, "action": self.drift_policy, "ts": time.time(),
+        })
+        if self.drift_policy != "retrain":
+            return
+        runs = min(max(drift.runs_after, config.DRIFT_RETRAIN_MIN), config.DRIFT_RETRAIN_MAX)
+        job_id = self._submit(JobKind.TRAIN, name, {"recent": runs, "reason": "drift"})
+        logger.info("%s: drift policy: retraining on the newest %d runs (job %d)", name, runs, job_id)
 
     def _embed(self, texts: list[str]) -> None:
         if self.memory is None:
@@ -524,17 +588,23 @@ class SelfLearningCoordinator:
 
     def _evaluate_due(self) -> None:
         for name, trigger in self.schedule.due():
-            try:
-                self.jobs_.evaluate(
-                    name, self.eval_cv, self.eval_test_split, None, trigger, cancel=self._stop_event
-                )
-            except TrainingCancelled:
-                logger.info("%s: periodic evaluation interrupted by stop()", name)
-            except ValueError as exc:  # too little data yet: try again at the next trigger
-                logger.info("%s: periodic evaluation skipped: %s", name, exc)
-            except Exception as exc:
-                logger.exception("%s: periodic evaluation failed", name)
-                self.jobs_.report_error(name, exc, "evaluate", None)
+            if not self.evaluator.submit(name, trigger):
+                logger.debug("%s: an evaluation was still waiting; the newer one (%s) replaces it", name, trigger)
+
+    def _periodic_evaluate(self, name: str, trigger: str) -> None:
+        """One scheduled evaluation, on the evaluator's thread (a capped sample of runs)."""
+        try:
+            self.jobs_.evaluate(
+                name, self.eval_cv, self.eval_test_split, None, trigger, cancel=self._stop_event,
+                max_examples=self.eval_max_examples,
+            )
+        except TrainingCancelled:
+            logger.info("%s: periodic evaluation interrupted by stop()", name)
+        except ValueError as exc:  # too little data yet: try again at the next trigger
+            logger.info("%s: periodic evaluation skipped: %s", name, exc)
+        except Exception as exc:
+            logger.exception("%s: periodic evaluation failed", name)
+            self.jobs_.report_error(name, exc, "evaluate", None)
 
     def _publish(self, topic: str, payload: dict) -> None:
         try:

@@ -104,6 +104,8 @@ def make_coordinator(bus, engine):
     def make(**kwargs):
         kwargs.setdefault("batch_size", 16)
         kwargs.setdefault("batch_wait", 0.01)
+        kwargs.setdefault("eval_every_examples", 0)  # periodic evaluation only where a test asks for it
+        kwargs.setdefault("eval_every_seconds", 0.0)
         coordinator = SelfLearningCoordinator(bus, kwargs.pop("engines", engine), **kwargs)
         made.append(coordinator)
         return coordinator.start()

@@ -1,0 +1,209 @@
+"""Test-then-train (prequential) scores and drift detection of a model that learns online.
+
+Every run an incremental update learns is first predicted by the model as it
+was (river's progressive validation, MOA's prequential evaluation): the
+prediction is scored against the run's label, then the model learns it.
+:class:`PrequentialScore` keeps the figures over the last ``window`` runs and
+since the start:
+
+* ``accuracy``: share of runs whose prediction (``p >= 0.5``) was right;
+* ``baseline``: the accuracy of always guessing the window's majority class,
+  so an operator sees whether the model beats guessing;
+* ``log_loss`` (probabilities clipped to ``[1e-15, 1 - 1e-15]``) and
+  ``brier`` (mean squared error of the probability).
+
+:class:`DriftMonitor` runs ADWIN (``river.drift.ADWIN``: adaptive windowing,
+Bifet and Gavaldà 2007; a maintained implementation, 0.5 µs an update) over
+the stream of prediction errors (0 right, 1 wrong). ADWIN keeps a window of
+recent errors and cuts it where its two parts differ by more than chance
+allows (confidence ``delta``); a cut where the error *rose* is a drift. The
+monitor then reports the error rate before and after the cut and how many
+runs lie after it. A cut where the error fell (the model improved) is not a
+drift. river is imported on first use, not by ``import menace``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: Runs in the rolling window, by default.
+DEFAULT_WINDOW = 500
+#: ADWIN's confidence: lower finds fewer, surer drifts.
+DEFAULT_DELTA = 0.002
+#: Runs scored before a drift may be reported (early learning always looks like a change).
+MIN_RUNS_FOR_DRIFT = 200
+_EPS = 1e-15
+
+
+class PrequentialScore:
+    """Rolling and running test-then-train figures of one model (see the module doc)."""
+
+    def __init__(self, window: int = DEFAULT_WINDOW) -> None:
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be an integer >= 1, got {window!r}")
+        self.window = window
+        self._y = np.zeros(window, dtype=np.int8)
+        self._p = np.zeros(window, dtype=np.float64)
+        self._next = 0
+        self._filled = 0
+        self.n_total = 0
+        self._correct_total = 0
+        self._positives_total = 0
+        self._log_loss_total = 0.0
+        self._brier_total = 0.0
+
+    def update(self, y: np.ndarray, proba: np.ndarray) -> None:
+        """Score a batch: ``y`` the 0/1 labels, ``proba`` the predicted P(success) before learning."""
+        y = np.asarray(y, dtype=np.int8)
+        p = np.clip(np.nan_to_num(np.asarray(proba, dtype=np.float64), nan=0.5), 0.0, 1.0)
+        if len(y) != len(p):
+            raise ValueError(f"y and proba differ in length ({len(y)} and {len(p)})")
+        if not len(y):
+            return
+        self.n_total += len(y)
+        self._correct_total += int(np.sum((p >= 0.5) == (y == 1)))
+        self._positives_total += int(np.sum(y))
+        self._log_loss_total += float(np.sum(_log_loss(y, p)))
+        self._brier_total += float(np.sum((p - y) ** 2))
+        if len(y) >= self.window:
+            self._y[:] = y[-self.window :]
+            self._p[:] = p[-self.window :]
+            self._next, self._filled = 0, self.window
+            return
+        end = self._next + len(y)
+        if end <= self.window:
+            self._y[self._next : end], self._p[self._next : end] = y, p
+        else:
+            first = self.window - self._next
+            self._y[self._next :], self._p[self._next :] = y[:first], p[:first]
+            self._y[: end - self.window], self._p[: end - self.window] = y[first:], p[first:]
+        self._next = end % self.window
+        self._filled = min(self.window, self._filled + len(y))
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """The current figures, or ``None`` before the first scored run."""
+        if not self._filled:
+            return None
+        y, p = self._y[: self._filled], self._p[: self._filled]
+        positives = float(np.mean(y))
+        return {
+            "accuracy": float(np.mean((p >= 0.5) == (y == 1))),
+            "baseline": max(positives, 1.0 - positives),
+            "log_loss": float(np.mean(_log_loss(y, p))),
+            "brier": float(np.mean((p - y) ** 2)),
+            "n_window": int(self._filled),
+            "n_total": int(self.n_total),
+            "accuracy_total": self._correct_total / self.n_total,
+            "baseline_total": max(self._positives_total, self.n_total - self._positives_total) / self.n_total,
+            "log_loss_total": self._log_loss_total / self.n_total,
+        }
+
+    # -- saved with the model, so a restart continues the curve -----------------------------
+    def state(self) -> dict[str, Any]:
+        order = np.r_[self._next : self._filled, 0 : self._next] if self._filled == self.window else np.arange(self._filled)
+        return {
+            "window": self.window,
+            "y": self._y[order].astype(int).tolist(),
+            "p": [round(float(v), 6) for v in self._p[order]],
+            "n_total": self.n_total,
+            "correct_total": self._correct_total,
+            "positives_total": self._positives_total,
+            "log_loss_total": self._log_loss_total,
+            "brier_total": self._brier_total,
+        }
+
+    @classmethod
+    def from_state(cls, state: Any, window: int = DEFAULT_WINDOW) -> PrequentialScore:
+        """A score restored from :meth:`state`; ``ValueError`` for anything malformed."""
+        if not isinstance(state, dict):
+            raise ValueError(f"prequential state must be a dict, got {type(state).__name__}")
+        score = cls(window)
+        y, p = state.get("y", []), state.get("p", [])
+        if not isinstance(y, list) or not isinstance(p, list) or len(y) != len(p):
+            raise ValueError("prequential state: y and p must be lists of one length")
+        if any(v not in (0, 1) for v in y) or any(not isinstance(v, int | float) or not 0 <= v <= 1 for v in p):
+            raise ValueError("prequential state: labels must be 0/1 and probabilities in [0, 1]")
+        totals = [state.get(k) for k in ("n_total", "correct_total", "positives_total")]
+        losses = [state.get(k) for k in ("log_loss_total", "brier_total")]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in totals) or not all(
+            isinstance(v, int | float) and math.isfinite(v) and v >= 0 for v in losses
+        ):
+            raise ValueError("prequential state: totals must be non-negative numbers")
+        if totals[1] > totals[0] or totals[2] > totals[0] or len(y) > totals[0]:
+            raise ValueError("prequential state: totals do not add up")
+        if y:
+            score.update(np.asarray(y), np.asarray(p, dtype=np.float64))
+        score.n_total, score._correct_total, score._positives_total = totals
+        score._log_loss_total, score._brier_total = float(losses[0]), float(losses[1])
+        return score
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _EPS, 1.0 - _EPS)
+    return -(y * np.log(p) + (1 - y) * np.log(1.0 - p))
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A rise of the error rate: ``error_before`` / ``error_after`` (0..1) around the cut,
+    ``runs_after`` runs since it, found after ``n_examples`` scored runs."""
+
+    error_before: float
+    error_after: float
+    runs_after: int
+    n_examples: int
+
+
+class DriftMonitor:
+    """ADWIN over a model's prediction errors; :meth:`update` returns a :class:`Drift` or ``None``."""
+
+    def __init__(self, delta: float = DEFAULT_DELTA, min_runs: int = MIN_RUNS_FOR_DRIFT) -> None:
+        self.delta = delta
+        self.min_runs = min_runs
+        self.seen = 0
+        self._adwin: Any = None
+        self._available = True
+
+    def _detector(self) -> Any:
+        if self._adwin is None and self._available:
+            try:
+                from river.drift import ADWIN
+            except ImportError:  # pragma: no cover - river is a dependency
+                logger.warning("river is not installed: drift detection is off (pip install river)")
+                self._available = False
+                return None
+            self._adwin = ADWIN(delta=self.delta)
+        return self._adwin
+
+    def reset(self) -> None:
+        """Start afresh (the model was replaced)."""
+        self._adwin = None
+        self.seen = 0
+
+    def update(self, errors: np.ndarray) -> Drift | None:
+        """Feed 0/1 errors in order; the first rise of the error rate found, if any."""
+        adwin = self._detector()
+        if adwin is None:
+            return None
+        found = None
+        for error in np.asarray(errors, dtype=np.int8).tolist():
+            width, mean = adwin.width, adwin.estimation
+            adwin.update(error)
+            self.seen += 1
+            if not adwin.drift_detected or found is not None:
+                continue
+            kept, after = adwin.width, adwin.estimation
+            dropped = width + 1 - kept
+            if dropped <= 0:
+                continue
+            before = (mean * width + error - after * kept) / dropped
+            if after > before and self.seen >= self.min_runs:
+                found = Drift(float(min(max(before, 0.0), 1.0)), float(after), int(kept), self.seen)
+        return found
