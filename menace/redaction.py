@@ -113,7 +113,8 @@ def entropy(text: str) -> float:
 _PLACEHOLDER = re.compile(
     r"(?i)(?:true|false|null|none|nil|undefined|empty|yes|no|0|1|\*+|\.{3}|x+|redacted|\[redacted\]"
     r"|password|passwd|pwd|pass|secret|token|key|api_key|apikey"
-    r"|(?:str|string|int|bool|bytes|any|object|optional|secretstr|typing\.\w+)\b.*"
+    # a type annotation: "str", "str) -> bool:", "Optional[str] = None", "Any = None"
+    r"|(?:str|string|int|bool|bytes|any|object|optional|secretstr|typing\.\w+)(?:[ \t]*(?:[\[\]|),=:]|->).*)?"
     r"|(?:\$\{|\{\{|\$\(|%\(|<%|<\w|os\.environ|os\.getenv|getenv\(|process\.env|getpass|input\().*)"
 )
 

@@ -578,6 +578,9 @@ def adversarial_inputs(size: int) -> dict[str, str]:
             fill(f"{rule_id}:{i}:short", secret[:-1])
             fill(f"{rule_id}:{i}:text", text)
             fill(f"{rule_id}:{i}:runs", secret[: max(1, len(secret) // 3)] + secret[-1] * 5000 + "=:@.")
+            for glue in "-_.=":  # the prefix as written, glued to itself by a token character
+                fill(f"{rule_id}:{i}:prefix{glue}", glue + secret[:4])
+            fill(f"{rule_id}:{i}:half-", secret[: len(secret) // 2] + "-")
     for name, unit in {
         "equals": "=", "colons": ":", "dashes": "-", "dots": ".", "quotes": "'\"", "newlines": "\n",
         "url": "://", "at": "a:b@", "word": "a", "digits": "7", "base64": "QUJD", "pem-dashes": "-----",
@@ -588,17 +591,16 @@ def adversarial_inputs(size: int) -> dict[str, str]:
 
 
 def test_every_adversarial_input_is_linear():
-    """100k characters of each adversarial input in under 0.1 s (1M is tested in the slow run).
-
-    A quadratic pattern takes seconds here; the machine is shared, so an input over the
-    bound is timed once more and the faster run counts.
+    """20k characters of each adversarial input in under 0.03 s: 1.5 s per million if
+    linear, while the old quadratic JWT pattern took 0.18 s at 20k (1M runs in the slow
+    suite). The machine is shared: an input over the bound is timed again, the faster counts.
     """
     worst = {}
-    for name, text in adversarial_inputs(100_000).items():
+    for name, text in adversarial_inputs(20_000).items():
         took = _cpu(redact, text)
-        worst[name] = took if took < 0.1 else min(took, _cpu(redact, text))
+        worst[name] = took if took < 0.03 else min(took, _cpu(redact, text))
     slowest = sorted(worst.items(), key=lambda kv: -kv[1])[:5]
-    assert slowest[0][1] < 0.1, slowest
+    assert slowest[0][1] < 0.03, slowest
 
 
 @pytest.mark.slow
