@@ -3,10 +3,12 @@
 Each :meth:`GPTMemory.log_interaction` stores one entry under the key
 ``gpt:<tag>`` of its first tag (``gpt:untagged`` without tags), tagged with
 ``gpt`` and every given tag, and the store publishes ``memory:new``. Secrets
-that look like API keys, bearer tokens or passwords are replaced by
-``[REDACTED]`` before anything is stored or embedded. Nothing is deleted
-unless a :class:`RetentionPolicy` the user configured says so. See
-``docs/gpt_memory.md``.
+in the prompt, the response and the tags (API keys, tokens, private keys,
+passwords; the rules are in :mod:`menace.redaction`) are replaced by
+``[REDACTED]`` before anything is stored, indexed, embedded or announced.
+Nothing is deleted unless a :class:`RetentionPolicy` the user configured says
+so; what is deleted is removed from the file, the full-text index and the bus
+journal. See ``docs/gpt_memory.md``.
 """
 
 from __future__ import annotations
@@ -22,47 +24,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from .menace_memory_manager import MemoryEntry, MenaceMemoryManager
+from .redaction import REDACTED, SECRET_PATTERNS, redact
 from .validation import MAX_INT, check_number, check_positive_int, check_tags, check_text
+
+__all__ = [
+    "GPTMemory", "Interaction", "RetentionPolicy", "REDACTED", "SECRET_PATTERNS", "redact",
+    "extractive_summary",
+]
 
 GPT_TAG = "gpt"
 SUMMARY_TAG = "gpt-summary"
 KEY_PREFIX = "gpt:"
 SUMMARY_PREFIX = "gpt-summary:"
-REDACTED = "[REDACTED]"
-
-#: Patterns of secrets; each match (or its value group) becomes ``[REDACTED]``.
-SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_\-]{16,}"),  # OpenAI / Anthropic style keys
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"),  # GitHub tokens
-    re.compile(r"\bxox[abpr]-[A-Za-z0-9\-]{10,}"),  # Slack tokens
-    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),  # AWS access key ids
-    re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"),  # Google API keys
-    re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{5,}"),  # JWTs
-    re.compile(r"(?i)(?<=\bbearer\s)[A-Za-z0-9._~+/\-]+=*"),
-    re.compile(
-        r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|token)\b"
-        r"[\"']?\s*[:=]\s*[\"']?([^\s\"',;]+)"
-    ),
-)
-
-
-def redact(text: str, patterns: Iterable[re.Pattern[str]] | None = None) -> str:
-    """``text`` with every secret-looking value replaced by ``[REDACTED]``.
-
-    ``patterns`` defaults to :data:`SECRET_PATTERNS`. A pattern with a group
-    replaces only its first group (the value after ``password=``, say).
-    """
-    for pattern in SECRET_PATTERNS if patterns is None else patterns:
-        text = pattern.sub(_redact_match, text)
-    return text
-
-
-def _redact_match(match: re.Match[str]) -> str:
-    """The match with its first group (or, without one, all of it) replaced."""
-    if match.re.groups == 0 or match.start(1) < 0:
-        return REDACTED
-    whole, offset = match.group(0), match.start(0)
-    return whole[: match.start(1) - offset] + REDACTED + whole[match.end(1) - offset :]
+#: Longest tag the store accepts (``validation.check_tags``).
+MAX_TAG_LEN = 200
 
 
 @dataclass(frozen=True)
@@ -139,11 +114,25 @@ class GPTMemory:
         text = check_text(name, text, allow_empty=allow_empty)
         return redact(text, self.secret_patterns) if self.redact_secrets else text
 
+    def _tags(self, name: str, tags: Any) -> list[str]:
+        """Checked tags, redacted as stored text is: a secret in a tag would otherwise
+        reach the key, the tags column, the full-text index and the journal. Lookups
+        redact the same way, so asking by the tag as written still finds it."""
+        tag_list = check_tags(name, tags)
+        if not self.redact_secrets:
+            return tag_list
+        cleaned: list[str] = []
+        for tag in tag_list:
+            tag = redact(tag, self.secret_patterns)[:MAX_TAG_LEN].strip()
+            if tag and tag not in cleaned:
+                cleaned.append(tag)
+        return cleaned
+
     def log_interaction(self, prompt: str, response: str, tags: Iterable[str] | None = None) -> int:
         """Store one prompt/response pair; returns its version under its key."""
         prompt = self._clean("prompt", prompt, allow_empty=False)
         response = self._clean("response", response, allow_empty=True)
-        tag_list = check_tags("tags", tags)
+        tag_list = self._tags("tags", tags)
         key = KEY_PREFIX + (tag_list[0] if tag_list else "untagged")
         data = json.dumps({"prompt": prompt, "response": response}, ensure_ascii=False)
         version = self.manager.store(key, data, [GPT_TAG, *tag_list])
@@ -164,7 +153,7 @@ class GPTMemory:
     def interactions(self, tags: Iterable[str] | str | None = None, limit: int = 50) -> list[Interaction]:
         """Stored interactions carrying any of ``tags`` (all without), newest first."""
         check_positive_int("limit", limit)
-        tag_list = check_tags("tags", tags) or [GPT_TAG]
+        tag_list = self._tags("tags", tags) or [GPT_TAG]
         # Only GPTMemory's own keys: other entries with the same tag (summaries,
         # notes a producer stored) must not crowd interactions out of the limit.
         entries = self.manager.search_by_tag(tag_list, limit=min(limit + 10, MAX_INT), key_prefix=KEY_PREFIX)
@@ -178,7 +167,7 @@ class GPTMemory:
 
         Includes the stored summary of older interactions for each tag, if any.
         """
-        tag_list = check_tags("tags", tags)
+        tag_list = self._tags("tags", tags)
         if not tag_list:
             raise ValueError("tags must name at least one tag")
         check_positive_int("limit", limit)
@@ -218,7 +207,8 @@ class GPTMemory:
         The summary is stored beside the raw rows under ``gpt-summary:<tag>``
         (the rows are kept) and returned; empty if there is nothing older.
         """
-        tag = check_text("tag", tag, allow_empty=False, max_len=200).strip()
+        tag = check_text("tag", tag, allow_empty=False, max_len=MAX_TAG_LEN).strip()
+        tag = self._tags("tag", [tag])[0]
         check_positive_int("keep_recent", keep_recent, minimum=0)
         check_positive_int("sentences", sentences)
         older = self.interactions([tag], limit=10_000)[keep_recent:]

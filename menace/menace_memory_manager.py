@@ -22,7 +22,7 @@ import numpy as np
 
 from . import events
 from .embeddings import Embedder, default_embedder
-from .storage import SQLiteStore, escape_like, fts_query
+from .storage import SQLiteStore, escape_like, fts_query, truncate_wal
 from .validation import check_positive_int, check_tags, check_text, decode_tags, encode_tags
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,11 @@ class MemoryEntry:
     data: str
     tags: list[str] = field(default_factory=list)
     ts: float = 0.0
+
+
+def _text_hash(text: str) -> str:
+    """The key of a text in the embedding cache."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _like_prefix(prefix: str) -> str:
@@ -89,6 +94,9 @@ class MenaceMemoryManager(SQLiteStore):
         );
         """,
     )
+
+    #: Deleted entries leave no readable trace in the file (see :meth:`delete`).
+    SECURE_DELETE = True
 
     #: Embeddings kept in RAM before the in-memory cache is cleared.
     MEMORY_CACHE_LIMIT = 200_000
@@ -155,14 +163,44 @@ class MenaceMemoryManager(SQLiteStore):
         return version
 
     def delete(self, memory_ids: Iterable[int]) -> int:
-        """Delete entries by id (used by retention rules). Versions are never reused."""
-        ids = [check_positive_int("memory_id", i) for i in memory_ids]
+        """Delete entries by id (used by retention rules); returns how many were deleted.
+
+        A deleted entry's text is removed everywhere Menace keeps it: the row and its
+        tags, the full-text index (merged with FTS5's ``optimize``, which drops the
+        deleted terms; its cost grows with the index, not with the number deleted),
+        the cached embeddings of the text, the WAL (checkpointed and truncated), and,
+        when the store's bus journals, the journaled ``memory:new`` events of these ids.
+        Freed pages are zeroed (``PRAGMA secure_delete``). Versions are never reused.
+        """
+        ids = sorted({check_positive_int("memory_id", i) for i in memory_ids})
         if not ids:
             return 0
+        deleted, hashes = 0, set()
         with self._write() as conn:
-            conn.executemany("DELETE FROM memory_tags WHERE memory_id=?", [(i,) for i in ids])
-            cur = conn.executemany("DELETE FROM memory WHERE id=?", [(i,) for i in ids])
-        return cur.rowcount
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for (data,) in conn.execute(f"SELECT data FROM memory WHERE id IN ({marks})", chunk):
+                    # Embedded as stored, and as clipped in the memory:new payload.
+                    hashes.update(_text_hash(text) for text in {data, events.clip(data)})
+                conn.execute(f"DELETE FROM memory_tags WHERE memory_id IN ({marks})", chunk)
+                deleted += conn.execute(f"DELETE FROM memory WHERE id IN ({marks})", chunk).rowcount
+            if deleted:
+                embedders = [row[0] for row in conn.execute("SELECT DISTINCT embedder FROM embeddings")]
+                conn.executemany(
+                    "DELETE FROM embeddings WHERE embedder=? AND text_hash=?",
+                    [(name, h) for name in embedders for h in hashes],
+                )
+                conn.execute("INSERT INTO memory_fts(memory_fts) VALUES('optimize')")
+        if deleted:
+            with self._lock:
+                truncate_wal(self._conn, self.path)
+            for h in hashes:
+                self._vector_cache.pop(h, None)
+        forget = getattr(self.event_bus, "forget", None)
+        if callable(forget):
+            forget(events.MEMORY_NEW, "memory_id", ids)
+        return deleted
 
     # -- reading -----------------------------------------------------------
     @staticmethod
@@ -249,7 +287,7 @@ class MenaceMemoryManager(SQLiteStore):
             raise ValueError("texts must be a list of strings, not one string")
         texts = [check_text(f"texts[{i}]", t) for i, t in enumerate(texts)]
         name = self.embedder.name
-        hashes = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+        hashes = [_text_hash(t) for t in texts]
         cache = self._vector_cache
         # Vectors of this call in a local dict: another thread may clear the shared cache meanwhile.
         found = {h: v for h in dict.fromkeys(hashes) if (v := cache.get(h)) is not None}

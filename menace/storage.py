@@ -169,15 +169,35 @@ def _split(script: str) -> list[str]:
     return statements
 
 
+def truncate_wal(conn: sqlite3.Connection, name: str) -> bool:
+    """Checkpoint the WAL into the database file and truncate it to zero bytes.
+
+    After a secure delete this is what makes deleted content leave the ``-wal`` file:
+    its old frames would otherwise stay there until overwritten. Returns ``False``
+    (and logs a warning) when a reader in another connection kept the checkpoint
+    from completing; the next complete checkpoint finishes the job.
+    """
+    busy, _, _ = _retry(lambda: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+    if busy:
+        logger.warning("%s: another connection is reading; the WAL is truncated at a later checkpoint", name)
+    return not busy
+
+
 class SQLiteStore:
     """Base for a store: one connection, one lock, a schema, ``close()``."""
 
     MIGRATIONS: Sequence[str] = ()
+    #: ``PRAGMA secure_delete`` on the store's connection: deleted rows and freed pages
+    #: are overwritten with zeros, so what a store deletes cannot be read back from
+    #: its file. Costs nothing on inserts; deletes write the zeroed pages.
+    SECURE_DELETE = False
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path) if str(path) == ":memory:" else str(expand_path("path", path))
         self._lock = threading.RLock()
         self._conn = connect(self.path)
+        if self.SECURE_DELETE:
+            self._conn.execute("PRAGMA secure_delete=ON")
         migrate(self._conn, self.MIGRATIONS, type(self).__name__)
 
     @contextmanager

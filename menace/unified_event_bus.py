@@ -23,15 +23,17 @@ import json
 import logging
 import math
 import os
+import re
+import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from .events import ALL, CheckedPayload, Event
-from .storage import SQLiteStore
+from .storage import SQLiteStore, truncate_wal
 from .validation import check_number, check_text
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ _ENCODER = json.JSONEncoder(allow_nan=False)
 _JSON_SCALARS = (str, int, bool, type(None))
 _MAX_DEPTH = 100
 _isfinite = math.isfinite
+#: A payload key :meth:`UnifiedEventBus.forget` may match on.
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 def _check_json(value: Any, topic: str, depth: int = 0) -> None:
@@ -187,6 +191,46 @@ class EventJournal(SQLiteStore):
 
     def count(self) -> int:
         return self._read("SELECT COUNT(*) FROM events")[0][0]
+
+    #: Forgotten events are overwritten with zeros in the file, not only unlinked.
+    SECURE_DELETE = True
+
+    def forget(self, topic: str, field: str, ids: list[int]) -> int:
+        """Delete the events of ``topic`` whose payload's ``field`` is one of ``ids``.
+
+        Returns how many were deleted. The WAL is truncated afterwards, so the
+        payloads are gone from ``events.db`` and ``events.db-wal`` alike.
+        """
+        deleted = 0
+        with self._write() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                deleted += self._delete_events(conn, topic, field, chunk)
+        if deleted:
+            with self._lock:
+                truncate_wal(self._conn, self.path)
+        return deleted
+
+    @staticmethod
+    def _delete_events(conn, topic: str, field: str, ids: list[int]) -> int:
+        marks = ",".join("?" * len(ids))
+        try:
+            return conn.execute(
+                f"DELETE FROM events WHERE topic=? AND json_extract(payload, ?) IN ({marks})",
+                (topic, f"$.{field}", *ids),
+            ).rowcount
+        except sqlite3.OperationalError as exc:
+            if "json_extract" not in str(exc):
+                raise
+        # An SQLite built without JSON functions: read the topic's payloads here.
+        wanted = set(ids)
+        doomed = [
+            (row[0],)
+            for row in conn.execute("SELECT id, payload FROM events WHERE topic=?", (topic,))
+            if json.loads(row[1]).get(field) in wanted
+        ]
+        conn.executemany("DELETE FROM events WHERE id=?", doomed)
+        return len(doomed)
 
 
 class UnifiedEventBus:
@@ -392,6 +436,26 @@ class UnifiedEventBus:
     def newest_event_id(self) -> int:
         """The id of the newest journaled event (0 without a journal)."""
         return self._journal.newest_id() if self._journal is not None else 0
+
+    def forget(self, topic: str, field: str, ids: Iterable[int]) -> int:
+        """Delete the journaled events of ``topic`` whose payload's ``field`` is in ``ids``.
+
+        This is how a store takes back what it announced when it deletes data: for
+        instance ``forget("memory:new", "memory_id", [3, 4])`` after deleting memory
+        entries 3 and 4, so that neither the journal file nor a later :meth:`replay`
+        holds their text. Returns how many events were deleted (0 without a journal).
+        Raises ``ValueError`` for a topic, field or id that is not valid.
+        """
+        check_text("topic", topic, allow_empty=False, max_len=200)
+        if not isinstance(field, str) or not _FIELD.fullmatch(field):
+            raise ValueError(f"field must be a payload key like 'memory_id', got {field!r}")
+        id_list = list(ids)
+        for value in id_list:
+            if type(value) is not int:
+                raise ValueError(f"ids must be integers, got {type(value).__name__} {value!r:.60}")
+        if self._journal is None or not id_list:
+            return 0
+        return self._journal.forget(topic, field, id_list)
 
     def journal_size(self) -> int:
         """Number of events in the journal (0 without one)."""
