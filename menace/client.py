@@ -149,6 +149,10 @@ class MenaceClient(Protocol):
         """Every stored evaluation of the main engine, oldest first."""
         ...
 
+    def prequential_history(self) -> list[dict[str, Any]]:
+        """The main engine's kept test-then-train figures (see ``learning:prequential``), oldest first."""
+        ...
+
     def counts(self) -> Counts:
         """How many pathways, runs and memory entries are stored."""
         ...

@@ -24,6 +24,7 @@ WORKFLOWS_DB = "workflows.db"
 EVENTS_DB = "events.db"
 MODELS_DIR = "models"
 EVALUATIONS_FILE = "evaluations.jsonl"
+PREQUENTIAL_FILE = "prequential.jsonl"
 
 DEFAULT_MODEL = "logreg"
 DEFAULT_METRICS_ADDR = "127.0.0.1"
@@ -74,17 +75,29 @@ def _env_float(name: str, default: float) -> float:
 class Settings:
     """Everything needed to start the stack on a data directory.
 
+    ``model`` ``None`` (the default): the model the engine used last (an
+    auto-train's choice is remembered), else ``logreg``.
     ``eval_every_examples`` / ``eval_every_seconds``: evaluate after that many
-    learned examples / that many seconds; 0 turns each trigger off.
+    learned examples / that many seconds (0 turns each trigger off; both on by
+    default); ``eval_max_examples``: a periodic evaluation reads at most the
+    newest that many runs (0: all). ``prequential_window``: runs in the rolling
+    test-then-train figures. ``drift_policy``: ``retrain`` or ``none``.
     ``metrics_port`` 0 means no metrics server.
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
-    model: str = field(default_factory=lambda: os.environ.get("MENACE_MODEL", DEFAULT_MODEL))
-    eval_every_examples: int = field(default_factory=lambda: _env_int("MENACE_EVAL_EVERY", 0))
+    model: str | None = field(default_factory=lambda: os.environ.get("MENACE_MODEL") or None)
+    eval_every_examples: int = field(default_factory=lambda: _env_int("MENACE_EVAL_EVERY", DEFAULT_EVAL_EVERY))
     eval_every_seconds: float = field(
-        default_factory=lambda: _env_float("MENACE_EVAL_INTERVAL", 0.0)
+        default_factory=lambda: _env_float("MENACE_EVAL_INTERVAL", DEFAULT_EVAL_INTERVAL)
     )
+    eval_max_examples: int = field(
+        default_factory=lambda: _env_int("MENACE_EVAL_MAX_EXAMPLES", DEFAULT_EVAL_MAX_EXAMPLES)
+    )
+    prequential_window: int = field(
+        default_factory=lambda: _env_int("MENACE_PREQUENTIAL_WINDOW", DEFAULT_PREQUENTIAL_WINDOW)
+    )
+    drift_policy: str = field(default_factory=lambda: os.environ.get("MENACE_DRIFT_POLICY") or DEFAULT_DRIFT_POLICY)
     metrics_addr: str = field(
         default_factory=lambda: os.environ.get("MENACE_METRICS_ADDR", DEFAULT_METRICS_ADDR)
     )
@@ -95,8 +108,15 @@ class Settings:
 
     def __post_init__(self) -> None:
         self.data_dir = expand_path("data_dir", check_text("data_dir", str(self.data_dir), allow_empty=False))
-        self.model = check_text("model", self.model, allow_empty=False, max_len=100).strip()
+        if self.model is not None:
+            self.model = check_text("model", self.model, allow_empty=False, max_len=100).strip()
         check_positive_int("eval_every_examples", self.eval_every_examples, minimum=0)
+        check_positive_int("eval_max_examples", self.eval_max_examples, minimum=0)
+        check_positive_int("prequential_window", self.prequential_window, minimum=1)
+        if self.drift_policy not in DRIFT_POLICIES:
+            raise FieldError(
+                "drift_policy", f"drift_policy must be one of {', '.join(DRIFT_POLICIES)}, got {self.drift_policy!r:.60}"
+            )
         self.eval_every_seconds = check_number("eval_every_seconds", self.eval_every_seconds, minimum=0.0)
         self.metrics_addr = check_text("metrics_addr", self.metrics_addr, allow_empty=False, max_len=255)
         check_positive_int("metrics_port", self.metrics_port, minimum=0)

@@ -202,6 +202,9 @@ class LocalClient:
         history = list(self._stack.engine.evaluation_history)  # one copy: the worker appends
         return [dict(entry) for entry in history if isinstance(entry, dict)]
 
+    def prequential_history(self) -> list[dict[str, Any]]:
+        return self._stack.engine.prequential_history()
+
     def counts(self) -> Counts:
         db = self._stack.pathway_db
         return Counts(

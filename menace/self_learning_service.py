@@ -118,7 +118,7 @@ class ServiceStack:
                 topic,
                 {
                     "data_dir": str(self.settings.data_dir),
-                    "model": str(getattr(self.engine, "model_name", self.settings.model)),
+                    "model": self.engine.model_name,
                     "metrics_url": self.metrics_url,
                     "ts": time.time(),
                 },
@@ -240,6 +240,8 @@ def make_engine(
         persist_path=settings.path(config.EVALUATIONS_FILE),
         model_dir=settings.path(config.MODELS_DIR),
         name=MAIN_ENGINE,
+        prequential_window=settings.prequential_window,
+        prequential_path=settings.path(config.PREQUENTIAL_FILE),
         **options,
     )
 
@@ -286,6 +288,8 @@ def start_stack(
             batch_wait=batch_wait,
             eval_every_examples=settings.eval_every_examples,
             eval_every_seconds=settings.eval_every_seconds,
+            eval_max_examples=settings.eval_max_examples or None,
+            drift_policy=settings.drift_policy,
             memory=memory,
             pathway_db=pathway_db,
         )
@@ -445,17 +449,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model", metavar="NAME",
         help=f"model family: {', '.join(available_models())} "
-        f"(env MENACE_MODEL; current: {_env_or('MENACE_MODEL', config.DEFAULT_MODEL)})",
+        f"(env MENACE_MODEL; default: the model used last, e.g. an auto-train's choice, "
+        f"else {config.DEFAULT_MODEL}; current: {_env_or('MENACE_MODEL', 'the model used last')})",
     )
     parser.add_argument(
         "--eval-every", metavar="N", type=int,
         help=f"evaluate after every N learned examples, 0 for never "
-        f"(env MENACE_EVAL_EVERY; current: {_env_or('MENACE_EVAL_EVERY', 0)})",
+        f"(env MENACE_EVAL_EVERY; current: {_env_or('MENACE_EVAL_EVERY', config.DEFAULT_EVAL_EVERY)})",
     )
     parser.add_argument(
         "--eval-interval", metavar="SECONDS", type=float,
         help=f"evaluate every SECONDS while the model changes, 0 for never "
-        f"(env MENACE_EVAL_INTERVAL; current: {_env_or('MENACE_EVAL_INTERVAL', 0)})",
+        f"(env MENACE_EVAL_INTERVAL; current: {_env_or('MENACE_EVAL_INTERVAL', config.DEFAULT_EVAL_INTERVAL)})",
+    )
+    parser.add_argument(
+        "--eval-max-examples", metavar="N", type=int,
+        help=f"a periodic evaluation reads at most the newest N runs, 0 for all "
+        f"(env MENACE_EVAL_MAX_EXAMPLES; current: "
+        f"{_env_or('MENACE_EVAL_MAX_EXAMPLES', config.DEFAULT_EVAL_MAX_EXAMPLES)})",
+    )
+    parser.add_argument(
+        "--prequential-window", metavar="N", type=int,
+        help=f"runs in the rolling test-then-train accuracy "
+        f"(env MENACE_PREQUENTIAL_WINDOW; current: "
+        f"{_env_or('MENACE_PREQUENTIAL_WINDOW', config.DEFAULT_PREQUENTIAL_WINDOW)})",
+    )
+    parser.add_argument(
+        "--drift-policy", metavar="POLICY", choices=config.DRIFT_POLICIES,
+        help=f"what a drift (the error rate rose) does: retrain on the runs since the change, "
+        f"or none (env MENACE_DRIFT_POLICY; current: {_env_or('MENACE_DRIFT_POLICY', config.DEFAULT_DRIFT_POLICY)})",
     )
     parser.add_argument(
         "--metrics-addr", metavar="ADDR",
@@ -491,6 +513,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "model": args.model,
         "eval_every_examples": args.eval_every,
         "eval_every_seconds": args.eval_interval,
+        "eval_max_examples": args.eval_max_examples,
+        "prequential_window": args.prequential_window,
+        "drift_policy": args.drift_policy,
         "metrics_addr": args.metrics_addr,
         "metrics_port": args.metrics_port,
     }

@@ -281,6 +281,9 @@ settings_kwargs = st.fixed_dictionaries(
         "metrics_addr": st.one_of(st.text(max_size=20), anything_scalar),
         "metrics_port": number_like,
         "journal": st.booleans(),
+        "eval_max_examples": number_like,
+        "prequential_window": number_like,
+        "drift_policy": st.one_of(st.sampled_from(["retrain", "none"]), st.text(max_size=10), anything_scalar),
     },
 )
 
@@ -293,7 +296,8 @@ def check_settings(kwargs: dict) -> None:
         return
     assert 0 <= result.metrics_port <= 65535 and result.eval_every_examples >= 0
     assert math.isfinite(result.eval_every_seconds) and result.eval_every_seconds >= 0
-    assert result.model and result.metrics_addr
+    assert (result.model is None or result.model) and result.metrics_addr  # None: the model used last
+    assert result.prequential_window >= 1 and result.drift_policy in {"retrain", "none"}
 
 
 @FAST

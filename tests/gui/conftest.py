@@ -105,6 +105,11 @@ class FakeClient:
             {"engine": "pathways", "model": "fake", "ts": now - 7200, "cv_score": 0.61, "holdout_score": 0.58},
             {"engine": "pathways", "model": "fake", "ts": now - 3600, "cv_score": 0.66, "holdout_score": 0.63},
         ]
+        self.prequential = [
+            {"engine": "pathways", "model": "fake", "ts": now - 1800 + 60 * i, "accuracy": 0.6 + 0.01 * i,
+             "baseline": 0.55, "log_loss": 0.6, "n_window": 100, "n_total": 100 * (i + 1)}
+            for i in range(10)
+        ]
         self.stored_pathways = [
             Pathway(id=i, actions=f"fake{i}->step", frequency=10 * i, successes=5 * i, success_rate=0.5,
                     avg_exec_time=1.0, avg_roi=0.5, last_activation=now, myelination_score=float(i))
@@ -198,6 +203,9 @@ class FakeClient:
 
     def evaluation_history(self) -> list[dict]:
         return [dict(h) for h in self.history]
+
+    def prequential_history(self) -> list[dict]:
+        return [dict(p) for p in self.prequential]
 
     def counts(self) -> Counts:
         return Counts(pathways=len(self.stored_pathways), runs=len(self.runs), memory=len(self.stored_memory))
