@@ -18,6 +18,7 @@ import pytest
 from prometheus_client import REGISTRY
 from workloads import BAD, GOOD, make_runs
 
+from menace.features import ORDER_DIM, order_vector
 from menace.learning_engine import (
     UNTRAINED_PROBABILITY,
     LearnedRuns,
@@ -131,8 +132,18 @@ def test_feature_names_document_the_columns(filled):
     full = LearningEngine(*filled)
     assert full.feature_names[:5] == [
         "prior_frequency", "exec_time", "roi", "prior_myelination", "embedding_mean"]
-    assert len(full.feature_names) == 5 + filled[1].embedder.dim
+    dim = filled[1].embedder.dim
+    assert len(full.feature_names) == 5 + dim + ORDER_DIM
+    assert full.feature_names[5 + dim] == "order_0"
+    assert len(LearningEngine(*filled, features="embedding").feature_names) == 5 + dim
     assert len(LearningEngine(*filled, features="seed").feature_names) == 5
+
+
+def test_order_features_tell_the_order_of_the_steps_apart():
+    before, after = order_vector("run_tests->deploy"), order_vector("deploy -> Run_Tests")
+    assert before.shape == (ORDER_DIM,) and not np.allclose(before, after)
+    assert np.array_equal(order_vector("a->b->c"), order_vector(" a -> b -> c "))
+    assert np.abs(before).sum() == 3  # two steps and one ordered pair, each a signed count
 
 
 def test_prediction_uses_the_training_features_and_scaling(filled):
@@ -153,7 +164,8 @@ def test_prediction_uses_the_training_features_and_scaling(filled):
     assert abs(raw - prob) > 1e-6
     embedding = mm.embed(run["actions"])
     assert trained_row[0, 4] == pytest.approx(float(embedding.mean()), abs=1e-6)
-    assert np.allclose(trained_row[0, 5:], embedding, atol=1e-6)
+    assert np.allclose(trained_row[0, 5 : 5 + len(embedding)], embedding, atol=1e-6)
+    assert np.array_equal(trained_row[0, 5 + len(embedding) :], order_vector(run["actions"]))
 
 
 def test_progress_goes_from_zero_to_one(filled):

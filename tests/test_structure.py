@@ -13,6 +13,7 @@ import pytest
 from menace import events
 from menace.embeddings import HashingEmbedder
 from menace.errors import FieldError
+from menace.features import ORDER_DIM
 from menace.learning_engine import LearningEngine
 from menace.menace_memory_manager import MenaceMemoryManager
 from menace.neuroplasticity import Pathway, PathwayDB, PathwayRecord
@@ -214,6 +215,6 @@ def test_features_are_one_pipeline_for_training_and_prediction(tmp_path):
     mm = MenaceMemoryManager(tmp_path / "mem.db", embedder=HashingEmbedder(16))
     engine = LearningEngine(pdb, mm)
     row = engine.features_of(np.array([[3.0, 1.0, 2.0, 0.5]]), ["a->b"])
-    assert row.shape == (1, len(engine.feature_names)) == (1, 5 + 16)
+    assert row.shape == (1, len(engine.feature_names)) == (1, 5 + 16 + ORDER_DIM)
     pdb.close()
     mm.close()

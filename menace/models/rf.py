@@ -19,12 +19,16 @@ import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
+from ..progress import check_cancel, report
 from .base import ReplayBuffer
 from .tabular import TabularFamily
 
 BASE_TREES = 100
 TREES_PER_UPDATE = 10
 MAX_UPDATE_TREES = 50
+#: A full fit grows its trees this many at a time, checking for a cancel between
+#: (the same forest as one fit: warm_start draws the same tree seeds).
+FIT_CHUNK = 10
 
 
 class RandomForestFamily(TabularFamily):
@@ -38,6 +42,23 @@ class RandomForestFamily(TabularFamily):
 
     def make_classifier(self, seed: int, n_trees: int = BASE_TREES) -> RandomForestClassifier:
         return RandomForestClassifier(n_estimators=n_trees, min_samples_leaf=2, random_state=seed)
+
+    def fit(self, estimator: Pipeline, X: Any, y: np.ndarray, progress: Any = None, cancel: Any = None) -> Pipeline:
+        """Grow the forest :data:`FIT_CHUNK` trees at a time: progress between, and a
+        cancel stops it within one chunk (a forest's own fit cannot be interrupted)."""
+        scaler, forest = estimator.named_steps["scale"], estimator.named_steps["model"]
+        Xs = scaler.fit_transform(X)
+        total = forest.n_estimators
+        forest.set_params(warm_start=True)
+        try:
+            for grown in range(FIT_CHUNK, total + FIT_CHUNK, FIT_CHUNK):
+                check_cancel(cancel)
+                forest.set_params(n_estimators=min(grown, total))
+                forest.fit(Xs, y)
+                report(progress, min(grown, total) / total, f"grew {min(grown, total)} of {total} trees")
+        finally:
+            forest.set_params(warm_start=False, n_estimators=total)
+        return estimator
 
     def partial_update(
         self, estimator: Pipeline | None, X: Any, y: np.ndarray, replay: ReplayBuffer, seed: int
