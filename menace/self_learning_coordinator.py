@@ -276,6 +276,8 @@ class SelfLearningCoordinator:
         self.scorer.stop(max(0.0, deadline - time.monotonic()))
         self.evaluator.stop(max(0.0, deadline - time.monotonic()))
         self._join(deadline, timeout)
+        if not self.training_worker_alive:
+            self._publish_prequential(force=True)  # the figures as learning stopped
         left = [(item.topic, item.payload) for item in self.queue.leftovers(self.training_worker_alive)]
         if self.prefetcher is not None:
             self.prefetcher.clear()
@@ -487,7 +489,7 @@ class SelfLearningCoordinator:
                 if job is not None:
                     self._run_job(job)
                 if not self.queue.stopping:
-                    self._publish_prequential(force=not inputs and job is None)
+                    self._publish_prequential()  # idle ticks (<= 0.5 s) send the last one
                     self._evaluate_due()
             except Exception:  # the worker must survive anything an engine does
                 logger.exception("training worker: unexpected error")
@@ -551,7 +553,7 @@ class SelfLearningCoordinator:
     # -- learning quality ---------------------------------------------------------------
     def _publish_prequential(self, force: bool = False) -> None:
         """``learning:prequential`` for engines that learned since, at most every
-        :data:`~menace.config.PREQUENTIAL_EVENT_INTERVAL` seconds (``force``: the worker is idle)."""
+        :data:`~menace.config.PREQUENTIAL_EVENT_INTERVAL` seconds (``force``: now, at stop)."""
         now = time.monotonic()
         for name in list(self._prequential_due):
             if not force and now - self._prequential_sent.get(name, -math.inf) < config.PREQUENTIAL_EVENT_INTERVAL:

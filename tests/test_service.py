@@ -118,6 +118,56 @@ def test_restart_loads_the_saved_model_and_the_evaluation_history(data_dir, no_n
         stop()
 
 
+def test_an_auto_train_choice_stays_live_across_a_restart_with_its_scores_and_times(data_dir, no_new_threads):
+    from prometheus_client import REGISTRY
+
+    start, stop = run_background(data_dir=data_dir, metrics_port=0)
+    stack = start()
+    stack.pathway_db.log_many(runs(60))
+    coordinator = stack.coordinator
+    job = coordinator.wait_job(coordinator.request_auto_train(["rf"]), 30)
+    assert job.finished_ok and stack.engine.model_name == "rf"
+    evaluated_at = stack.engine.evaluation_history[-1]["ts"]
+    stop()
+
+    start, stop = run_background(data_dir=data_dir, metrics_port=0)  # no --model: the one used last
+    stack = start()
+    try:
+        assert stack.engine.model_name == "rf" and stack.engine.is_trained
+        assert stack.settings.model is None
+        assert REGISTRY.get_sample_value("learning_model_info", {"engine": "pathways", "model": "rf"}) == 1.0
+        assert REGISTRY.get_sample_value("learning_cv_score", {"engine": "pathways"}) == pytest.approx(
+            stack.engine.evaluation_history[-1]["cv_score"])
+        assert REGISTRY.get_sample_value(
+            "learning_last_evaluation_timestamp_seconds", {"engine": "pathways"}) == pytest.approx(evaluated_at)
+        assert REGISTRY.get_sample_value("learning_last_training_timestamp_seconds", {"engine": "pathways"}) > 0
+    finally:
+        stop()
+    start, stop = run_background(data_dir=data_dir, metrics_port=0, model="logreg")  # an explicit choice wins
+    try:
+        assert start().engine.model_name == "logreg"
+    finally:
+        stop()
+
+
+def test_periodic_evaluation_is_on_by_default(data_dir, no_new_threads):
+    settings = Settings()
+    assert settings.eval_every_examples == config.DEFAULT_EVAL_EVERY > 0
+    assert settings.eval_every_seconds == config.DEFAULT_EVAL_INTERVAL > 0
+    assert settings.eval_max_examples == config.DEFAULT_EVAL_MAX_EXAMPLES
+    start, stop = run_background(data_dir=data_dir, metrics_port=0, eval_every_examples=40)
+    stack = start()
+    try:
+        evaluated = []
+        stack.bus.subscribe(events.LEARNING_EVALUATED, lambda _t, p: evaluated.append(p))
+        stack.pathway_db.log_many(runs(45))
+        assert stack.coordinator.wait_idle(20)
+        assert [p["trigger"] for p in evaluated] == ["examples"]
+        assert evaluated[0]["model"] == "logreg" and evaluated[0]["n_examples"] == 45
+    finally:
+        stop()
+
+
 def test_partial_updates_are_saved_on_stop(data_dir, no_new_threads):
     start, stop = run_background(data_dir=data_dir, metrics_port=0)
     stack = start()

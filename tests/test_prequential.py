@@ -1,0 +1,210 @@
+"""Test-then-train scores, drift and its policy: what an operator sees while the model learns."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+
+from menace import events
+from menace.embeddings import HashingEmbedder
+from menace.learning_engine import LearningEngine
+from menace.menace_memory_manager import MenaceMemoryManager
+from menace.metrics_exporter import LearningMetrics
+from menace.neuroplasticity import PathwayDB, PathwayRecord
+from menace.prequential import DriftMonitor, PrequentialScore
+from menace.self_learning_coordinator import SelfLearningCoordinator
+
+STEPS = ["fetch", "parse", "store", "login", "scan", "patch", "deploy", "notify"]
+
+
+def stream(n: int, seed: int = 0, flip_at: int | None = None, t0: float = 1.7e9) -> list[PathwayRecord]:
+    """Runs whose success is learnable from the text; after ``flip_at`` the concept flips."""
+    rng = random.Random(seed)
+    pathways = ["->".join(rng.sample(STEPS, 3)) for _ in range(30)]
+    good = {p: rng.random() < 0.5 for p in pathways}
+    out = []
+    for i in range(n):
+        actions = rng.choice(pathways)
+        ok = good[actions] if flip_at is None or i < flip_at else not good[actions]
+        if rng.random() < 0.05:
+            ok = not ok
+        out.append(PathwayRecord(actions, exec_time=1.0, roi=1.0, outcome="SUCCESS" if ok else "FAILURE",
+                                 ts=t0 + i))
+    return out
+
+
+@pytest.fixture
+def stores(tmp_path, bus):
+    pdb = PathwayDB(tmp_path / "pathways.db", event_bus=bus)
+    mm = MenaceMemoryManager(tmp_path / "mem.db", embedder=HashingEmbedder(64))
+    yield pdb, mm
+    pdb.close()
+    mm.close()
+
+
+# -- the rolling figures ------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    window=st.integers(1, 40),
+    batches=st.lists(st.lists(st.tuples(st.integers(0, 1), st.floats(0, 1)), max_size=50), max_size=12),
+)
+def test_rolling_figures_match_a_brute_force_count(window, batches):
+    score = PrequentialScore(window)
+    seen: list[tuple[int, float]] = []
+    for batch in batches:
+        score.update(np.array([b[0] for b in batch]), np.array([b[1] for b in batch]))
+        seen += batch
+    snapshot = score.snapshot()
+    if not seen:
+        assert snapshot is None
+        return
+    last = seen[-window:]
+    y = np.array([b[0] for b in last])
+    p = np.array([b[1] for b in last])
+    assert snapshot["n_window"] == len(last) and snapshot["n_total"] == len(seen)
+    assert snapshot["accuracy"] == pytest.approx(np.mean((p >= 0.5) == (y == 1)))
+    assert snapshot["baseline"] == pytest.approx(max(y.mean(), 1 - y.mean()))
+    assert snapshot["brier"] == pytest.approx(np.mean((p - y) ** 2))
+    all_y = np.array([b[0] for b in seen])
+    assert snapshot["accuracy_total"] == pytest.approx(np.mean((np.array([b[1] for b in seen]) >= 0.5) == (all_y == 1)))
+    restored = PrequentialScore.from_state(json.loads(json.dumps(score.state())), window).snapshot()
+    assert restored == pytest.approx(snapshot, rel=1e-4, abs=1e-6)  # probabilities are kept to 6 digits
+
+
+@pytest.mark.parametrize("state", [
+    {"y": [0, 1], "p": [0.5]}, {"y": [2], "p": [0.5], "n_total": 1}, {"y": [1], "p": [1.5], "n_total": 1},
+    {"y": [], "p": [], "n_total": -1}, {"y": [1], "p": [0.9], "n_total": 1, "correct_total": 5}, "nope",
+])
+def test_a_damaged_saved_state_is_refused(state):
+    with pytest.raises(ValueError):
+        PrequentialScore.from_state(state)
+
+
+# -- inside every incremental update --------------------------------------------------------------
+
+
+def test_each_update_scores_its_runs_before_learning_them(stores):
+    pdb, mm = stores
+    registry = CollectorRegistry()
+    engine = LearningEngine(pdb, mm, metrics=LearningMetrics(registry), prequential_window=100)
+    runs = stream(600)
+    for start in range(0, 600, 50):
+        engine.partial_train(runs[start : start + 50])
+    snapshot = engine.prequential_snapshot()
+    # the first batch met no model (nothing to test it with); the other 550 were predicted first
+    assert snapshot["n_total"] == 550 and snapshot["n_window"] == 100
+    assert snapshot["model"] == "logreg" and snapshot["engine"] == "pathways"
+    assert snapshot["accuracy"] > snapshot["baseline"] + 0.1  # it beats guessing
+    assert 0.0 <= snapshot["log_loss"] < 0.7
+    gauge = registry.get_sample_value("learning_prequential_accuracy", {"engine": "pathways"})
+    assert gauge == pytest.approx(snapshot["accuracy"])
+    assert registry.get_sample_value("learning_prequential_baseline", {"engine": "pathways"}) == pytest.approx(
+        snapshot["baseline"])
+
+
+def test_the_curve_survives_a_restart_and_is_never_mixed_across_models(tmp_path, stores):
+    pdb, mm = stores
+    path = tmp_path / "prequential.jsonl"
+    engine = LearningEngine(pdb, mm, prequential_path=path, prequential_save_interval=0.0)
+    runs = stream(300)
+    for start in range(0, 300, 30):
+        engine.partial_train(runs[start : start + 30])
+    engine.save()
+    before = engine.prequential_snapshot()
+    points = engine.prequential_history()
+    assert len(points) >= 5 and points[-1]["n_total"] == before["n_total"] == 270
+    assert all(p["model"] == "logreg" for p in points)
+
+    restarted = LearningEngine(pdb, mm, prequential_path=path)
+    assert restarted.prequential_snapshot()["n_total"] == 270  # the rolling figures go on
+    assert restarted.prequential_history() == points
+    pdb.log_many(stream(60, seed=3, t0=2e9))
+    restarted.auto_train(["rf"], cv=3)  # another model: its figures start afresh
+    assert restarted.prequential_snapshot() is None
+
+
+# -- drift ----------------------------------------------------------------------------------------
+
+
+def test_the_drift_monitor_finds_a_rise_of_the_error_rate_not_a_fall():
+    rng = np.random.default_rng(0)
+    monitor = DriftMonitor()
+    assert monitor.update((rng.random(2000) < 0.05).astype(int)) is None  # steady
+    drift = monitor.update((rng.random(600) < 0.5).astype(int))
+    assert drift is not None and drift.error_after > drift.error_before + 0.2
+    assert drift.runs_after < 600
+    better = DriftMonitor()
+    better.update((rng.random(2000) < 0.5).astype(int))
+    assert better.update((rng.random(600) < 0.05).astype(int)) is None  # the model got better
+
+
+class Recorder:
+    def __init__(self, bus) -> None:
+        self.events: list[tuple[str, dict]] = []
+        bus.subscribe("*", lambda topic, payload: self.events.append((topic, payload)))
+
+    def of(self, topic: str) -> list[dict]:
+        return [p for t, p in self.events if t == topic]
+
+
+@pytest.mark.timeout(120)
+def test_a_flipped_concept_is_found_retrained_on_and_accuracy_recovers(bus, stores):
+    pdb, mm = stores
+    engine = LearningEngine(pdb, mm, prequential_window=200)
+    recorder = Recorder(bus)
+    coordinator = SelfLearningCoordinator(
+        bus, engine, batch_size=25, batch_wait=0.005, eval_every_examples=0, eval_every_seconds=0.0,
+    ).start()
+    try:
+        runs = stream(3000, flip_at=1500)
+        for start in range(0, 3000, 25):
+            pdb.log_many(runs[start : start + 25])
+            if start % 500 == 0:
+                assert coordinator.wait_idle(30)
+        assert coordinator.wait_idle(60)
+    finally:
+        coordinator.stop()
+    drifts = recorder.of(events.LEARNING_DRIFT)
+    assert drifts, "the flip was not found"
+    first = drifts[0]
+    assert first["n_examples"] > 1500 - 25 and first["error_after"] > first["error_before"]
+    assert first["action"] == "retrain"
+    retrains = [p for p in recorder.of(events.LEARNING_TRAINED) if p.get("reason") == "drift"]
+    assert retrains and retrains[0]["mode"] == "full"
+    assert 200 <= retrains[0]["examples"] <= 5000
+    found_after = first["n_examples"] - 1475  # runs after the flip when it was found
+    assert found_after < 500, f"found only {found_after} runs after the change"
+    curve = recorder.of(events.LEARNING_PREQUENTIAL)
+    assert curve and all(p["model"] == "logreg" for p in curve)
+    final = curve[-1]
+    assert final["accuracy"] > 0.85 and final["accuracy"] > final["baseline"] + 0.1  # recovered
+
+
+def test_prequential_events_are_rate_limited_under_a_flood(bus, stores):
+    pdb, mm = stores
+    engine = LearningEngine(pdb, mm)
+    recorder = Recorder(bus)
+    coordinator = SelfLearningCoordinator(bus, engine, batch_size=8, batch_wait=0.0,
+                                          eval_every_examples=0, eval_every_seconds=0.0).start()
+    try:
+        started = time.monotonic()
+        for start in range(0, 2000, 8):
+            pdb.log_many(stream(8, seed=start, t0=1.7e9 + start))
+        assert coordinator.wait_idle(60)
+        took = time.monotonic() - started
+    finally:
+        coordinator.stop()  # sends the figures as learning stopped
+    updates = [p for p in recorder.of(events.LEARNING_TRAINED) if p["mode"] == "partial"]
+    published = recorder.of(events.LEARNING_PREQUENTIAL)
+    assert len(updates) > 50
+    assert 1 <= len(published) <= took / 0.5 + 2  # at most two a second, plus the last
+    assert published[-1]["n_total"] == engine.prequential_snapshot()["n_total"]  # the last one is sent
