@@ -111,7 +111,7 @@ class PrequentialScore:
         return {
             "window": self.window,
             "y": self._y[order].astype(int).tolist(),
-            "p": [round(float(v), 6) for v in self._p[order]],
+            "p": [float(v) for v in self._p[order]],
             "n_total": self.n_total,
             "correct_total": self._correct_total,
             "positives_total": self._positives_total,
