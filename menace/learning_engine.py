@@ -63,6 +63,8 @@ __all__ = [
 
 #: The model of an engine made with ``model=None`` and no remembered choice.
 DEFAULT_MODEL = "logreg"
+#: Least time between two updates of the test-then-train gauges, seconds.
+GAUGE_INTERVAL = 0.5
 #: What :meth:`LearningEngine.predict_success` answers before any training.
 UNTRAINED_PROBABILITY = 0.5
 #: The engine's ledger of learned runs (the name older code imports).
@@ -115,6 +117,9 @@ class LearningEngine:
         prequential_path: ``.jsonl`` file the test-then-train figures are
             appended to (at most every ``prequential_save_interval`` seconds,
             and at each save), so a restart keeps the curve; ``None``: not kept.
+        score_updates: test-then-train scoring and drift detection in every
+            incremental update (on by default; ``bench/learning_quality.py``
+            measures what it costs).
 
     ``model=None`` takes the model the engine used last (an ``auto_train``
     choice is remembered in ``model_dir``), else ``logreg``.
@@ -140,6 +145,7 @@ class LearningEngine:
         drift_delta: float = DEFAULT_DELTA,
         prequential_path: str | os.PathLike[str] | None = None,
         prequential_save_interval: float = 10.0,
+        score_updates: bool = True,
     ) -> None:
         if pathway_db is None:
             raise FieldError("pathway_db", "pathway_db is required")
@@ -171,6 +177,8 @@ class LearningEngine:
             "prequential_save_interval", prequential_save_interval, minimum=0.0
         )
         self._last_point = 0.0
+        self._last_gauges = -GAUGE_INTERVAL
+        self.score_updates = bool(score_updates)
 
         self._lock = threading.RLock()  # one trainer at a time
         self._live: LiveModel | None = None
@@ -407,7 +415,7 @@ class LearningEngine:
             self._seed_replay(family, batch_ids)
         self._replay.extend(list(X), y)
         live = self._live
-        if live is not None and live.family is family:
+        if self.score_updates and live is not None and live.family is family:
             self._score_before_learning(family, live.estimator, X, y)
         estimator = family.partial_update(live.estimator if live is not None else None, X, y, self._replay, self.seed)
         if estimator is None:
@@ -428,7 +436,7 @@ class LearningEngine:
         """Test-then-train: score the model as it is on the runs it is about to learn."""
         proba = family.predict_proba(estimator, X)
         self.prequential.update(y, proba)
-        drift = self._drift.update((proba >= 0.5).astype(np.int8) != y)
+        drift = self._drift.update(((proba >= 0.5).astype(np.int8) != y).astype(np.int8), y)
         if drift is not None:
             logger.warning(
                 "%s: drift in %s's errors after %d runs: error %.3f -> %.3f over the last %d runs",
@@ -436,16 +444,18 @@ class LearningEngine:
             )
             self._pending_drift = drift
             self.metrics.observe_drift(self.name)
-        snapshot = self.prequential.snapshot()
-        self.metrics.observe_prequential(self.name, snapshot)
         now = time.monotonic()
+        if now - self._last_gauges >= GAUGE_INTERVAL:  # the gauges need not follow every batch
+            self._last_gauges = now
+            self.metrics.observe_prequential(self.name, self.prequential.snapshot())
         if self.prequential_path is not None and now - self._last_point >= self.prequential_save_interval:
-            self._write_point(snapshot)
+            self._write_point(self.prequential.snapshot())
 
     def prequential_snapshot(self) -> dict[str, Any] | None:
         """The live model's test-then-train figures now (``engine``, ``model``, ``ts`` added),
-        or ``None`` before its first scored run."""
+        or ``None`` before its first scored run. Also brings the gauges up to date."""
         snapshot = self.prequential.snapshot()
+        self.metrics.observe_prequential(self.name, snapshot)
         if snapshot is None:
             return None
         return {"engine": self.name, "model": self._family.name, "ts": time.time(), **snapshot}

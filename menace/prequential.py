@@ -39,6 +39,8 @@ DEFAULT_WINDOW = 500
 DEFAULT_DELTA = 0.002
 #: Runs scored before a drift may be reported (early learning always looks like a change).
 MIN_RUNS_FOR_DRIFT = 200
+#: A model whose error since it was made exceeds guessing's by this much is drifted too.
+WORSE_THAN_GUESSING = 0.1
 _EPS = 1e-15
 
 
@@ -168,6 +170,8 @@ class DriftMonitor:
         self.delta = delta
         self.min_runs = min_runs
         self.seen = 0
+        self._errors = 0
+        self._positives = 0
         self._adwin: Any = None
         self._available = True
 
@@ -185,25 +189,59 @@ class DriftMonitor:
     def reset(self) -> None:
         """Start afresh (the model was replaced)."""
         self._adwin = None
-        self.seen = 0
+        self.seen = self._errors = self._positives = 0
 
-    def update(self, errors: np.ndarray) -> Drift | None:
-        """Feed 0/1 errors in order; the first rise of the error rate found, if any."""
+    def update(self, errors: np.ndarray, labels: np.ndarray | None = None) -> Drift | None:
+        """Feed 0/1 errors in order (and the runs' labels); the first rise of the error rate
+        found, if any.
+
+        Besides ADWIN's cuts, a model that, since it was made, errs more than
+        guessing the majority class would (by :data:`WORSE_THAN_GUESSING`) is
+        reported too, with all its runs as the runs after: a model retrained
+        on the wrong runs shows a steady, high error that has no cut to find.
+        """
+        errors = np.asarray(errors, dtype=np.int8)
+        found = self._adwin_update(errors)
+        if labels is not None and found is None:
+            found = self._guessing_check(errors, np.asarray(labels))
+        return found
+
+    def _guessing_check(self, errors: np.ndarray, labels: np.ndarray) -> Drift | None:
+        self._errors += int(errors.sum())
+        self._positives += int(labels.sum())
+        n = self.seen
+        if n < self.min_runs:
+            return None
+        error, guessing = self._errors / n, min(self._positives, n - self._positives) / n
+        if error <= guessing + WORSE_THAN_GUESSING:
+            return None
+        drift = Drift(float(guessing), float(error), n, n)
+        self.reset()  # reported once; the policy acts on it
+        return drift
+
+    def _adwin_update(self, errors: np.ndarray) -> Drift | None:
         adwin = self._detector()
         if adwin is None:
+            self.seen += len(errors)
             return None
+        # The window's width and mean are read once per batch, not per run: between
+        # cuts the window only grows by one run per update.
+        width, mean = adwin.width, adwin.estimation
         found = None
-        for error in np.asarray(errors, dtype=np.int8).tolist():
-            width, mean = adwin.width, adwin.estimation
+        total = mean * width
+        values = errors.tolist()
+        for i, error in enumerate(values):
             adwin.update(error)
-            self.seen += 1
-            if not adwin.drift_detected or found is not None:
+            total += error
+            if not adwin.drift_detected:
                 continue
             kept, after = adwin.width, adwin.estimation
-            dropped = width + 1 - kept
-            if dropped <= 0:
-                continue
-            before = (mean * width + error - after * kept) / dropped
-            if after > before and self.seen >= self.min_runs:
-                found = Drift(float(min(max(before, 0.0), 1.0)), float(after), int(kept), self.seen)
+            dropped = width + i + 1 - kept
+            seen = self.seen + i + 1
+            if found is None and dropped > 0:
+                before = (total - after * kept) / dropped
+                if after > before and seen >= self.min_runs:
+                    found = Drift(float(min(max(before, 0.0), 1.0)), float(after), int(kept), seen)
+            width, total = kept - (i + 1), after * kept  # go on from the cut window
+        self.seen += len(values)
         return found

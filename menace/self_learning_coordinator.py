@@ -173,6 +173,7 @@ class SelfLearningCoordinator:
         self.evaluator = PeriodicEvaluator(self._periodic_evaluate)
         self._prequential_sent: dict[str, float] = {}
         self._prequential_due: set[str] = set()
+        self._retrain_after: dict[str, int] = {}  # engine -> scored-run count where its change began
         self.memory = memory if memory is not None else main.memory_mgr
         self.pathway_db = pathway_db if pathway_db is not None else main.pathway_db
 
@@ -549,6 +550,7 @@ class SelfLearningCoordinator:
         drift = engine.pop_drift()
         if drift is not None:
             self._on_drift(name, engine, drift)
+        self._retrain_if_ready(name, engine)
 
     # -- learning quality ---------------------------------------------------------------
     def _publish_prequential(self, force: bool = False) -> None:
@@ -571,9 +573,22 @@ class SelfLearningCoordinator:
             "error_before": drift.error_before, "error_after": drift.error_after,
             "runs_after": drift.runs_after, "action": self.drift_policy, "ts": time.time(),
         })
-        if self.drift_policy != "retrain":
+        if self.drift_policy == "retrain":
+            self._retrain_after[name] = drift.n_examples - drift.runs_after
+
+    def _retrain_if_ready(self, name: str, engine: Learner) -> None:
+        """The drift policy: once :data:`~menace.config.DRIFT_RETRAIN_MIN` runs came after the
+        change, retrain on them (at most :data:`~menace.config.DRIFT_RETRAIN_MAX`), so the new
+        model learns what the workflow is now, not a mix with what it was."""
+        change = self._retrain_after.get(name)
+        snapshot = engine.prequential_snapshot() if change is not None else None
+        if snapshot is None:
             return
-        runs = min(max(drift.runs_after, config.DRIFT_RETRAIN_MIN), config.DRIFT_RETRAIN_MAX)
+        since = snapshot["n_total"] - change
+        if since < config.DRIFT_RETRAIN_MIN:
+            return
+        del self._retrain_after[name]
+        runs = min(since, config.DRIFT_RETRAIN_MAX)
         job_id = self._submit(JobKind.TRAIN, name, {"recent": runs, "reason": "drift"})
         logger.info("%s: drift policy: retraining on the newest %d runs (job %d)", name, runs, job_id)
 

@@ -208,3 +208,28 @@ def test_prequential_events_are_rate_limited_under_a_flood(bus, stores):
     assert len(updates) > 50
     assert 1 <= len(published) <= took / 0.5 + 2  # at most two a second, plus the last
     assert published[-1]["n_total"] == engine.prequential_snapshot()["n_total"]  # the last one is sent
+
+
+def test_the_drift_monitor_reports_the_same_drift_whatever_the_batch_size():
+    rng = np.random.default_rng(3)
+    errors = np.r_[(rng.random(1500) < 0.05), (rng.random(800) < 0.5)].astype(int)
+    found = []
+    for batch in (1, 7, 64, 500):
+        monitor = DriftMonitor()
+        drifts = [d for i in range(0, len(errors), batch) if (d := monitor.update(errors[i : i + batch]))]
+        found.append((drifts[0].n_examples, drifts[0].runs_after, round(drifts[0].error_before, 6)))
+    assert len(set(found)) == 1, found
+    assert 1500 < found[0][0] < 1800
+
+
+def test_the_linear_fast_path_gives_the_pipelines_probabilities(stores):
+    pdb, mm = stores
+    pdb.log_many(stream(300))
+    engine = LearningEngine(pdb, mm)
+    engine.train()
+    live = engine.live_model
+    runs = pdb.runs(limit=50)
+    X = engine.features_of(np.array([[r["prior_frequency"], r["exec_time"], r["roi"], r["prior_myelination"]]
+                                     for r in runs]), [r["actions"] for r in runs])
+    fast = live.family.predict_proba(live.estimator, X)
+    assert np.allclose(fast, live.estimator.predict_proba(X)[:, 1], atol=1e-12)

@@ -1,0 +1,176 @@
+"""Sustained learning rate: runs logged by other processes, learned by the service.
+
+Bots log from their own processes, so the service learns their runs through
+the run watcher (``menace.run_watcher``), not through its own bus. This
+benchmark starts ``--writers`` writer processes that log runs one at a time
+(one ``PathwayDB.log`` = one transaction, as a bot does) at a combined
+``--rate`` for ``--seconds`` seconds, into the data directory of a service
+stack running in this process (hashing embedder, logreg, test-then-train
+scoring on, journaled bus, periodic evaluation off so it does not compete).
+
+For every run, the writer notes the time just before its ``log()`` call; the
+service notes when ``learning:trained`` lists the run (the live model has
+learned it). Freshness is the difference (one machine, one clock). A rate is
+*sustained* when every run logged was learned and freshness p99 < 250 ms.
+With ``--find``, rates are tried from ``--rate`` upwards by ``--step`` until
+one is not sustained; the highest sustained rate is the figure.
+
+    .venv/bin/python bench/sustained.py [--rate 5000] [--find] [--step 2500] [--seconds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGET_P99_MS = 250.0
+TARGET_RATE = 20_000
+
+WRITER = textwrap.dedent(
+    """
+    import json, random, sys, time
+    from menace.neuroplasticity import PathwayDB, PathwayRecord
+
+    data, name, rate, seconds, start_at = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+    steps = ["fetch", "parse", "store", "login", "search", "buy", "scan", "patch", "deploy", "notify"]
+    rng = random.Random(name)
+    texts = ["->".join(rng.sample(steps, rng.randint(2, 5))) for _ in range(300)]
+    good = {t: rng.random() < 0.6 for t in texts}
+
+    class LastRun:
+        run_id = None
+        def publish(self, topic, payload):
+            self.run_id = payload["run_id"]
+
+    bus = LastRun()
+    pdb = PathwayDB(f"{data}/pathways.db", event_bus=bus)
+    out = open(f"{data}/{name}.log", "w")
+    while time.time() < start_at:
+        time.sleep(0.001)
+    n, interval = 0, 1.0 / rate
+    end = start_at + seconds
+    while True:
+        due = start_at + n * interval
+        now = time.time()
+        if due >= end:
+            break
+        if due > now:
+            time.sleep(due - now)
+        actions = rng.choice(texts)
+        ok = good[actions] if rng.random() > 0.1 else not good[actions]
+        t = time.time()
+        pdb.log(PathwayRecord(actions, exec_time=rng.uniform(0.1, 3), roi=rng.gauss(1, 1),
+                              outcome="SUCCESS" if ok else "FAILURE", ts=t))
+        out.write(f"{bus.run_id} {t}\\n")
+        n += 1
+    out.close()
+    print(n, flush=True)
+    """
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def trial(rate: float, seconds: float, writers: int) -> dict:
+    from menace.config import Settings
+    from menace.self_learning_service import start_stack
+
+    with tempfile.TemporaryDirectory(prefix="menace-sustained-") as tmp:
+        settings = Settings(data_dir=tmp, model="logreg", metrics_port=0, eval_every_examples=0,
+                            eval_every_seconds=0.0)
+        stack = start_stack(settings)
+        learned: dict[int, float] = {}
+        lock = threading.Lock()
+
+        def on_trained(_topic: str, payload: dict) -> None:
+            now = time.time()
+            with lock:
+                for run_id in payload.get("run_ids", ()):
+                    learned.setdefault(run_id, now)
+
+        stack.bus.subscribe("learning:trained", on_trained)
+        script = Path(tmp) / "writer.py"
+        script.write_text(WRITER)
+        env = dict(os.environ, PYTHONPATH=str(ROOT), MENACE_EMBEDDER="hashing")
+        start_at = time.time() + 1.5
+        procs = [
+            subprocess.Popen([sys.executable, str(script), tmp, f"w{k}", str(rate / writers), str(seconds),
+                              str(start_at)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+            for k in range(writers)
+        ]
+        counts = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=seconds + 60)
+            if proc.returncode != 0:
+                raise RuntimeError(err)
+            counts.append(int(out.strip()))
+        logged: dict[int, float] = {}
+        for k in range(writers):
+            for line in (Path(tmp) / f"w{k}.log").read_text().splitlines():
+                run_id, t = line.split()
+                logged[int(run_id)] = float(t)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with lock:
+                if all(r in learned for r in logged):
+                    break
+            time.sleep(0.1)
+        with lock:
+            missing = [r for r in logged if r not in learned]
+            fresh = [(learned[r] - t) * 1e3 for r, t in logged.items() if r in learned]
+        stats = stack.coordinator.stats()
+        stack.stop()
+    achieved = sum(counts) / seconds
+    p99 = percentile(fresh, 99)
+    return {
+        "rate": rate, "achieved": achieved, "logged": sum(counts), "missing": len(missing),
+        "p50_ms": percentile(fresh, 50), "p99_ms": p99, "max_ms": max(fresh) if fresh else float("nan"),
+        "sustained": not missing and p99 < TARGET_P99_MS and achieved >= 0.95 * rate,
+        "duplicates": stats["duplicates"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=5000.0, help="runs per second, all writers together")
+    parser.add_argument("--writers", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--find", action="store_true", help="raise the rate until it is not sustained")
+    parser.add_argument("--step", type=float, default=2500.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    rows = []
+    rate = args.rate
+    while True:
+        row = trial(rate, args.seconds, args.writers)
+        rows.append(row)
+        print(f"rate {row['rate']:>7.0f}/s achieved {row['achieved']:>7.0f}/s logged {row['logged']} "
+              f"missing {row['missing']} p50 {row['p50_ms']:.0f} ms p99 {row['p99_ms']:.0f} ms "
+              f"max {row['max_ms']:.0f} ms sustained {row['sustained']}", flush=True)
+        if not args.find or not row["sustained"]:
+            break
+        rate += args.step
+    best = max((r["achieved"] for r in rows if r["sustained"]), default=0.0)
+    print(f"highest sustained rate: {best:.0f} runs/s from {args.writers} writers "
+          f"(target >= {TARGET_RATE}, p99 < {TARGET_P99_MS:.0f} ms)")
+    if args.json:
+        print(json.dumps(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
