@@ -44,9 +44,10 @@ WRITER = textwrap.dedent(
 
     data, name, rate, seconds, start_at = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
     steps = ["fetch", "parse", "store", "login", "search", "buy", "scan", "patch", "deploy", "notify"]
+    shared = random.Random(0)  # one concept for every writer: which pathways tend to succeed
+    texts = ["->".join(shared.sample(steps, shared.randint(2, 5))) for _ in range(300)]
+    good = {t: shared.random() < 0.6 for t in texts}
     rng = random.Random(name)
-    texts = ["->".join(rng.sample(steps, rng.randint(2, 5))) for _ in range(300)]
-    good = {t: rng.random() < 0.6 for t in texts}
 
     class LastRun:
         run_id = None
@@ -86,6 +87,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def trial(rate: float, seconds: float, writers: int) -> dict:
+    os.environ["MENACE_EMBEDDER"] = "hashing"  # the service's embedder in this benchmark
     from menace.config import Settings
     from menace.self_learning_service import start_stack
 

@@ -114,7 +114,9 @@ class CheckedPayload(dict):
 
     To subscribers it is a dict like any other. The bus publishes it without
     walking it again for JSON types (that walk costs as much as a tenth of a
-    logged run); a payload from anywhere else is always checked.
+    logged run), journaled or not; a payload from anywhere else is always
+    checked. Only :func:`pathway_new` builds one: whoever builds one vouches
+    for every value in it.
     """
 
     __slots__ = ()

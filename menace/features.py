@@ -241,6 +241,8 @@ class FeaturePipeline:
         """
         if isinstance(item, PathwayRecord):
             return self._record_example(item)
+        if type(item) is events.CheckedPayload:  # a store built it from checked values
+            return self._checked_example(item)
         if not isinstance(item, dict):
             raise FieldError(
                 where, f"{where} must be a PathwayRecord or a pathway:new payload dict, got {type(item).__name__}"
@@ -259,6 +261,13 @@ class FeaturePipeline:
         if events.is_clipped(text):
             text = self._full_actions(item.get("pathway_id")) or text  # the payload clipped it
         return run_id, numbers, text, label
+
+    def _checked_example(self, item: dict) -> Example:
+        text = item["actions"]
+        if events.is_clipped(text):
+            text = self._full_actions(item["pathway_id"]) or text
+        numbers = (float(item["prior_frequency"]), item["exec_time"], item["roi"], item["prior_myelination"])
+        return item["run_id"], numbers, text, item["label"]
 
     def _record_example(self, record: PathwayRecord) -> Example:
         # A record is read as a run that has not been logged yet: its priors

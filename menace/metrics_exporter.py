@@ -136,9 +136,8 @@ class LearningMetrics:
         self._lock = threading.Lock()
         self._models: dict[str, str] = {}
         # Every input topic shows up (as 0) before its first event, so rate() has a baseline.
-        for topic in INPUT_TOPICS:
-            self.events_handled.labels(topic)
-            self.events_failed.labels(topic)
+        self._handled = {topic: self.events_handled.labels(topic) for topic in INPUT_TOPICS}
+        self._failed = {topic: self.events_failed.labels(topic) for topic in INPUT_TOPICS}
 
     # -- engines ------------------------------------------------------------------------
     def engine_started(self, engine: str, model: str) -> None:
@@ -209,9 +208,9 @@ class LearningMetrics:
     # -- the coordinator's intake ---------------------------------------------------------
     def observe_event(self, topic: str, accepted: bool, n: int = 1) -> None:
         """``n`` input events on ``topic`` accepted for learning, or refused / failed."""
-        if topic not in INPUT_TOPICS:
-            return  # bounded label values: only the input topics
-        (self.events_handled if accepted else self.events_failed).labels(topic).inc(n)
+        child = (self._handled if accepted else self._failed).get(topic)
+        if child is not None:  # bounded label values: only the input topics
+            child.inc(n)
 
     def set_queue_depth(self, depth: int) -> None:
         self.queue_depth.set(depth)

@@ -155,6 +155,12 @@ _FIX_RUN = (
     "UPDATE runs SET prior_frequency=?, prior_myelination=?, previous_run_id=?, successes=?,"
     " avg_exec_time=?, avg_roi=?, last_activation=?, link_from=? WHERE id=?"
 )
+# What a run's pathway:new payload needs, in run_events' order.
+_RUN_EVENTS = (
+    "SELECT id, pathway_id, ts, actions, inputs, outputs, exec_time, resources, outcome, roi, label,"
+    " prior_frequency, prior_myelination, successes, avg_exec_time, avg_roi, last_activation"
+    " FROM runs WHERE id > ? ORDER BY id LIMIT ?"
+)
 # A new pathway's row: the checkpoint before any of its runs was folded.
 _INSERT_PATHWAY = (
     "INSERT INTO pathways(actions, frequency, successes, success_rate, avg_exec_time,"
@@ -802,6 +808,30 @@ class PathwayDB(SQLiteStore):
 
     def count_pathways(self) -> int:
         return self._read("SELECT COUNT(*) FROM pathways")[0][0]
+
+    def run_events(self, since_id: int = 0, limit: int = 2000) -> list[dict[str, Any]]:
+        """The ``pathway:new`` payloads of the runs after ``since_id``, oldest first, marked
+        ``external`` (for announcing runs another process logged; see the run watcher).
+
+        Each carries the pathway's statistics just after its run, as the run row stores them.
+        """
+        check_positive_int("since_id", since_id, minimum=0)
+        check_positive_int("limit", limit)
+        rows = self._read(_RUN_EVENTS, (since_id, limit))
+        build = events.pathway_new
+        payloads = []
+        for (run_id, pathway_id, ts, actions, inputs, outputs, exec_time, resources, outcome, roi, label,
+             prior_frequency, prior_myelination, successes, avg_exec_time, avg_roi, last) in rows:
+            freq = prior_frequency + 1
+            stats = {
+                "frequency": freq, "success_rate": successes / freq, "avg_exec_time": avg_exec_time,
+                "avg_roi": avg_roi, "myelination_score": successes * avg_roi, "last_activation": last,
+            }
+            payloads.append(build(
+                pathway_id, run_id, ts, actions, inputs, outputs, exec_time, resources, outcome, roi, label,
+                prior_frequency, prior_myelination, stats, external=True,
+            ))
+        return payloads
 
     def logged_here(self, run_id: int) -> bool:
         """Whether this object wrote run ``run_id`` (then it publishes ``pathway:new`` itself)."""

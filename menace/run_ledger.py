@@ -60,6 +60,20 @@ class RunLedger:
         with self._lock:
             return sum(last - first + 1 for first, last in zip(self._firsts, self._lasts, strict=True))
 
+    def missing(self, run_ids: list[int]) -> list[bool]:
+        """For each id, whether it is *not* here (one lock for the whole list)."""
+        with self._lock:
+            firsts, lasts = self._firsts, self._lasts
+            newest = lasts[-1] if lasts else -1
+            out = []
+            for run_id in run_ids:
+                if run_id > newest:
+                    out.append(True)
+                    continue
+                i = bisect.bisect_right(firsts, run_id) - 1
+                out.append(not (i >= 0 and run_id <= lasts[i]))
+            return out
+
     def add(self, run_id: int) -> None:
         with self._lock:
             self._add(run_id)

@@ -108,7 +108,9 @@ class RunWatcher:
         self._thread: threading.Thread | None = None
 
     def _on_pathway(self, _topic: str, payload: dict) -> None:
-        run_id = payload.get("run_id") if isinstance(payload, dict) else None
+        if not isinstance(payload, dict) or payload.get("external"):
+            return  # announced by a watcher, which notes its own runs in bulk
+        run_id = payload.get("run_id")
         if type(run_id) is int:
             self._announced.add(run_id)
 
@@ -163,24 +165,29 @@ class RunWatcher:
         seconds does the watcher publish it. Runs are published in id order.
         """
         now = time.monotonic() if now is None else now
-        rows = self.pathway_db.runs(since_id=self.last_run_id, limit=PAGE)
+        payloads = self.pathway_db.run_events(self.last_run_id, PAGE)
+        if not payloads:
+            return 0
+        ids = [p["run_id"] for p in payloads]
+        unannounced = self._announced.missing(ids)
+        ours = self.pathway_db.logged_here
         ready: list[dict] = []
         through = self.last_run_id
-        for row in rows:
-            run_id = row["id"]
-            if run_id not in self._announced:
-                if self.pathway_db.logged_here(run_id):
+        for i, (payload, run_id) in enumerate(zip(payloads, ids, strict=True)):
+            if unannounced[i]:
+                if ours(run_id):
                     first = self._first_seen.setdefault(run_id, now)
                     if now - first < self.grace:
-                        for later in rows:  # their grace starts now too
-                            if later["id"] > run_id and self.pathway_db.logged_here(later["id"]):
-                                self._first_seen.setdefault(later["id"], now)
+                        for later in ids[i + 1 :]:  # their grace starts now too
+                            if ours(later):
+                                self._first_seen.setdefault(later, now)
                         break  # keep order: later runs wait for this one
-                ready.append(run_payload(row))
+                ready.append(payload)
             self._first_seen.pop(run_id, None)
             through = run_id
         if ready:
             self.bus.publish_many(events.PATHWAY_NEW, ready)
+            self._announced.add_all(p["run_id"] for p in ready)  # only this thread polls
         self.last_run_id = through
         self.published += len(ready)
         return len(ready)

@@ -93,7 +93,8 @@ class SelfLearningCoordinator:
             ``request_*`` methods means it.
         batch_size: most events per micro-batch while the worker keeps up.
         max_batch_size: most events per micro-batch while it catches up
-            (default ``16 * batch_size``, at least ``batch_size``).
+            (default ``4 * batch_size``, at least ``batch_size``: past a few
+            hundred runs a batch costs more per run, not less).
         batch_wait: seconds to wait after the first queued event for more to
             fill a batch (lower is fresher, higher batches more).
         eval_every_examples: evaluate after this many learned examples (0: off).
@@ -146,7 +147,7 @@ class SelfLearningCoordinator:
         self.main_engine_name = next(iter(self.engines))
         main = self.engines[self.main_engine_name]
         if max_batch_size is None:
-            max_batch_size = 16 * batch_size
+            max_batch_size = 4 * batch_size
         self.queue = TrainingQueue(
             batch_size=check_positive_int("batch_size", batch_size),
             max_batch_size=check_positive_int("max_batch_size", max_batch_size, minimum=batch_size),
@@ -321,15 +322,20 @@ class SelfLearningCoordinator:
         return handler
 
     def _accept(self, topic: str, payload: Any) -> None:
-        try:
-            events.validate_input(topic, payload)
-        except ValueError as exc:
-            logger.warning("skipping malformed %s event: %s", topic, exc)
-            self.stats_.note_failed(topic)
-            return
-        if topic == events.PATHWAY_NEW and all(e.has_learned(payload["run_id"]) for e in self.engines.values()):
-            self.stats_.note_duplicate()
-            return
+        if type(payload) is not events.CheckedPayload:
+            try:
+                events.validate_input(topic, payload)
+            except ValueError as exc:
+                logger.warning("skipping malformed %s event: %s", topic, exc)
+                self.stats_.note_failed(topic)
+                return
+            if topic == events.PATHWAY_NEW and all(
+                e.has_learned(payload["run_id"]) for e in self.engines.values()
+            ):  # a replayed event: learned already
+                self.stats_.note_duplicate()
+                return
+        # A store's own payload (checked, and announcing a run just committed) goes straight on;
+        # the engine still skips a run it has learned.
         item = Input(topic, payload, time.monotonic())
         to_side = self.prefetcher is not None and topic != events.PATHWAY_NEW
         with self.queue.cond:
@@ -342,7 +348,6 @@ class SelfLearningCoordinator:
                 self._refuse_full(topic)
             return
         self.stats_.note_accepted(topic)
-        self.metrics.set_queue_depth(depth)
 
     def _refuse_full(self, topic: str) -> None:
         self.stats_.note_failed(topic)

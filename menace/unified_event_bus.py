@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from .events import ALL, CheckedPayload, Event
 from .storage import SQLiteStore, truncate_wal
 from .validation import check_number, check_text
@@ -52,6 +54,17 @@ class DeliveryError:
 
 
 _ENCODER = json.JSONEncoder(allow_nan=False)
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def _encode(payload: dict) -> str:
+    """A checked payload as JSON text: orjson (about 8x faster than json on a run's
+    payload, most of a journaled publish), json for what orjson does not take (an
+    integer beyond 64 bits)."""
+    try:
+        return orjson.dumps(payload, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return _ENCODER.encode(payload)
 _JSON_SCALARS = (str, int, bool, type(None))
 _MAX_DEPTH = 100
 _isfinite = math.isfinite
@@ -323,20 +336,14 @@ class UnifiedEventBus:
                 self._checked_topics.add(topic)
         if not isinstance(payload, dict):
             raise ValueError(f"payload must be a dict, got {type(payload).__name__}")
+        if type(payload) is not CheckedPayload:
+            # One check whatever the configuration: a type walk refuses exactly what
+            # json.dumps(allow_nan=False) would, at a third of its cost.
+            _check_json(payload, topic)
         if self._journal is not None:
-            try:
-                encoded = _ENCODER.encode(payload)
-            except (TypeError, ValueError, RecursionError) as exc:
-                raise ValueError(
-                    f"payload for {topic!r} is not JSON-serialisable: {exc}"
-                ) from None
             ts = time.time()
-            event_id = self._journal.append(ts, topic, encoded)
+            event_id = self._journal.append(ts, topic, _encode(payload))
         else:
-            if type(payload) is not CheckedPayload:
-                # Without a journal there is nothing to encode: a type walk is ~3x
-                # cheaper than json.dumps and refuses exactly what it would refuse.
-                _check_json(payload, topic)
             ts, event_id = 0.0, next(self._ids)
         self._deliver(topic, payload)
         if self._event_subscribers:
@@ -353,18 +360,14 @@ class UnifiedEventBus:
         if not payloads:
             return []
         _check_batch(topic, payloads)
+        for payload in payloads:
+            if type(payload) is not CheckedPayload:
+                _check_json(payload, topic)
+        ts = time.time()
         if self._journal is not None:
-            try:
-                encoded = [_ENCODER.encode(p) for p in payloads]
-            except (TypeError, ValueError, RecursionError) as exc:
-                raise ValueError(f"a payload for {topic!r} is not JSON-serialisable: {exc}") from None
-            ts = time.time()
-            ids = self._journal.append_many(ts, topic, encoded)
+            ids = self._journal.append_many(ts, topic, [_encode(p) for p in payloads])
         else:
-            for payload in payloads:
-                if type(payload) is not CheckedPayload:
-                    _check_json(payload, topic)
-            ts, ids = time.time(), [next(self._ids) for _ in payloads]
+            ids = [next(self._ids) for _ in payloads]
         for event_id, payload in zip(ids, payloads, strict=True):
             self._deliver(topic, payload)
             if self._event_subscribers:
