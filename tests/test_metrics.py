@@ -222,3 +222,38 @@ def test_spec_example_serves_on_port_8001():
         assert "learning_holdout_score" in scrape("http://localhost:8001/metrics")
     finally:
         server.stop()
+
+
+def test_dashboard_shows_learning_live_and_keeps_services_apart():
+    dashboard = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert "instance" in variables and variables["instance"]["includeAll"]
+    exprs = dashboard_exprs() + [a["expr"] for a in dashboard["annotations"]["list"]]
+    for expr in exprs:  # every query is filtered by the chosen services, none sums them together
+        for metric in re.findall(r"\blearning_[a-z_]+\{[^}]*\}|\blearning_[a-z_]+\b(?!\{)", expr):
+            assert 'instance=~"$instance"' in metric, expr
+        for group in re.findall(r"\b(?:sum|max) by \(([^)]*)\)", expr):
+            assert "instance" in group, expr
+    curve = next(p for p in dashboard["panels"] if p["title"] == "Test-then-train accuracy vs guessing")
+    assert [t["expr"].split("{")[0] for t in curve["targets"]] == [
+        "learning_prequential_accuracy", "learning_prequential_baseline"]
+    (drift,) = dashboard["annotations"]["list"]
+    assert "learning_drift_total" in drift["expr"]
+    provisioned = (RESOURCES / "grafana" / "provisioning" / "datasources" / "menace.yml").read_text()
+    assert "timeInterval: 15s" in provisioned
+    assert "scrape_interval: 15s" in (RESOURCES / "prometheus" / "prometheus.yml").read_text()
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian package 'prometheus')")
+def test_promtool_accepts_every_dashboard_query(tmp_path):
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = dashboard_exprs() + [a["expr"] for a in dashboard["annotations"]["list"]]
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"menace:dashboard_query_{i}",
+         "expr": e.replace("$instance", ".*").replace("$__rate_interval", "1m")}
+        for i, e in enumerate(exprs)
+    ]}]}
+    path = tmp_path / "rules.yml"
+    path.write_text(json.dumps(rules))  # JSON is YAML
+    result = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
