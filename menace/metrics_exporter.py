@@ -31,6 +31,8 @@ name                                            type     meaning
                                                          runs (what guessing would score)
 ``learning_prequential_log_loss{engine}``       gauge    test-then-train log-loss, same runs
 ``learning_drift_total{engine}``                counter  rises of the error rate found (drift)
+``learning_evaluation_info{engine,model}``      gauge    1 for the model whose evaluation the
+                                                         score gauges show
 ==============================================  =======  =====================================
 
 Each fact has one writer: an engine exports its own scores when it evaluates
@@ -133,6 +135,11 @@ class LearningMetrics:
             ["engine"], registry=r,
         )
         self.drift = Counter("learning_drift", "Rises of the prediction error rate found, by engine", ["engine"], registry=r)
+        self.evaluation_info = Gauge(
+            "learning_evaluation_info", "1 for the model whose evaluation the score gauges show",
+            ["engine", "model"], registry=r,
+        )
+        self._evaluated: dict[str, str] = {}
         self._lock = threading.Lock()
         self._models: dict[str, str] = {}
         # Every input topic shows up (as 0) before its first event, so rate() has a baseline.
@@ -172,11 +179,25 @@ class LearningMetrics:
             return
         self.cv_score.labels(engine).set(cv)
         self.holdout_score.labels(engine).set(holdout)
+        self._show_evaluated_model(engine, str(entry.get("model") or "unknown"))
         ts = entry.get("ts")
         if isinstance(ts, int | float) and math.isfinite(ts):
             self.last_evaluation_timestamp.labels(engine).set(ts)
         if new:
             self.evaluations.labels(engine).inc()
+
+    def _show_evaluated_model(self, engine: str, model: str) -> None:
+        with self._lock:
+            old = self._evaluated.get(engine)
+            if old == model:
+                return
+            if old is not None:
+                try:
+                    self.evaluation_info.remove(engine, old)
+                except KeyError:
+                    pass
+            self._evaluated[engine] = model
+            self.evaluation_info.labels(engine, model).set(1)
 
     def observe_training(self, engine: str, mode: str, duration: float, examples: int, ts: float) -> None:
         """A training of ``mode`` finished: ``examples`` learned incrementally (0 for full / auto)."""

@@ -98,6 +98,7 @@ def test_one_engines_scores_never_overwrite_anothers(tmp_path):
             assert value, f"{name} of {engine} missing"
             assert float(value.group(1)) == pytest.approx(scores[name.removeprefix("learning_")])
         assert f'learning_evaluations_total{{engine="{engine}"}} 1.0' in text
+        assert f'learning_evaluation_info{{engine="{engine}",model="logreg"}} 1.0' in text  # who scored it
     pdb.close()
     mm.close()
 
