@@ -10,11 +10,15 @@ no threading objects), in-process or over the API.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from .errors import FieldError
+from .validation import check_positive_int
 
 
 class JobKind(StrEnum):
@@ -31,7 +35,7 @@ class JobKind(StrEnum):
             return cls(value)
         except ValueError:
             valid = ", ".join(k.value for k in cls)
-            raise ValueError(f"kind must be one of {valid}, got {value!r:.60}") from None
+            raise FieldError("kind", f"kind must be one of {valid}, got {value!r:.60}") from None
 
 
 class JobState(StrEnum):
@@ -116,3 +120,57 @@ class Job:
             result=self.result, error=self.error, submitted=self.submitted,
             started=self.started, finished=self.finished,
         )
+
+
+def job_params(kind: JobKind | str, **options: Any) -> dict[str, Any]:
+    """The checked parameters of a job of ``kind`` (``FieldError`` naming a bad or unknown one).
+
+    ``train``: ``recent`` (fit on the newest that many runs; default all).
+    ``evaluate``: ``cv`` (folds, >= 2, default 5), ``test_split`` (0..1, default 0.2).
+    ``auto_train``: ``candidates`` (model names; default the fast tabular ones),
+    ``time_budget`` (seconds; default none).
+    """
+    kind = JobKind.coerce(kind)
+    allowed = _OPTIONS[kind]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise FieldError(unknown[0], f"unknown option(s) {', '.join(unknown)} for {kind}; valid: {', '.join(allowed)}")
+    return _CHECKS[kind](**options)
+
+
+def _train_params(recent: Any = None) -> dict[str, Any]:
+    if recent is None:
+        return {}
+    return {"recent": check_positive_int("recent", recent, minimum=2)}
+
+
+def _evaluate_params(cv: Any = 5, test_split: Any = 0.2) -> dict[str, Any]:
+    check_positive_int("cv", cv, minimum=2)
+    if isinstance(test_split, bool) or not isinstance(test_split, int | float) or not 0 < test_split < 1:
+        raise FieldError("test_split", f"test_split must be between 0 and 1, got {test_split!r}")
+    return {"cv": cv, "test_split": float(test_split)}
+
+
+def _auto_train_params(candidates: Any = None, time_budget: Any = None) -> dict[str, Any]:
+    if candidates is not None:
+        if isinstance(candidates, str):
+            candidates = [candidates]
+        try:
+            candidates = list(candidates)
+        except TypeError:
+            raise FieldError("candidates", f"candidates must be a list of model names, got {candidates!r:.60}") from None
+        if not candidates or not all(isinstance(c, str) and c.strip() for c in candidates):
+            raise FieldError("candidates", f"candidates must be a non-empty list of model names, got {candidates!r:.80}")
+    if time_budget is not None and (
+        isinstance(time_budget, bool) or not isinstance(time_budget, int | float) or not 0 < time_budget < math.inf
+    ):
+        raise FieldError("time_budget", f"time_budget must be a positive number of seconds, got {time_budget!r}")
+    return {"candidates": candidates, "time_budget": time_budget}
+
+
+_OPTIONS = {
+    JobKind.TRAIN: ("recent",),
+    JobKind.EVALUATE: ("cv", "test_split"),
+    JobKind.AUTO_TRAIN: ("candidates", "time_budget"),
+}
+_CHECKS = {JobKind.TRAIN: _train_params, JobKind.EVALUATE: _evaluate_params, JobKind.AUTO_TRAIN: _auto_train_params}

@@ -29,7 +29,6 @@ place, so a prediction sees either the old model or the new one.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -48,7 +47,7 @@ from .features import FEATURE_SETS, SEED_FEATURES, Examples, FeaturePipeline
 from .history import EvaluationHistory
 from .model_store import ModelStore, model_meta
 from .models import ModelFamily, ReplayBuffer, available_models, get_family
-from .prequential import DEFAULT_DELTA, DEFAULT_WINDOW, Drift, DriftMonitor, PrequentialScore
+from .prequential import DEFAULT_DELTA, DEFAULT_WINDOW, Drift, OnlineQuality, PrequentialScore
 from .progress import Progress, check_cancel, check_hooks, report, within
 from .protocols import EmbeddingSource, PathwayStore
 from .run_ledger import RunLedger
@@ -63,8 +62,6 @@ __all__ = [
 
 #: The model of an engine made with ``model=None`` and no remembered choice.
 DEFAULT_MODEL = "logreg"
-#: Least time between two updates of the test-then-train gauges, seconds.
-GAUGE_INTERVAL = 0.5
 #: What :meth:`LearningEngine.predict_success` answers before any training.
 UNTRAINED_PROBABILITY = 0.5
 #: The engine's ledger of learned runs (the name older code imports).
@@ -169,15 +166,14 @@ class LearningEngine:
         self._params_model = self._family.name  # model_params belong to this model only
         self.metrics = metrics if metrics is not None else _default_metrics()
         self._history = EvaluationHistory(self.name, persist_path)
-        self.prequential = PrequentialScore(check_positive_int("prequential_window", prequential_window))
-        self._drift = DriftMonitor(check_number("drift_delta", drift_delta, minimum=1e-12, maximum=1.0))
-        self._pending_drift: Drift | None = None
-        self.prequential_path = _jsonl_path("prequential_path", prequential_path)
-        self.prequential_save_interval = check_number(
-            "prequential_save_interval", prequential_save_interval, minimum=0.0
+        #: Test-then-train figures, drift monitor and kept curve (:mod:`menace.prequential`).
+        self.quality = OnlineQuality(
+            self.name, self.metrics,
+            window=check_positive_int("prequential_window", prequential_window),
+            delta=check_number("drift_delta", drift_delta, minimum=1e-12, maximum=1.0),
+            path=_jsonl_path("prequential_path", prequential_path),
+            save_interval=check_number("prequential_save_interval", prequential_save_interval, minimum=0.0),
         )
-        self._last_point = 0.0
-        self._last_gauges = -GAUGE_INTERVAL
         self.score_updates = bool(score_updates)
 
         self._lock = threading.RLock()  # one trainer at a time
@@ -339,10 +335,7 @@ class LearningEngine:
 
     def _install(self, family: ModelFamily, estimator: Any, X: Any, examples: Examples) -> None:
         """Make a fully trained model live (caller holds the lock)."""
-        if family.name != self._family.name or self._live is None:
-            self.prequential = PrequentialScore(self.prequential.window)  # never mixed across models
-        self._drift.reset()  # a new model: its errors start a new stream
-        self._pending_drift = None
+        self.quality.new_model(family_changed=family.name != self._family.name or self._live is None)
         self._models.remember_choice(family.name)
         self._family = family
         self._live = LiveModel(family, estimator)
@@ -415,8 +408,8 @@ class LearningEngine:
             self._seed_replay(family, batch_ids)
         self._replay.extend(list(X), y)
         live = self._live
-        if self.score_updates and live is not None and live.family is family:
-            self._score_before_learning(family, live.estimator, X, y)
+        if self.score_updates and live is not None and live.family is family:  # test, then train
+            self.quality.score(family.predict_proba(live.estimator, X), y, family.name)
         estimator = family.partial_update(live.estimator if live is not None else None, X, y, self._replay, self.seed)
         if estimator is None:
             return False
@@ -432,67 +425,27 @@ class LearningEngine:
             self.save()
         return True
 
-    def _score_before_learning(self, family: ModelFamily, estimator: Any, X: Any, y: np.ndarray) -> None:
-        """Test-then-train: score the model as it is on the runs it is about to learn."""
-        proba = family.predict_proba(estimator, X)
-        self.prequential.update(y, proba)
-        drift = self._drift.update(((proba >= 0.5).astype(np.int8) != y).astype(np.int8), y)
-        if drift is not None:
-            logger.warning(
-                "%s: drift in %s's errors after %d runs: error %.3f -> %.3f over the last %d runs",
-                self.name, family.name, drift.n_examples, drift.error_before, drift.error_after, drift.runs_after,
-            )
-            self._pending_drift = drift
-            self.metrics.observe_drift(self.name)
-        now = time.monotonic()
-        if now - self._last_gauges >= GAUGE_INTERVAL:  # the gauges need not follow every batch
-            self._last_gauges = now
-            self.metrics.observe_prequential(self.name, self.prequential.snapshot())
-        if self.prequential_path is not None and now - self._last_point >= self.prequential_save_interval:
-            self._write_point(self.prequential.snapshot())
+    @property
+    def prequential(self) -> PrequentialScore:
+        """The live model's rolling test-then-train figures."""
+        return self.quality.score_
+
+    @property
+    def prequential_path(self) -> Path | None:
+        return self.quality.path
 
     def prequential_snapshot(self) -> dict[str, Any] | None:
         """The live model's test-then-train figures now (``engine``, ``model``, ``ts`` added),
-        or ``None`` before its first scored run. Also brings the gauges up to date."""
-        snapshot = self.prequential.snapshot()
-        self.metrics.observe_prequential(self.name, snapshot)
-        if snapshot is None:
-            return None
-        return {"engine": self.name, "model": self._family.name, "ts": time.time(), **snapshot}
+        or ``None`` before its first scored run."""
+        return self.quality.snapshot(self._family.name)
 
     def pop_drift(self) -> Drift | None:
         """The drift found since the last call, if any (then forgotten)."""
-        drift, self._pending_drift = self._pending_drift, None
-        return drift
-
-    def _write_point(self, snapshot: dict[str, Any] | None) -> None:
-        self._last_point = time.monotonic()
-        if snapshot is None or self.prequential_path is None:
-            return
-        point = {"engine": self.name, "model": self._family.name, "ts": time.time(), **snapshot}
-        try:
-            self.prequential_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.prequential_path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(point, allow_nan=False) + "\n")
-        except (OSError, ValueError) as exc:
-            logger.warning("%s: could not keep the prequential figures in %s: %s", self.name, self.prequential_path, exc)
+        return self.quality.pop_drift()
 
     def prequential_history(self) -> list[dict[str, Any]]:
         """The test-then-train figures kept in ``prequential_path``, oldest first ([] without one)."""
-        path = self.prequential_path
-        if path is None or not path.exists():
-            return []
-        points = []
-        with open(path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                try:
-                    point = json.loads(line)
-                except json.JSONDecodeError:
-                    logger.warning("%s: skipping unreadable prequential line %d", path, number)
-                    continue
-                if isinstance(point, dict) and point.get("engine") == self.name:
-                    points.append(point)
-        return points
+        return self.quality.history()
 
     def _seed_replay(self, family: ModelFamily, batch_ids: set[int]) -> None:
         """Fill the replay window from the newest runs (a bounded read, once per process)."""
@@ -652,7 +605,7 @@ class LearningEngine:
             n_features=len(self.pipeline.names(family)),
             n_seen=self.n_seen, trained_through_run_id=self.trained_through_run_id,
             learned_runs=self.learned_runs.ranges(),
-            prequential=self.prequential.state(),
+            prequential=self.quality.state(),
         )
 
     def save(self) -> Path | None:
@@ -665,8 +618,8 @@ class LearningEngine:
             live = self._live
             if live is None:
                 return None
-            if self.prequential_path is not None:
-                self._write_point(self.prequential.snapshot())
+            if self.quality.path is not None:
+                self.quality.keep_point(live.family.name)
             path = self._models.save(live.family, live.estimator, self._meta(live.family))
             if path is not None:
                 self._updates_since_save = 0
@@ -687,12 +640,7 @@ class LearningEngine:
         except (TypeError, ValueError) as exc:  # a damaged list only costs the deduplication
             logger.warning("%s: ignoring the saved list of learned runs (%s)", self.name, exc)
             self.learned_runs = RunLedger(what="learned runs")
-        if meta.get("prequential") is not None:
-            try:
-                self.prequential = PrequentialScore.from_state(meta["prequential"], self.prequential.window)
-            except ValueError as exc:  # only the rolling figures start afresh
-                logger.warning("%s: ignoring the saved test-then-train figures (%s)", self.name, exc)
-        self.metrics.observe_prequential(self.name, self.prequential.snapshot())
+        self.quality.restore(meta.get("prequential"))
         self.metrics.observe_saved_training(self.name, meta.get("saved_at"))
         logger.info("%s: loaded %s model from %s (%d examples)", self.name, family.name,
                     self.model_path(), self.n_seen)

@@ -19,18 +19,12 @@ from . import events
 from .client import ClientStatus, Counts, EventCallback, LoggedRun, Prediction
 from .errors import FieldError
 from .events import Event
-from .jobs import JobInfo, JobKind
+from .jobs import JobInfo
 from .neuroplasticity import Pathway, PathwayRecord
 from .validation import check_text
 
 #: The keys ``log_run`` accepts: the fields of a PathwayRecord.
 RUN_FIELDS = tuple(f.name for f in fields(PathwayRecord))
-#: The options each job kind accepts (see the coordinator's ``request_*``).
-JOB_OPTIONS: dict[JobKind, frozenset[str]] = {
-    JobKind.TRAIN: frozenset({"engine"}),
-    JobKind.EVALUATE: frozenset({"engine", "cv", "test_split"}),
-    JobKind.AUTO_TRAIN: frozenset({"engine", "candidates", "time_budget"}),
-}
 
 
 def last_event_before(bus: Any, ts: float) -> int:
@@ -159,22 +153,7 @@ class LocalClient:
 
     # -- jobs -----------------------------------------------------------------------
     def submit_job(self, kind: str, **options: Any) -> int:
-        try:
-            job_kind = JobKind.coerce(kind)
-        except ValueError as exc:
-            raise FieldError("kind", str(exc)) from None
-        unknown = sorted(set(options) - JOB_OPTIONS[job_kind])
-        if unknown:
-            valid = ", ".join(sorted(JOB_OPTIONS[job_kind]))
-            raise FieldError(
-                unknown[0], f"{unknown[0]} is not an option of a {job_kind} job (valid: {valid})"
-            )
-        coordinator = self._stack.coordinator
-        if job_kind == JobKind.TRAIN:
-            return coordinator.request_train(**options)
-        if job_kind == JobKind.EVALUATE:
-            return coordinator.request_evaluate(**options)
-        return coordinator.request_auto_train(**options)
+        return self._stack.coordinator.submit(kind, **options)  # checked by menace.jobs.job_params
 
     def cancel_job(self, job_id: int) -> bool:
         return bool(self._stack.coordinator.cancel(job_id))

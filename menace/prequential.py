@@ -24,9 +24,12 @@ drift. river is imported on first use, not by ``import menace``.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +42,8 @@ DEFAULT_WINDOW = 500
 DEFAULT_DELTA = 0.002
 #: Runs scored before a drift may be reported (early learning always looks like a change).
 MIN_RUNS_FOR_DRIFT = 200
+#: Least time between two updates of an engine's test-then-train gauges, seconds.
+GAUGE_INTERVAL = 0.5
 #: A model whose error since it was made exceeds guessing's by this much is drifted too.
 WORSE_THAN_GUESSING = 0.1
 _EPS = 1e-15
@@ -245,3 +250,112 @@ class DriftMonitor:
             width, total = kept - (i + 1), after * kept  # go on from the cut window
         self.seen += len(values)
         return found
+
+
+class OnlineQuality:
+    """One engine's test-then-train bookkeeping: the figures, the drift monitor, the kept curve.
+
+    :meth:`score` is called by each incremental update with the model as it
+    was, before it learns; it updates the figures and the drift monitor, the
+    engine's gauges (at most every :data:`GAUGE_INTERVAL` seconds) and the
+    curve file (at most every ``save_interval`` seconds). :meth:`new_model`
+    starts the figures afresh when the model family changes (never mixed
+    across models) and the error stream afresh after any full training.
+    """
+
+    def __init__(
+        self, engine: str, metrics: Any, *, window: int = DEFAULT_WINDOW, delta: float = DEFAULT_DELTA,
+        path: Path | None = None, save_interval: float = 10.0,
+    ) -> None:
+        self.engine = engine
+        self.metrics = metrics
+        self.score_ = PrequentialScore(window)
+        self._drift = DriftMonitor(delta)
+        self._pending: Drift | None = None
+        self.path = path
+        self.save_interval = save_interval
+        self._last_point = 0.0
+        self._last_gauges = -GAUGE_INTERVAL
+
+    @property
+    def window(self) -> int:
+        return self.score_.window
+
+    def score(self, proba: np.ndarray, y: np.ndarray, model: str) -> None:
+        """Score a batch the model predicted (``proba``) before learning its labels ``y``."""
+        self.score_.update(y, proba)
+        drift = self._drift.update(((proba >= 0.5).astype(np.int8) != y).astype(np.int8), y)
+        if drift is not None:
+            logger.warning(
+                "%s: drift in %s's errors after %d runs: error %.3f -> %.3f over the last %d runs",
+                self.engine, model, drift.n_examples, drift.error_before, drift.error_after, drift.runs_after,
+            )
+            self._pending = drift
+            self.metrics.observe_drift(self.engine)
+        now = time.monotonic()
+        if now - self._last_gauges >= GAUGE_INTERVAL:  # the gauges need not follow every batch
+            self._last_gauges = now
+            self.metrics.observe_prequential(self.engine, self.score_.snapshot())
+        if self.path is not None and now - self._last_point >= self.save_interval:
+            self.keep_point(model)
+
+    def snapshot(self, model: str) -> dict[str, Any] | None:
+        """The figures now, with ``engine``, ``model`` and ``ts``; ``None`` before the first
+        scored run. Brings the gauges up to date too."""
+        snapshot = self.score_.snapshot()
+        self.metrics.observe_prequential(self.engine, snapshot)
+        if snapshot is None:
+            return None
+        return {"engine": self.engine, "model": model, "ts": time.time(), **snapshot}
+
+    def pop_drift(self) -> Drift | None:
+        drift, self._pending = self._pending, None
+        return drift
+
+    def new_model(self, family_changed: bool) -> None:
+        if family_changed:
+            self.score_ = PrequentialScore(self.score_.window)
+        self._drift.reset()
+        self._pending = None
+
+    # -- kept across restarts: the figures in the model's metadata, the curve in a file ----------
+    def state(self) -> dict[str, Any]:
+        return self.score_.state()
+
+    def restore(self, state: Any) -> None:
+        """Continue the figures saved with a model; a damaged state only restarts them."""
+        if state is not None:
+            try:
+                self.score_ = PrequentialScore.from_state(state, self.score_.window)
+            except ValueError as exc:
+                logger.warning("%s: ignoring the saved test-then-train figures (%s)", self.engine, exc)
+        self.metrics.observe_prequential(self.engine, self.score_.snapshot())
+
+    def keep_point(self, model: str) -> None:
+        """Append the figures now to the curve file (if any)."""
+        self._last_point = time.monotonic()
+        point = self.snapshot(model)
+        if point is None or self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(point, allow_nan=False) + "\n")
+        except (OSError, ValueError) as exc:
+            logger.warning("%s: could not keep the prequential figures in %s: %s", self.engine, self.path, exc)
+
+    def history(self) -> list[dict[str, Any]]:
+        """The kept curve, oldest first ([] without a file)."""
+        if self.path is None or not self.path.exists():
+            return []
+        points = []
+        with open(self.path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                try:
+                    point = json.loads(line)
+                except json.JSONDecodeError:
+                    logger.warning("%s: skipping unreadable prequential line %d", self.path, number)
+                    continue
+                if isinstance(point, dict) and point.get("engine") == self.engine:
+                    points.append(point)
+        return points

@@ -66,7 +66,7 @@ from .embedding_prefetch import EmbeddingPrefetcher, side_text, warm_up
 from .errors import FieldError, TrainingCancelled
 from .evaluation_schedule import EvaluationSchedule, PeriodicEvaluator
 from .job_runner import DEFAULT_AUTO_CANDIDATES, JobRunner
-from .jobs import Job, JobKind, JobState
+from .jobs import Job, JobKind, JobState, job_params
 from .learning_stats import LearningStats
 from .protocols import EmbeddingSource, EventBus, Learner, PathwayStore
 from .training_queue import Input, TrainingQueue
@@ -365,13 +365,10 @@ class SelfLearningCoordinator:
         return engine
 
     def submit(self, kind: str, engine: str | None = None, **options: Any) -> int:
-        """Queue a job of ``kind`` (``train``, ``evaluate``, ``auto_train``) with its options; its id."""
+        """Queue a job of ``kind`` (``train``, ``evaluate``, ``auto_train``) with its options
+        (see :func:`~menace.jobs.job_params`); returns its id."""
         kind = JobKind.coerce(kind)
-        if kind is JobKind.TRAIN:
-            return self.request_train(engine, **_only(options, "recent"))
-        if kind is JobKind.EVALUATE:
-            return self.request_evaluate(engine, **_only(options, "cv", "test_split"))
-        return self.request_auto_train(engine=engine, **_only(options, "candidates", "time_budget"))
+        return self._submit(kind, engine, job_params(kind, **options))
 
     def _submit(self, kind: JobKind, engine: str | None, params: dict[str, Any]) -> int:
         name = self._engine_name(engine)
@@ -389,15 +386,11 @@ class SelfLearningCoordinator:
 
         ``recent``: fit on the newest that many runs only.
         """
-        params = {} if recent is None else {"recent": check_positive_int("recent", recent, minimum=2)}
-        return self._submit(JobKind.TRAIN, engine, params)
+        return self.submit(JobKind.TRAIN, engine, recent=recent)
 
     def request_evaluate(self, engine: str | None = None, cv: int = 5, test_split: float = 0.2) -> int:
         """Queue an ``evaluate(cv, test_split)``; returns the job id."""
-        check_positive_int("cv", cv, minimum=2)
-        if isinstance(test_split, bool) or not isinstance(test_split, int | float) or not 0 < test_split < 1:
-            raise FieldError("test_split", f"test_split must be between 0 and 1, got {test_split!r}")
-        return self._submit(JobKind.EVALUATE, engine, {"cv": cv, "test_split": float(test_split)})
+        return self.submit(JobKind.EVALUATE, engine, cv=cv, test_split=test_split)
 
     def request_auto_train(
         self,
@@ -409,18 +402,7 @@ class SelfLearningCoordinator:
 
         ``candidates`` ``None`` compares :data:`~menace.job_runner.DEFAULT_AUTO_CANDIDATES`.
         """
-        if candidates is not None:
-            if isinstance(candidates, str):
-                candidates = [candidates]
-            candidates = list(candidates)
-            if not candidates or not all(isinstance(c, str) and c.strip() for c in candidates):
-                raise FieldError("candidates", f"candidates must be a non-empty list of model names, got {candidates!r}")
-        if time_budget is not None and (
-            isinstance(time_budget, bool) or not isinstance(time_budget, int | float)
-            or not 0 < time_budget < math.inf
-        ):
-            raise FieldError("time_budget", f"time_budget must be a positive number of seconds, got {time_budget!r}")
-        return self._submit(JobKind.AUTO_TRAIN, engine, {"candidates": candidates, "time_budget": time_budget})
+        return self.submit(JobKind.AUTO_TRAIN, engine, candidates=candidates, time_budget=time_budget)
 
     def cancel(self, job_id: int) -> bool:
         """Cancel a job. True if it was queued (it will not run) or is running
@@ -656,10 +638,3 @@ def _seconds(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
         raise FieldError(name, f"{name} must be a finite number >= 0 (seconds), got {value!r}")
     return float(value)
-
-
-def _only(options: dict[str, Any], *allowed: str) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise FieldError(unknown[0], f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(allowed)}")
-    return options
