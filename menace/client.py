@@ -26,7 +26,7 @@ from .neuroplasticity import LoggedRun
 
 EventCallback = Callable[[Event], Any]
 
-__all__ = ["ClientStatus", "Counts", "EventCallback", "LoggedRun", "MenaceClient", "Prediction"]
+__all__ = ["ClientStatus", "Counts", "EventCallback", "LoggedRun", "MenaceClient", "Prediction", "connect"]
 
 
 @dataclass(frozen=True)
@@ -152,3 +152,21 @@ class MenaceClient(Protocol):
     def close(self) -> None:
         """Let go of the stack (a local client does not stop it)."""
         ...
+
+
+def connect(url: str, token: str | None = None, *, data_dir: Any = None, timeout: float = 10.0) -> MenaceClient:
+    """A client of the Menace service at ``url`` (e.g. ``http://127.0.0.1:8001``), over HTTP.
+
+    ``token`` defaults to ``MENACE_API_TOKEN``, then to the token file of
+    ``data_dir`` (or, for a service on this machine, of the default data
+    directory). Checks the service at once: ``PermissionError`` for a
+    refused token, ``ConnectionError`` naming the URL when it cannot be
+    reached. Returns a :class:`menace.http_client.HttpClient`; its event
+    stream starts after the newest event at this moment.
+
+    ``menace.lease.owner_of(data_dir)`` tells whether a running service owns
+    a data directory, and its ``api_url``.
+    """
+    from .http_client import connect as connect_http  # imported here: it pulls in httpx
+
+    return connect_http(url, token, data_dir=data_dir, timeout=timeout)
