@@ -124,6 +124,8 @@ class Lease(Protocol):
     """The lease on one store, held by at most one learner at a time."""
 
     location: str
+    #: The holder before this one if it ended without releasing (a crash), else ``None``.
+    previous: LeaseHolder | None
 
     @property
     def held(self) -> bool:
@@ -170,6 +172,7 @@ class FileLease:
         self._holder_path = self.data_dir / HOLDER_FILE
         self._fh: IO[bytes] | None = None
         self._details: dict[str, Any] = {}
+        self.previous: LeaseHolder | None = None
         self._mutex = threading.Lock()
 
     @property
@@ -186,6 +189,11 @@ class FileLease:
             fh.close()
             return False
         self._fh = fh
+        # A holder that released removed its file: one still here died holding the lease.
+        self.previous = _read_holder(self.data_dir)
+        if self.previous is not None:
+            logger.warning("the last learner on %s (%s) ended without releasing its lease",
+                           self.location, self.previous.describe())
         self._details = {
             "pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
             "api_url": None, "location": self.location,
@@ -284,11 +292,15 @@ def owner_of(data_dir: str | os.PathLike[str]) -> LeaseHolder | None:
             return None
     finally:
         fh.close()
-    try:
-        holder = LeaseHolder.from_json(json.loads((data_dir / HOLDER_FILE).read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        holder = None
+    holder = _read_holder(data_dir)
     return holder if holder is not None else LeaseHolder(pid=0, host="", started=0.0, location=str(data_dir))
+
+
+def _read_holder(data_dir: Path) -> LeaseHolder | None:
+    try:
+        return LeaseHolder.from_json(json.loads((data_dir / HOLDER_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
 
 
 __all__ = ["FileLease", "Lease", "LeaseHeldError", "LeaseHolder", "owner_of"]

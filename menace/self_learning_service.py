@@ -323,7 +323,7 @@ def start_stack(
         )
         coordinator.start()
         opened.append(coordinator)
-        watcher = _start_watcher(settings, bus, pathway_db, engine, opened) if watch_runs else None
+        watcher = _start_watcher(settings, bus, pathway_db, engine, opened, lease) if watch_runs else None
         stack = ServiceStack(
             settings=settings,
             bus=bus,
@@ -422,12 +422,36 @@ def _start_api(stack: ServiceStack, required: bool, opened: list[Any]) -> Any:
     return server
 
 
-def _start_watcher(settings: Settings, bus: Any, pathway_db: PathwayDB, engine: Any, opened: list[Any]) -> RunWatcher:
+def _learned_without_gap(engine: Any) -> int | None:
+    """The highest run id up to which the saved model learned every run (``None``: untrained).
+
+    Not simply the newest it learned: runs are learned nearly, not strictly,
+    in order, so resuming after the newest could skip one still queued when
+    the model was saved.
+    """
+    if not getattr(engine, "is_trained", False):
+        return None
+    through, ledger = getattr(engine, "trained_through_run_id", None), getattr(engine, "learned_runs", None)
+    if isinstance(through, int) and callable(getattr(ledger, "contiguous_from", None)):
+        return ledger.contiguous_from(through)
+    return _newest_learned(engine)
+
+
+def _start_watcher(
+    settings: Settings, bus: Any, pathway_db: PathwayDB, engine: Any, opened: list[Any], lease: Any = None
+) -> RunWatcher:
     since = read_state(settings).get("last_run_id")
     if not isinstance(since, int) or isinstance(since, bool):
-        # No clean stop recorded (first start, or the last run was killed):
-        # resume after the newest run the saved model learned, if any.
-        since = _newest_learned(engine)
+        # No clean stop recorded (first start, or the last learner was killed):
+        # resume where the saved model has learned every run; with no saved model
+        # after a killed learner (a takeover), learn every stored run.
+        since = _learned_without_gap(engine)
+        crashed = getattr(lease, "previous", None) is not None
+        if since is None and crashed:
+            since = 0
+        if crashed:
+            logger.info("the last learner (%s) stopped without saving its state; learning the runs after run %s",
+                        lease.previous.describe(), since)
     watcher = RunWatcher(bus, pathway_db, since_run_id=since)
     watcher.start()
     opened.append(watcher)

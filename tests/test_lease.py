@@ -95,6 +95,9 @@ def test_a_crashed_holder_leaves_the_lease_free(data_dir):
     assert owner_of(data_dir) is None  # the stale learner.json names nobody
     with FileLease(data_dir) as lease:
         assert lease.holder().pid == os.getpid()
+        assert lease.previous is not None and lease.previous.pid == proc.pid  # it died holding it
+    with FileLease(data_dir) as lease:
+        assert lease.previous is None  # the last one released cleanly
 
 
 def test_wait_takes_the_lease_when_it_is_released_and_stops_when_asked(data_dir):
