@@ -154,6 +154,8 @@ class HttpClient:
     ) -> None:
         self.url = _base_url(url)
         found = find_token(self.url, token, data_dir)
+        if transport is None:
+            transport = no_delay_transport()
         headers = {"Authorization": f"Bearer {found}"} if found else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
         self._stream_http = httpx.Client(
@@ -459,6 +461,12 @@ class HttpClient:
         self._set_status(ConnectionState.CLOSED)
         self._stream_http.close()
         self._http.close()
+
+
+def no_delay_transport() -> httpx.HTTPTransport:
+    """An httpx transport with ``TCP_NODELAY``: httpx sends a request's head and body in two
+    writes, and with Nagle's algorithm the body waits for the server's delayed ACK (40 ms)."""
+    return httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
 
 
 def _int(name: str, value: Any) -> int:

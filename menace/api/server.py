@@ -59,8 +59,11 @@ def _bind(addr: str, port: int) -> socket.socket:
         infos = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise MetricsServerError(f"cannot serve the API on {where}: {exc.strerror}") from None
-    family, _, _, _, sockaddr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    family, kind, proto, _, sockaddr = infos[0]
+    # With its protocol named (IPPROTO_TCP), asyncio sets TCP_NODELAY on every accepted
+    # connection; with proto 0 it does not, and each answer on a kept-alive connection
+    # waited 40 ms for the client's delayed ACK.
+    sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(sockaddr)
