@@ -351,3 +351,16 @@ def test_answers_on_a_kept_alive_connection_do_not_wait_for_a_delayed_ack(servic
             plain.post("/v1/predict", json={"freq": 1, "exec_time": 1, "roi": 1, "myelination": 0, "actions": "a"})
             took.append(time.perf_counter() - started)
     assert sorted(took)[len(took) // 2] < 0.03, took
+
+
+def test_help_documents_the_api_flags_and_their_variables(capsys):
+    from menace.self_learning_service import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, variable in [("--no-api", "MENACE_API"), ("--api-token", "MENACE_API_TOKEN"),
+                           ("--metrics-auth", "MENACE_METRICS_AUTH"), ("--tls-cert", "MENACE_TLS_CERT"),
+                           ("--tls-key", "MENACE_TLS_KEY")]:
+        assert flag in text and variable in text
+    assert "--standby" in text
