@@ -16,6 +16,7 @@ own thread. Bad input raises ``ValueError`` naming the field (a
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -26,7 +27,8 @@ from .neuroplasticity import LoggedRun
 
 EventCallback = Callable[[Event], Any]
 
-__all__ = ["ClientStatus", "Counts", "EventCallback", "LoggedRun", "MenaceClient", "Prediction", "connect"]
+# and ``connect`` (see __getattr__ at the end)
+__all__ = ["ClientStatus", "Counts", "EventCallback", "LoggedRun", "MenaceClient", "Prediction"]
 
 
 @dataclass(frozen=True)
@@ -154,19 +156,13 @@ class MenaceClient(Protocol):
         ...
 
 
-def connect(url: str, token: str | None = None, *, data_dir: Any = None, timeout: float = 10.0) -> MenaceClient:
-    """A client of the Menace service at ``url`` (e.g. ``http://127.0.0.1:8001``), over HTTP.
+def __getattr__(name: str) -> Any:
+    """``connect``: :func:`menace.http_client.connect`, exported here lazily.
 
-    ``token`` defaults to ``MENACE_API_TOKEN``, then to the token file of
-    ``data_dir`` (or, for a service on this machine, of the default data
-    directory). Checks the service at once: ``PermissionError`` for a
-    refused token, ``ConnectionError`` naming the URL when it cannot be
-    reached. Returns a :class:`menace.http_client.HttpClient`; its event
-    stream starts after the newest event at this moment.
-
-    ``menace.lease.owner_of(data_dir)`` tells whether a running service owns
-    a data directory, and its ``api_url``.
+    Lazily, as :mod:`menace` exports its classes: this module is the interface
+    and never imports an implementation (which imports it); importing it loads
+    no HTTP library.
     """
-    from .http_client import connect as connect_http  # imported here: it pulls in httpx
-
-    return connect_http(url, token, data_dir=data_dir, timeout=timeout)
+    if name == "connect":
+        return importlib.import_module("menace.http_client").connect
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

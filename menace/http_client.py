@@ -498,7 +498,18 @@ def connect(
     timeout: float = TIMEOUT,
     check: bool = True,
 ) -> HttpClient:
-    """A client of the service at ``url``; see :func:`menace.client.connect`."""
+    """A client of the Menace service at ``url`` (e.g. ``http://127.0.0.1:8001``), over HTTP.
+
+    Also importable as ``menace.client.connect``. ``token`` defaults to
+    ``MENACE_API_TOKEN``, then to the token file of ``data_dir`` (or, for a
+    service on this machine, of the default data directory). With ``check``
+    it asks the service at once: ``PermissionError`` for a refused token,
+    ``ConnectionError`` naming the URL when it cannot be reached; the event
+    stream then starts after the newest event at this moment.
+
+    ``menace.lease.owner_of(data_dir)`` tells whether a running service owns
+    a data directory, and its ``api_url``.
+    """
     client = HttpClient(url, token, data_dir=data_dir, timeout=timeout)
     if check:
         try:
