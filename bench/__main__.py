@@ -24,7 +24,7 @@ ROOT = HERE.parent
 OUTPUT = ROOT / "BENCHMARKS.md"
 
 #: Run order: quick ones first.
-BENCHMARKS = ["cold_start", "ingest", "engine_speed", "quality", "freshness", "gui_storm", "transformer"]
+BENCHMARKS = ["cold_start", "ingest", "engine_speed", "quality", "freshness", "api", "gui_storm", "transformer"]
 
 MARK = "<!-- bench:{} -->"
 

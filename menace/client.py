@@ -16,6 +16,7 @@ own thread. Bad input raises ``ValueError`` naming the field (a
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -26,6 +27,7 @@ from .neuroplasticity import LoggedRun
 
 EventCallback = Callable[[Event], Any]
 
+# and ``connect`` (see __getattr__ at the end)
 __all__ = ["ClientStatus", "Counts", "EventCallback", "LoggedRun", "MenaceClient", "Prediction"]
 
 
@@ -160,3 +162,15 @@ class MenaceClient(Protocol):
     def close(self) -> None:
         """Let go of the stack (a local client does not stop it)."""
         ...
+
+
+def __getattr__(name: str) -> Any:
+    """``connect``: :func:`menace.http_client.connect`, exported here lazily.
+
+    Lazily, as :mod:`menace` exports its classes: this module is the interface
+    and never imports an implementation (which imports it); importing it loads
+    no HTTP library.
+    """
+    if name == "connect":
+        return importlib.import_module("menace.http_client").connect
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

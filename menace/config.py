@@ -14,7 +14,7 @@ from pathlib import Path
 from platformdirs import user_data_dir
 
 from .errors import FieldError
-from .validation import check_number, check_positive_int, check_text, expand_path
+from .validation import check_number, check_positive_int, check_text, check_token, expand_path
 
 #: File names inside a data directory.
 PATHWAYS_DB = "pathways.db"
@@ -25,6 +25,9 @@ EVENTS_DB = "events.db"
 MODELS_DIR = "models"
 EVALUATIONS_FILE = "evaluations.jsonl"
 PREQUENTIAL_FILE = "prequential.jsonl"
+API_TOKEN_FILE = "api_token"
+LEARNER_LOCK = "learner.lock"
+LEARNER_FILE = "learner.json"
 
 DEFAULT_MODEL = "logreg"
 DEFAULT_METRICS_ADDR = "127.0.0.1"
@@ -61,6 +64,23 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
+
+
+def _env_path(name: str) -> Path | None:
+    raw = os.environ.get(name)
+    return expand_path(name, raw) if raw else None
+
+
 def _env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -83,6 +103,11 @@ class Settings:
     newest that many runs (0: all). ``prequential_window``: runs in the rolling
     test-then-train figures. ``drift_policy``: ``retrain`` or ``none``.
     ``metrics_port`` 0 means no metrics server.
+
+    The HTTP API (``api``) is served on the metrics address and port. Its
+    bearer token is ``api_token``, or the one in ``<data dir>/api_token``
+    (made on first start). ``metrics_auth``: ``/metrics`` also requires the
+    token. ``tls_cert`` / ``tls_key``: serve HTTPS (both or neither).
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -105,6 +130,13 @@ class Settings:
         default_factory=lambda: _env_int("MENACE_METRICS_PORT", DEFAULT_METRICS_PORT)
     )
     journal: bool = True
+    api: bool = field(default_factory=lambda: _env_flag("MENACE_API", True))
+    api_token: str | None = field(
+        default_factory=lambda: os.environ.get("MENACE_API_TOKEN") or None, repr=False
+    )
+    metrics_auth: bool = field(default_factory=lambda: _env_flag("MENACE_METRICS_AUTH", False))
+    tls_cert: Path | None = field(default_factory=lambda: _env_path("MENACE_TLS_CERT"))
+    tls_key: Path | None = field(default_factory=lambda: _env_path("MENACE_TLS_KEY"))
 
     def __post_init__(self) -> None:
         self.data_dir = expand_path("data_dir", check_text("data_dir", str(self.data_dir), allow_empty=False))
@@ -122,6 +154,14 @@ class Settings:
         check_positive_int("metrics_port", self.metrics_port, minimum=0)
         if self.metrics_port > 65535:
             raise FieldError("metrics_port", f"metrics_port must be <= 65535, got {self.metrics_port}")
+        if self.api_token is not None:
+            check_token(self.api_token, "api_token")
+        for name in ("tls_cert", "tls_key"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, expand_path(name, check_text(name, str(value), allow_empty=False)))
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise FieldError("tls_cert", "tls_cert and tls_key go together: give both or neither")
 
     def path(self, name: str) -> Path:
         return self.data_dir / name

@@ -57,6 +57,7 @@ from . import config, events
 from .code_db import CodeDB
 from .config import Settings
 from .gpt_memory import GPTMemory
+from .lease import FileLease, Lease, LeaseHeldError
 from .menace_memory_manager import MenaceMemoryManager
 from .metrics_exporter import (
     MetricsPortInUseError,
@@ -88,8 +89,13 @@ class ServiceStack:
     """Everything the service runs, as ``run_background()``'s ``start()`` returns it.
 
     ``engines`` maps engine names to engines; ``engine`` is the main one.
-    ``metrics`` is the :class:`~menace.metrics_exporter.MetricsServer`, or
-    ``None`` when metrics are off or their port was taken.
+    ``metrics`` is the server of ``/metrics``: the
+    :class:`~menace.api.server.ApiServer` (the HTTP API and the metrics on
+    one port), a plain :class:`~menace.metrics_exporter.MetricsServer` when
+    the API is off, or ``None`` when metrics are off or their port was taken.
+    ``lease`` is the learner lease the stack holds on its data directory
+    (released by :meth:`stop`); ``session_event_id`` the newest event before
+    the stack started.
     """
 
     settings: Settings
@@ -105,11 +111,18 @@ class ServiceStack:
     metrics: MetricsServer | None = None
     watcher: RunWatcher | None = None
     started: float = 0.0
+    lease: Lease | None = None
+    session_event_id: int = 0
     _stopped: bool = False
 
     @property
     def metrics_url(self) -> str | None:
         return self.metrics.url if self.metrics is not None else None
+
+    @property
+    def api_url(self) -> str | None:
+        """The base URL of the HTTP API (``http://127.0.0.1:8001``), or ``None`` when it is off."""
+        return getattr(self.metrics, "api_url", None)
 
     def announce(self, topic: str) -> None:
         """Publish ``service:started`` / ``service:stopped`` (a failing subscriber is logged)."""
@@ -151,12 +164,17 @@ class ServiceStack:
         self.announce(events.SERVICE_STOPPED)
         if self.metrics is not None:
             self.metrics.stop()
+        self._close_stores()
+        logger.info("Menace service stopped (%s)", self.settings.data_dir)
+
+    def _close_stores(self) -> None:
         for store in (self.pathway_db, self.memory, self.code_db, self.workflow_db, self.bus):
             try:
                 store.close()
             except Exception:
                 logger.exception("could not close %r", store)
-        logger.info("Menace service stopped (%s)", self.settings.data_dir)
+        if self.lease is not None:
+            self.lease.release()  # last: a standby takes over only once everything is saved
 
 
     def _save_state(self, left: list[tuple[str, dict]]) -> None:
@@ -254,8 +272,18 @@ def start_stack(
     batch_wait: float = 0.02,
     watch_runs: bool = True,
     engine_options: dict[str, Any] | None = None,
+    lease: Lease | None = None,
 ) -> ServiceStack:
-    """Open the stores, load the engine and start learning; returns the running stack.
+    """Take the data directory's lease, open the stores, load the engine and start learning.
+
+    Returns the running stack. One learner per data directory: ``lease`` is
+    one already held (``--standby`` waits for it), else the stack takes a
+    :class:`~menace.lease.FileLease` and raises
+    :class:`~menace.lease.LeaseHeldError` naming the running learner when
+    another one holds it. The stack releases the lease when it stops.
+
+    With ``settings.api`` the HTTP API (:mod:`menace.api`) is served on the
+    metrics address and port, beside ``/metrics``.
 
     ``engine_options`` are passed on to the
     :class:`~menace.learning_engine.LearningEngine` (``save_every``,
@@ -274,13 +302,17 @@ def start_stack(
     if not isinstance(settings, Settings):
         raise ValueError(f"settings must be a menace.config.Settings, got {type(settings).__name__}")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    opened: list[Any] = []
+    if lease is None:
+        lease = FileLease(settings.data_dir)
+        lease.acquire()  # LeaseHeldError: another learner runs here
+    opened: list[Any] = [lease]
     try:
         bus, pathway_db, memory, code_db, workflow_db = _open_stores(settings, opened)
+        session_event_id = bus.newest_event_id()
         engine = make_engine(settings, pathway_db, memory, **(engine_options or {}))
         engines = {MAIN_ENGINE: engine}
         _describe_restored(MAIN_ENGINE, engine)
-        server = _start_metrics(settings, metrics_required, opened)
+        server = None if settings.api else _start_metrics(settings, metrics_required, opened)
         coordinator = SelfLearningCoordinator(
             bus,
             engines,
@@ -295,29 +327,34 @@ def start_stack(
         )
         coordinator.start()
         opened.append(coordinator)
-        watcher = _start_watcher(settings, bus, pathway_db, engine, opened) if watch_runs else None
+        watcher = _start_watcher(settings, bus, pathway_db, engine, opened, lease) if watch_runs else None
+        stack = ServiceStack(
+            settings=settings,
+            bus=bus,
+            pathway_db=pathway_db,
+            memory=memory,
+            gpt_memory=GPTMemory(memory),
+            code_db=code_db,
+            workflow_db=workflow_db,
+            engines=engines,
+            engine=engine,
+            coordinator=coordinator,
+            metrics=server,
+            watcher=watcher,
+            started=time.time(),
+            lease=lease,
+            session_event_id=session_event_id,
+        )
+        if settings.api:
+            stack.metrics = _start_api(stack, metrics_required, opened)
+        lease.publish(api_url=stack.api_url, metrics_url=stack.metrics_url)
     except BaseException:
         for thing in reversed(opened):
             try:
-                thing.stop() if hasattr(thing, "stop") else thing.close()
+                _close(thing)
             except Exception:
                 logger.exception("could not close %r", thing)
         raise
-    stack = ServiceStack(
-        settings=settings,
-        bus=bus,
-        pathway_db=pathway_db,
-        memory=memory,
-        gpt_memory=GPTMemory(memory),
-        code_db=code_db,
-        workflow_db=workflow_db,
-        engines=engines,
-        engine=engine,
-        coordinator=coordinator,
-        metrics=server,
-        watcher=watcher,
-        started=time.time(),
-    )
     stack.announce(events.SERVICE_STARTED)
     logger.info(
         "Menace service running on %s (model %s, metrics %s)",
@@ -356,12 +393,69 @@ def _start_metrics(settings: Settings, required: bool, opened: list[Any]) -> Met
     return server
 
 
-def _start_watcher(settings: Settings, bus: Any, pathway_db: PathwayDB, engine: Any, opened: list[Any]) -> RunWatcher:
+def _close(thing: Any) -> None:
+    for name in ("stop", "release", "close"):
+        method = getattr(thing, name, None)
+        if callable(method):
+            method()
+            return
+
+
+def _start_api(stack: ServiceStack, required: bool, opened: list[Any]) -> Any:
+    """The HTTP API with ``/metrics`` on the metrics port, or ``None`` (off, or the port taken when not ``required``)."""
+    settings = stack.settings
+    if not settings.metrics_port:
+        return None
+    from .api.server import start_api_server  # imported here: it pulls in FastAPI and uvicorn
+    from .api.tokens import load_or_create_token
+
+    token = settings.api_token or load_or_create_token(settings.data_dir)
+    try:
+        server = start_api_server(
+            stack, settings.metrics_port, settings.metrics_addr, token=token,
+            metrics_auth=settings.metrics_auth,
+            tls_cert=str(settings.tls_cert) if settings.tls_cert else None,
+            tls_key=str(settings.tls_key) if settings.tls_key else None,
+        )
+    except MetricsServerError as exc:
+        if required:
+            raise
+        logger.warning("%s; running without metrics or the API", exc.strerror or exc)
+        return None
+    opened.append(server)
+    return server
+
+
+def _learned_without_gap(engine: Any) -> int | None:
+    """The highest run id up to which the saved model learned every run (``None``: untrained).
+
+    Not simply the newest it learned: runs are learned nearly, not strictly,
+    in order, so resuming after the newest could skip one still queued when
+    the model was saved.
+    """
+    if not getattr(engine, "is_trained", False):
+        return None
+    through, ledger = getattr(engine, "trained_through_run_id", None), getattr(engine, "learned_runs", None)
+    if isinstance(through, int) and callable(getattr(ledger, "contiguous_from", None)):
+        return ledger.contiguous_from(through)
+    return _newest_learned(engine)
+
+
+def _start_watcher(
+    settings: Settings, bus: Any, pathway_db: PathwayDB, engine: Any, opened: list[Any], lease: Any = None
+) -> RunWatcher:
     since = read_state(settings).get("last_run_id")
     if not isinstance(since, int) or isinstance(since, bool):
-        # No clean stop recorded (first start, or the last run was killed):
-        # resume after the newest run the saved model learned, if any.
-        since = _newest_learned(engine)
+        # No clean stop recorded (first start, or the last learner was killed):
+        # resume where the saved model has learned every run; with no saved model
+        # after a killed learner (a takeover), learn every stored run.
+        since = _learned_without_gap(engine)
+        crashed = getattr(lease, "previous", None) is not None
+        if since is None and crashed:
+            since = 0
+        if crashed:
+            logger.info("the last learner (%s) stopped without saving its state; learning the runs after run %s",
+                        lease.previous.describe(), since)
     watcher = RunWatcher(bus, pathway_db, since_run_id=since)
     watcher.start()
     opened.append(watcher)
@@ -499,6 +593,32 @@ def build_parser() -> argparse.ArgumentParser:
         "processes commit to pathways.db (by default they are picked up within about 2 s)",
     )
     parser.add_argument(
+        "--no-api", action="store_true",
+        help="serve only /metrics, not the HTTP API (env MENACE_API=0)",
+    )
+    parser.add_argument(
+        "--api-token", metavar="TOKEN",
+        help="bearer token the API requires, 16 to 512 characters (env MENACE_API_TOKEN, which "
+        "keeps it out of the process list; default: made on first start in DATA_DIR/api_token, mode 0600)",
+    )
+    parser.add_argument(
+        "--metrics-auth", action="store_true",
+        help="/metrics also requires the API token (env MENACE_METRICS_AUTH=1; default: open)",
+    )
+    parser.add_argument(
+        "--tls-cert", metavar="FILE",
+        help="serve HTTPS with this certificate (PEM; env MENACE_TLS_CERT; with --tls-key)",
+    )
+    parser.add_argument(
+        "--tls-key", metavar="FILE",
+        help="the certificate's private key (PEM; env MENACE_TLS_KEY)",
+    )
+    parser.add_argument(
+        "--standby", action="store_true",
+        help="if another service learns from the data directory, wait and take over when it "
+        "stops or dies (within about a second) instead of exiting with status 2",
+    )
+    parser.add_argument(
         "--log-level", metavar="LEVEL", default=os.environ.get("MENACE_LOG_LEVEL", "INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
         help="DEBUG, INFO, WARNING or ERROR (env MENACE_LOG_LEVEL; default INFO)",
@@ -518,11 +638,68 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "drift_policy": args.drift_policy,
         "metrics_addr": args.metrics_addr,
         "metrics_port": args.metrics_port,
+        "api_token": getattr(args, "api_token", None),
+        "tls_cert": getattr(args, "tls_cert", None),
+        "tls_key": getattr(args, "tls_key", None),
     }
     overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if args.no_journal:
         overrides["journal"] = False
+    if getattr(args, "no_api", False):
+        overrides["api"] = False
+    if getattr(args, "metrics_auth", False):
+        overrides["metrics_auth"] = True
     return Settings(**overrides)
+
+
+#: Seconds a standby that took over keeps trying the port its dead predecessor held.
+TAKEOVER_PORT_WAIT = 5.0
+
+
+def _start_service(
+    settings: Settings, args: argparse.Namespace, explicit_port: bool, stop: threading.Event
+) -> ServiceStack | None:
+    """Start the stack; with ``--standby`` first wait for the lease (``None``: stopped while waiting)."""
+    if not args.standby:
+        return start_stack(settings, metrics_required=explicit_port, watch_runs=not args.no_watch)
+
+    def waiting(holder: Any) -> None:
+        who = holder.describe() if holder is not None else "another process"
+        logger.info("standby: %s is used by %s; waiting to take over", settings.data_dir, who)
+
+    deadline = None
+    while True:
+        lease = FileLease(settings.data_dir)
+        if not lease.wait(stop, on_wait=waiting):
+            return None
+        deadline = deadline or time.monotonic() + TAKEOVER_PORT_WAIT
+        try:
+            return start_stack(settings, metrics_required=explicit_port, watch_runs=not args.no_watch, lease=lease)
+        except MetricsPortInUseError:
+            # The dead learner's socket may outlive its lock by a moment.
+            if time.monotonic() > deadline or stop.wait(0.2):
+                raise
+
+
+def _start_or_explain(
+    settings: Settings, args: argparse.Namespace, explicit_port: bool, stop: threading.Event
+) -> ServiceStack | int:
+    """The running stack, or the exit status after one line on stderr saying why not."""
+    try:
+        stack = _start_service(settings, args, explicit_port, stop)
+    except LeaseHeldError as exc:
+        print(f"menace-service: error: {exc} (--standby waits to take over)", file=sys.stderr)
+        return 2
+    except MetricsPortInUseError as exc:
+        print(f"menace-service: error: {exc.strerror}", file=sys.stderr)
+        return 2
+    except (ValueError, MetricsServerError) as exc:
+        print(f"menace-service: error: {exc}", file=sys.stderr)
+        return 2
+    if stack is None:
+        logger.info("stopped while waiting to take over %s", settings.data_dir)
+        return 0
+    return stack
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -553,14 +730,9 @@ def main(argv: list[str] | None = None) -> int:
     if omp_default:
         os.environ["OMP_NUM_THREADS"] = str(TORCH_THREADS)
     try:
-        try:
-            stack = start_stack(settings, metrics_required=explicit_port, watch_runs=not args.no_watch)
-        except MetricsPortInUseError as exc:
-            print(f"menace-service: error: {exc.strerror}", file=sys.stderr)
-            return 2
-        except (ValueError, MetricsServerError) as exc:
-            print(f"menace-service: error: {exc}", file=sys.stderr)
-            return 2
+        stack = _start_or_explain(settings, args, explicit_port, stop_requested)
+        if not isinstance(stack, ServiceStack):
+            return stack
         try:
             while not stop_requested.wait(0.5):
                 pass

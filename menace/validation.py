@@ -141,3 +141,21 @@ def decode_tags(stored: str | None) -> list[str]:
             if isinstance(tags, list):
                 return [str(t) for t in tags]
     return stored.split()
+
+
+#: Shortest API bearer token accepted (characters); a made token has 43.
+MIN_TOKEN_LENGTH = 16
+MAX_TOKEN_LENGTH = 512
+
+
+def check_token(token: Any, field: str = "api_token") -> str:
+    """``token`` if it is usable as a bearer token, else :class:`FieldError` naming ``field``."""
+    if not isinstance(token, str):
+        raise FieldError(field, f"{field} must be text, got {type(token).__name__}")
+    if not MIN_TOKEN_LENGTH <= len(token) <= MAX_TOKEN_LENGTH:
+        raise FieldError(
+            field, f"{field} must be {MIN_TOKEN_LENGTH} to {MAX_TOKEN_LENGTH} characters, got {len(token)}"
+        )
+    if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
+        raise FieldError(field, f"{field} must be printable ASCII without spaces")
+    return token
