@@ -590,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-watch", action="store_true",
         help="learn only from records logged in this process, not from runs other "
-        "processes commit to pathways.db (by default they are picked up within about 2 s)",
+        "processes commit to pathways.db (by default they are picked up within about 50 ms)",
     )
     parser.add_argument(
         "--no-api", action="store_true",
