@@ -12,10 +12,10 @@ For every run, the writer notes the time just before its ``log()`` call; the
 service notes when ``learning:trained`` lists the run (the live model has
 learned it). Freshness is the difference (one machine, one clock). A rate is
 *sustained* when every run logged was learned and freshness p99 < 250 ms.
-With ``--find``, rates are tried from ``--rate`` upwards by ``--step`` until
-one is not sustained; the highest sustained rate is the figure.
+Rates are tried from ``--rate`` upwards by ``--step`` until one is not
+sustained (``--once``: only ``--rate``); the highest sustained rate is the figure.
 
-    .venv/bin/python bench/sustained.py [--rate 5000] [--find] [--step 2500] [--seconds 6]
+    .venv/bin/python bench/sustained.py [--rate 2500] [--step 2500] [--seconds 6] [--once]
 """
 
 from __future__ import annotations
@@ -148,10 +148,10 @@ def trial(rate: float, seconds: float, writers: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=5000.0, help="runs per second, all writers together")
+    parser.add_argument("--rate", type=float, default=2500.0, help="runs per second, all writers together")
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--find", action="store_true", help="raise the rate until it is not sustained")
+    parser.add_argument("--once", action="store_true", help="try --rate only (default: raise it until not sustained)")
     parser.add_argument("--step", type=float, default=2500.0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rate {row['rate']:>7.0f}/s achieved {row['achieved']:>7.0f}/s logged {row['logged']} "
               f"missing {row['missing']} p50 {row['p50_ms']:.0f} ms p99 {row['p99_ms']:.0f} ms "
               f"max {row['max_ms']:.0f} ms sustained {row['sustained']}", flush=True)
-        if not args.find or not row["sustained"]:
+        if args.once or not row["sustained"]:
             break
         rate += args.step
     best = max((r["achieved"] for r in rows if r["sustained"]), default=0.0)
