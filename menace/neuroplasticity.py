@@ -837,6 +837,10 @@ class PathwayDB(SQLiteStore):
         """Whether this object wrote run ``run_id`` (then it publishes ``pathway:new`` itself)."""
         return run_id in self._logged
 
+    def logged_here_many(self, run_ids: list[int]) -> list[bool]:
+        """:meth:`logged_here` of each id, in one look."""
+        return [not missing for missing in self._logged.missing(run_ids)]
+
     def newest_run_id(self) -> int:
         """The id of the newest run (0 when there is none)."""
         return int(self._read("SELECT COALESCE(MAX(id), 0) FROM runs")[0][0])

@@ -42,6 +42,14 @@ class PathwayStore(Protocol):
         """Whether this store object wrote the run (and so publishes its event itself)."""
         ...
 
+    def logged_here_many(self, run_ids: list[int]) -> list[bool]:
+        """:meth:`logged_here` of each id."""
+        ...
+
+    def run_events(self, since_id: int = 0, limit: int = 2000) -> list[dict[str, Any]]:
+        """The ``pathway:new`` payloads of the runs after ``since_id``, oldest first, marked external."""
+        ...
+
     def find(self, actions: str) -> Any | None:
         """The ``Pathway`` with exactly these actions, or ``None``."""
         ...

@@ -170,17 +170,17 @@ class RunWatcher:
             return 0
         ids = [p["run_id"] for p in payloads]
         unannounced = self._announced.missing(ids)
-        ours = self.pathway_db.logged_here
+        ours = self.pathway_db.logged_here_many(ids)
         ready: list[dict] = []
         through = self.last_run_id
         for i, (payload, run_id) in enumerate(zip(payloads, ids, strict=True)):
             if unannounced[i]:
-                if ours(run_id):
+                if ours[i]:
                     first = self._first_seen.setdefault(run_id, now)
                     if now - first < self.grace:
-                        for later in ids[i + 1 :]:  # their grace starts now too
-                            if ours(later):
-                                self._first_seen.setdefault(later, now)
+                        for j in range(i + 1, len(ids)):  # their grace starts now too
+                            if ours[j]:
+                                self._first_seen.setdefault(ids[j], now)
                         break  # keep order: later runs wait for this one
                 ready.append(payload)
             self._first_seen.pop(run_id, None)

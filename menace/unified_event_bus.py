@@ -151,15 +151,20 @@ class EventJournal(SQLiteStore):
             return int(cursor.lastrowid)
 
     def append_many(self, ts: float, topic: str, payloads_json: list[str]) -> list[int]:
-        """Journal several events in one transaction; returns their ids, in order."""
+        """Journal several events in one transaction; returns their ids, in order.
+
+        One ``executemany``: the ids of one transaction are consecutive (it holds
+        the write lock, and AUTOINCREMENT gives the next id above the largest).
+        """
         with self._write() as conn:
-            ids = []
-            for payload_json in payloads_json:
-                cursor = conn.execute(
-                    "INSERT INTO events(ts, topic, payload) VALUES (?, ?, ?)", (ts, topic, payload_json)
-                )
-                ids.append(int(cursor.lastrowid))
-            return ids
+            cursor = conn.executemany(
+                "INSERT INTO events(ts, topic, payload) VALUES (?, ?, ?)",
+                [(ts, topic, p) for p in payloads_json],
+            )
+            last = int(cursor.lastrowid) if cursor.lastrowid else int(
+                conn.execute("SELECT max(id) FROM events").fetchone()[0]
+            )
+            return list(range(last - len(payloads_json) + 1, last + 1))
 
     def after(self, event_id: int, limit: int = 1000) -> list[Event]:
         """Up to ``limit`` journaled events with an id above ``event_id``, oldest first."""
