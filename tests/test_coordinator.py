@@ -464,3 +464,15 @@ def test_a_run_with_new_text_does_not_hold_up_the_runs_behind_it(tmp_path, bus, 
     assert sorted(order) == list(range(1, 18))
     assert order.index(9) > order.index(17)  # the runs behind it were learned while it waited
     assert not [t for t in threading.enumerate() if t.name == SelfLearningCoordinator.PREFETCH_NAME]
+
+
+def test_periodic_evaluation_reads_a_capped_sample_on_its_own_thread(stores, recorder, make_coordinator):
+    pdb, _ = stores
+    pdb.log_many(records(300))  # stored before: not learned by this coordinator, but read by evaluations
+    coordinator = make_coordinator(eval_every_examples=20, eval_max_examples=120)
+    pdb.log_many(records(40, seed=3))
+    assert coordinator.wait_idle(30)
+    evaluated = recorder.of(events.LEARNING_EVALUATED)
+    assert evaluated and all(p["n_examples"] == 120 for p in evaluated)  # the newest 120 runs only
+    threads = {t.name for t in threading.enumerate()}
+    assert "menace-evaluator" in threads  # evaluations run beside the training worker
