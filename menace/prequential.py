@@ -46,6 +46,9 @@ MIN_RUNS_FOR_DRIFT = 200
 GAUGE_INTERVAL = 0.5
 #: A model whose error since it was made exceeds guessing's by this much is drifted too.
 WORSE_THAN_GUESSING = 0.1
+#: A model grown from nothing by updates alone is held to guessing only after this many runs
+#: (its first hundreds of runs are its learning, not a drift).
+FRESH_MODEL_RUNS = 1000
 _EPS = 1e-15
 
 
@@ -276,6 +279,7 @@ class OnlineQuality:
         self.save_interval = save_interval
         self._last_point = 0.0
         self._last_gauges = -GAUGE_INTERVAL
+        self._fresh = True  # no full training yet: a model still learning from nothing
 
     @property
     def window(self) -> int:
@@ -284,7 +288,10 @@ class OnlineQuality:
     def score(self, proba: np.ndarray, y: np.ndarray, model: str) -> None:
         """Score a batch the model predicted (``proba``) before learning its labels ``y``."""
         self.score_.update(y, proba)
-        drift = self._drift.update(((proba >= 0.5).astype(np.int8) != y).astype(np.int8), y)
+        if self._fresh and self.score_.n_total >= FRESH_MODEL_RUNS:
+            self._fresh = False
+        labels = None if self._fresh else y  # the guessing rule waits for a grown model
+        drift = self._drift.update(((proba >= 0.5).astype(np.int8) != y).astype(np.int8), labels)
         if drift is not None:
             logger.warning(
                 "%s: drift in %s's errors after %d runs: error %.3f -> %.3f over the last %d runs",
@@ -313,10 +320,12 @@ class OnlineQuality:
         return drift
 
     def new_model(self, family_changed: bool) -> None:
+        """A full training made a new model."""
         if family_changed:
             self.score_ = PrequentialScore(self.score_.window)
         self._drift.reset()
         self._pending = None
+        self._fresh = False
 
     # -- kept across restarts: the figures in the model's metadata, the curve in a file ----------
     def state(self) -> dict[str, Any]:
@@ -329,6 +338,7 @@ class OnlineQuality:
                 self.score_ = PrequentialScore.from_state(state, self.score_.window)
             except ValueError as exc:
                 logger.warning("%s: ignoring the saved test-then-train figures (%s)", self.engine, exc)
+        self._fresh = self.score_.n_total < FRESH_MODEL_RUNS
         self.metrics.observe_prequential(self.engine, self.score_.snapshot())
 
     def keep_point(self, model: str) -> None:

@@ -233,3 +233,17 @@ def test_the_linear_fast_path_gives_the_pipelines_probabilities(stores):
                                      for r in runs]), [r["actions"] for r in runs])
     fast = live.family.predict_proba(live.estimator, X)
     assert np.allclose(fast, live.estimator.predict_proba(X)[:, 1], atol=1e-12)
+
+
+def test_a_model_still_learning_from_nothing_is_no_drift(stores):
+    """Noisy outcomes from the first run: a model grown by updates alone errs a lot at first;
+    that is learning, not drift (no alarm before it has seen a thousand runs)."""
+    pdb, mm = stores
+    engine = LearningEngine(pdb, mm)
+    rng = random.Random(1)
+    runs = [PathwayRecord(rng.choice(["a->b", "c->d"]), exec_time=1.0, roi=1.0,
+                          outcome="SUCCESS" if rng.random() < 0.67 else "FAILURE", ts=1.7e9 + i)
+            for i in range(900)]
+    for start in range(0, 900, 30):
+        engine.partial_train(runs[start : start + 30])
+        assert engine.pop_drift() is None
