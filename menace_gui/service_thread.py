@@ -161,8 +161,12 @@ class ServiceThread(QThread):
         return None
 
     def request_stop(self) -> None:
-        """Ask the stack to stop; returns at once."""
+        """Ask the stack to stop (once it has started, if it is starting); returns at once."""
         self._stop_requested.set()
+
+    def is_stopped(self) -> bool:
+        """True once the thread has ended (or was never started)."""
+        return not self.isRunning()
 
     def shutdown(self, timeout_s: float = 15.0) -> bool:
         """Stop the stack and join the thread; ``True`` if it finished in time."""

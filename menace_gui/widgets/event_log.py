@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QSizePolicy,
     QSplitter,
     QTableView,
     QToolButton,
@@ -123,6 +124,17 @@ class EventLogModel(QAbstractTableModel):
         self.beginResetModel()
         self._rows = []
         self.endResetModel()
+
+    def set_max_rows(self, max_rows: int) -> None:
+        """Keep at most ``max_rows`` rows from now on (the oldest go if there are more)."""
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+            raise ValueError(f"max_rows must be an integer >= 1, got {max_rows!r}")
+        self.max_rows = max_rows
+        overflow = len(self._rows) - max_rows
+        if overflow > 0:
+            self.beginRemoveRows(QModelIndex(), 0, overflow - 1)
+            del self._rows[:overflow]
+            self.endRemoveRows()
 
     def row_at(self, row: int) -> LogRow:
         return self._rows[row]
@@ -332,7 +344,10 @@ class EventLogWidget(PanelDefaults, QWidget):
         self.splitter.addWidget(self.detail)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([700, 300])
+        self.splitter.setCollapsible(0, False)
+        # The payload pane opens on the first selected event: empty, it would only take room.
+        self.splitter.setSizes([1000, 0])
+        self._detail_opened = False
 
     def _build_layout(self) -> None:
         controls = QHBoxLayout()
@@ -342,12 +357,15 @@ class EventLogWidget(PanelDefaults, QWidget):
         controls.addWidget(self.pause_button)
         controls.addWidget(self.clear_button)
         controls.addWidget(self.follow_check)
-        controls.addWidget(self.count_label)
+        self.count_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.count_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
         layout.addLayout(controls)
         layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.count_label)
 
     # -- properties ----------------------------------------------------------
     @property
@@ -409,6 +427,12 @@ class EventLogWidget(PanelDefaults, QWidget):
                 self.view.scrollToBottom()
         self._update_count()
 
+    def set_max_rows(self, max_rows: int) -> None:
+        """Keep at most ``max_rows`` rows (and as many held while paused)."""
+        self.model.set_max_rows(max_rows)
+        self._held = deque(self._held, maxlen=max_rows)
+        self._update_count()
+
     @Slot(bool)
     def set_paused(self, paused: bool) -> None:
         """Pause or resume; resuming shows every held event."""
@@ -457,6 +481,10 @@ class EventLogWidget(PanelDefaults, QWidget):
     def _show_detail(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not current.isValid():
             return
+        if not self._detail_opened and self.splitter.sizes()[1] == 0:
+            self._detail_opened = True
+            width = sum(self.splitter.sizes())
+            self.splitter.setSizes([width * 2 // 3, width - width * 2 // 3])
         payload = current.data(PAYLOAD_ROLE)
         topic = current.data(TOPIC_ROLE)
         text = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True, default=str)

@@ -17,7 +17,7 @@ pytest.importorskip("pyqtgraph")
 from PySide6.QtCore import QSettings  # noqa: E402
 
 from menace import events  # noqa: E402
-from menace.client import ClientStatus, Counts, LoggedRun, Prediction  # noqa: E402
+from menace.client import ClientStatus, Contribution, Counts, Explanation, LoggedRun, Prediction  # noqa: E402
 from menace.config import Settings  # noqa: E402
 from menace.events import Event  # noqa: E402
 from menace.jobs import JobInfo  # noqa: E402
@@ -42,6 +42,7 @@ def start_window(qtbot, data_dir, ini_path, *, keep: bool = False, **window_kw) 
         qtbot.addWidget(window)
     window.show()
     qtbot.waitUntil(lambda: window.client is not None and service.state == RUNNING, timeout=START_TIMEOUT_MS)
+    window.finish_building()  # the first paint does it; offscreen, do not wait for one
     return window
 
 
@@ -100,6 +101,8 @@ class FakeClient:
         self.cancelled: list[int] = []
         self.refuse: Exception | None = None
         self.closed = False
+        self.model_examples = 120
+        self.stored_runs = 130
         self._jobs: dict[int, JobInfo] = {}
         self.history = [
             {"engine": "pathways", "model": "fake", "ts": now - 7200, "cv_score": 0.61, "holdout_score": 0.58},
@@ -139,7 +142,7 @@ class FakeClient:
     def status(self) -> ClientStatus:
         return ClientStatus(location="fake://menace", engine="pathways", model="fake-model", trained=True,
                             examples_learned=0, metrics_url="http://127.0.0.1:9/metrics", learner=False,
-                            started=time.time(), session_event_id=0)
+                            started=time.time(), session_event_id=0, model_examples=self.model_examples)
 
     def subscribe(self, callback) -> None:
         self.callbacks.append(callback)
@@ -169,6 +172,19 @@ class FakeClient:
         self._write()
         self.predictions.append((freq, exec_time, roi, myelination, actions))
         return Prediction(probability=0.75, model="fake-model", trained=True)
+
+    def predict_many(self, queries) -> list[Prediction]:
+        self._write()
+        return [Prediction(probability=round(0.2 + 0.1 * (len(q["actions"]) % 7), 2), model="fake-model",
+                           trained=True) for q in queries]
+
+    def explain(self, freq, exec_time, roi, myelination, actions) -> Explanation:
+        prediction = self.predict(freq, exec_time, roi, myelination, actions)
+        contributions = (
+            Contribution("roi", "ROI", "feature", roi, 0.5, 0.12),
+            Contribution("step 1", actions.split("->")[0], "step", actions.split("->")[0], None, -0.05),
+        )
+        return Explanation(prediction.probability, prediction.model, True, contributions, "fake occlusion")
 
     def submit_job(self, kind: str, **options) -> int:
         job_id = len(self._jobs) + 1
@@ -208,7 +224,8 @@ class FakeClient:
         return [dict(p) for p in self.prequential]
 
     def counts(self) -> Counts:
-        return Counts(pathways=len(self.stored_pathways), runs=len(self.runs), memory=len(self.stored_memory))
+        return Counts(pathways=len(self.stored_pathways), runs=self.stored_runs + len(self.runs),
+                      memory=len(self.stored_memory))
 
     def close(self) -> None:
         self.closed = True
@@ -228,4 +245,5 @@ def fake_window(qtbot, tmp_path, fake_client):
     qtbot.addWidget(window)
     window.show()
     qtbot.waitUntil(lambda: window.client is fake_client, timeout=5000)
+    window.finish_building()
     return window

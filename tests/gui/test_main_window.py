@@ -108,7 +108,8 @@ def test_retrain_then_evaluate_adds_a_chart_point(qtbot, shared_window):
     window = shared_window
     controls = window.panel("jobControls")
     retrain, evaluate = window.findChild(QWidget, "retrainButton"), window.findChild(QWidget, "evaluateButton")
-    points = window.panel("scoresPanel").chart.point_count()
+    data = window.panel("scoresPanel").curve.data
+    points = len(data.evaluations)
     qtbot.mouseClick(retrain, Qt.MouseButton.LeftButton)
     assert not retrain.isEnabled()  # disabled while its job is queued or running
     qtbot.waitUntil(controls.is_idle, timeout=20_000)
@@ -117,10 +118,10 @@ def test_retrain_then_evaluate_adds_a_chart_point(qtbot, shared_window):
     with qtbot.waitSignal(controls.jobFinished, timeout=20_000) as finished:
         qtbot.mouseClick(evaluate, Qt.MouseButton.LeftButton)
     assert finished.args[2] == events.LEARNING_EVALUATED
-    qtbot.waitUntil(lambda: window.panel("scoresPanel").chart.point_count() == points + 1)
-    ts, cv, holdout = window.panel("scoresPanel").chart.points()[-1]
-    assert 0 <= cv <= 1 and 0 <= holdout <= 1
-    assert "CV" in window.panel("scoresPanel").chart.hover_text_at(ts)
+    qtbot.waitUntil(lambda: len(data.evaluations) == points + 1)
+    last = data.evaluations[-1]
+    assert 0 <= last["cv_score"] <= 1 and 0 <= last["holdout_score"] <= 1 and last["trigger"] == "manual"
+    assert "CV" in window.panel("scoresPanel").curve.hover_text_at(last["ts"])
     assert "last scores: CV" in window.status.scores_label.text()
 
 

@@ -1,0 +1,492 @@
+"""The learning curve: is the model learning, and is it better than guessing?
+
+One chart, TensorBoard-like: the live model's test-then-train accuracy
+(smoothed, the raw points faint behind), the accuracy of always guessing the
+majority class on the same runs, and the CV and holdout accuracy of every
+evaluation as points on the same axes (CV with its fold spread as an error
+bar). Vertical lines mark a model switch, a drift and a full retrain. The x
+axis shows time or the runs learned; the y axis fits what is shown, with
+padding, and zooms with the mouse (the Fit button goes back to everything).
+
+The legend is a line of text above the plot, so it never covers data; the
+hover readout is a label under the plot, never inside it, so it is neither
+clipped nor exported. The data lives in a
+:class:`~menace_gui.widgets.curve_data.LearningCurveData`; redraws are
+coalesced (at most one per :data:`REDRAW_INTERVAL_MS`), and the dense series
+are downsampled ("peak") and clipped to the view, so a million points redraw
+in milliseconds.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+import pyqtgraph.exporters  # noqa: F401  (registers pg.exporters)
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .. import theme
+from .axes import CountAxis, TimeAxis
+from .curve_data import DRIFT, MODEL, RETRAIN, LearningCurveData, Marker
+
+X_TIME, X_EXAMPLES = "time", "examples"
+#: Least time between two redraws while points stream in, ms.
+REDRAW_INTERVAL_MS = 200
+#: Seconds the time axis shows at least (a burst of seconds reads as times of day).
+MIN_TIME_SPAN = 120.0
+#: Below this many points the curve also draws a symbol at each (one point is visible).
+SPARSE_POINTS = 60
+#: Marker lines get a text label only while there are at most this many labelled ones.
+MAX_MARKER_LABELS = 12
+Y_TITLE = "accuracy"
+TITLE = "Learning curve: test-then-train accuracy of the live model against guessing"
+
+#: (series, legend text, line style) for the legend above the plot, in two lines.
+LEGEND = (
+    ("accuracy", "accuracy, smoothed (raw faint)", "━━"),
+    ("baseline", "guessing the majority class", "╌╌"),
+    ("cv", "CV ± fold spread", "●"),
+    ("holdout", "holdout", "■"),
+    ("model", "model switch", "│"),
+    ("drift", "drift", "┆"),
+    ("retrain", "full retrain", "┊"),
+)
+LEGEND_BREAK = 4  # entries on the first line
+#: The short label a marker line carries (its full text is in the readout and the CSV).
+MARKER_LABELS = {DRIFT: "drift", MODEL: "{text}"}
+_MARKER_STYLE = {MODEL: Qt.PenStyle.SolidLine, DRIFT: Qt.PenStyle.DashLine, RETRAIN: Qt.PenStyle.DotLine}
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+class _LeaveWatcher(QObject):
+    """Calls ``left()`` when the pointer leaves the watched widget."""
+
+    def __init__(self, left, parent: QObject) -> None:
+        super().__init__(parent)
+        self._left = left
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.Leave:
+            self._left()
+        return False
+
+
+class LearningCurve(QWidget):
+    """The chart and its controls (x axis, smoothing, raw points, fit) over ``data``.
+
+    ``redrawn`` is emitted after each redraw (tests and the benchmark wait on it).
+    """
+
+    redrawn = Signal()
+
+    def __init__(self, data: LearningCurveData | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("learningCurve")
+        self.data = data if data is not None else LearningCurveData()
+        self.x_mode = X_TIME
+        self._marker_lines: list[pg.InfiniteLine] = []
+        self._markers_drawn: tuple = ()
+        self._dirty = False
+        self._build_controls()
+        self._build_plot()
+        self.readout = QLabel(self)
+        self.readout.setObjectName("curveReadout")
+        self.readout.setWordWrap(True)
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(self._controls)
+        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.readout)
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setObjectName("curveRedrawTimer")
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(REDRAW_INTERVAL_MS)
+        self._redraw_timer.timeout.connect(self.redraw)
+        self.apply_palette(self.palette())
+        self.redraw()
+
+    # -- construction --------------------------------------------------------------
+    def _build_controls(self) -> None:
+        self.x_combo = QComboBox(self)
+        self.x_combo.setObjectName("curveXAxisCombo")
+        self.x_combo.addItem("x: time", X_TIME)
+        self.x_combo.addItem("x: runs learned", X_EXAMPLES)
+        self.x_combo.setToolTip("Draw the curve over time or over the runs the models learned")
+        self.x_combo.currentIndexChanged.connect(lambda _: self.set_x_mode(self.x_combo.currentData()))
+        self.raw_check = QCheckBox("Raw", self)
+        self.raw_check.setObjectName("curveRawCheck")
+        self.raw_check.setChecked(True)
+        self.raw_check.setToolTip("Show the raw test-then-train points faintly behind the smoothed line")
+        self.raw_check.toggled.connect(lambda on: self.raw_curve.setVisible(on))
+        self.smoothing_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.smoothing_slider.setObjectName("curveSmoothingSlider")
+        self.smoothing_slider.setRange(0, 95)
+        self.smoothing_slider.setSingleStep(5)
+        self.smoothing_slider.setValue(round(self.data.smoothing * 100))
+        self.smoothing_slider.setMaximumWidth(self.fontMetrics().horizontalAdvance("0") * 14)
+        self.smoothing_slider.valueChanged.connect(self._smoothing_changed)
+        self.smoothing_label = QLabel(self)
+        self.smoothing_label.setObjectName("curveSmoothingLabel")
+        self._show_smoothing()
+        self.fit_button = QToolButton(self)
+        self.fit_button.setObjectName("curveFitButton")
+        self.fit_button.setText("Fit")
+        self.fit_button.setToolTip("Zoom out to show all the data again (the wheel zooms, dragging pans)")
+        self.fit_button.clicked.connect(self.fit)
+        self._controls = QHBoxLayout()
+        self._controls.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.x_combo, self.smoothing_label, self.smoothing_slider, self.raw_check):
+            self._controls.addWidget(widget)
+        self._controls.addStretch(1)
+        self._controls.addWidget(self.fit_button)
+
+    def _build_plot(self) -> None:
+        self.graphics = pg.GraphicsLayoutWidget(self)
+        self.graphics.setObjectName("learningCurvePlot")
+        self.graphics.setMinimumHeight(self.fontMetrics().height() * 14)
+        self.title_item = self.graphics.addLabel(TITLE, row=0, col=0, size="10pt")
+        self.legend_item = self.graphics.addLabel("", row=1, col=0, size="9pt")
+        self.plot = self.graphics.addPlot(row=2, col=0, axisItems={"bottom": TimeAxis("bottom")})
+        self.plot.setLabel("left", Y_TITLE)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # 0.9, not 900 (x0.001)
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        vb = self.plot.getViewBox()
+        vb.setLimits(yMin=-0.05, yMax=1.05, minYRange=0.03)
+        vb.setDefaultPadding(0.08)
+        vb.setAutoVisible(y=True)
+        vb.sigXRangeChanged.connect(self._x_range_changed)
+        self.raw_curve = self.plot.plot([], [])
+        self.smooth_curve = self.plot.plot([], [])
+        self.baseline_curve = self.plot.plot([], [])
+        for curve in (self.raw_curve, self.smooth_curve, self.baseline_curve):
+            curve.setDownsampling(auto=True, method="peak")
+            curve.setClipToView(True)
+        self.cv_bars = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), height=np.zeros(0), beam=0)
+        self.plot.addItem(self.cv_bars)
+        self.cv_points = self.plot.plot([], [], pen=None, symbol="o", symbolSize=8)
+        self.holdout_points = self.plot.plot([], [], pen=None, symbol="s", symbolSize=8)
+        self.hover_line = pg.InfiniteLine(angle=90, movable=False)
+        self.hover_line.setVisible(False)
+        self.plot.addItem(self.hover_line, ignoreBounds=True)
+        self.empty_text = pg.TextItem("", anchor=(0.5, 0.5))
+        self.plot.addItem(self.empty_text, ignoreBounds=True)
+        self._mouse = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30, slot=self._hover)
+        self.graphics.installEventFilter(_LeaveWatcher(self.clear_hover, self))
+
+    # -- data in -----------------------------------------------------------------------
+    def request_redraw(self) -> None:
+        """Redraw soon (coalesced: at most one redraw per :data:`REDRAW_INTERVAL_MS`)."""
+        self._dirty = True
+        if not self._redraw_timer.isActive():
+            self._redraw_timer.start()
+
+    def set_x_mode(self, mode: str) -> None:
+        """Draw over time (``"time"``) or over the runs learned (``"examples"``)."""
+        mode = X_EXAMPLES if mode == X_EXAMPLES else X_TIME
+        if mode == self.x_mode:
+            return
+        self.x_mode = mode
+        self.x_combo.setCurrentIndex(self.x_combo.findData(mode))
+        axis = TimeAxis("bottom") if mode == X_TIME else CountAxis("bottom")
+        self.plot.setAxisItems({"bottom": axis})
+        if mode == X_EXAMPLES:
+            self.plot.setLabel("bottom", "runs learned (tested before learning, all models so far)")
+        self.apply_palette(self.palette())
+        self._markers_drawn = ()
+        self.redraw()
+        self.fit()
+
+    @Slot(int)
+    def _smoothing_changed(self, value: int) -> None:
+        self.data.set_smoothing(value / 100)
+        self._show_smoothing()
+        self.request_redraw()
+
+    def _show_smoothing(self) -> None:
+        self.smoothing_label.setText(f"smoothing {self.smoothing_slider.value() / 100:.2f}")
+
+    @Slot()
+    def fit(self) -> None:
+        """Show all the data again (after zooming), y fitted to it with padding."""
+        self.plot.getViewBox().enableAutoRange()
+        self._keep_time_span()
+
+    # -- drawing -----------------------------------------------------------------------
+    def x_of_points(self) -> np.ndarray:
+        return self.data.column("ts" if self.x_mode == X_TIME else "examples")
+
+    def x_of_times(self, ts: np.ndarray) -> np.ndarray:
+        return ts if self.x_mode == X_TIME else self.data.examples_at(ts)
+
+    @Slot()
+    def redraw(self) -> None:
+        """Put the data on the plot now (skipped while hidden: a show redraws)."""
+        self._dirty = False
+        if not self.isVisible() and len(self.data) > SPARSE_POINTS:
+            self._dirty = True
+            return
+        data = self.data
+        x = self.x_of_points()
+        sparse = len(x) <= SPARSE_POINTS
+        self.raw_curve.setData(x, data.column("accuracy"), skipFiniteCheck=True)
+        self.smooth_curve.setData(x, data.column("smoothed"), skipFiniteCheck=True,
+                                  symbol="o" if sparse else None, symbolSize=5)
+        baseline = data.column("baseline")
+        self.baseline_curve.setData(x, baseline, connect="finite" if np.isnan(baseline).any() else "all")
+        self._draw_evaluations()
+        self._draw_markers()
+        self._show_empty_text()
+        self._keep_time_span()
+        self.redrawn.emit()
+
+    def _draw_evaluations(self) -> None:
+        data = self.data
+        ex = self.x_of_times(data.evaluation_times())
+        cv, std = data.evaluation_values("cv_score"), data.evaluation_values("cv_std")
+        self.cv_points.setData(ex, cv)
+        self.holdout_points.setData(ex, data.evaluation_values("holdout_score"))
+        known = np.isfinite(std)
+        self.cv_bars.setData(x=ex[known], y=cv[known], height=2 * std[known])
+
+    def _draw_markers(self) -> None:
+        markers = self.data.all_markers()
+        # Over time a line stays put; over runs learned it moves as the points it sits between come in.
+        key = (self.x_mode, len(markers), self._palette_key(), len(self.data) if self.x_mode == X_EXAMPLES else 0)
+        if key == self._markers_drawn:
+            return
+        self._markers_drawn = key
+        for line in self._marker_lines:
+            self.plot.removeItem(line)
+        self._marker_lines = []
+        positions = self.x_of_times(np.fromiter((m.ts for m in markers), dtype=np.float64, count=len(markers)))
+        labelled = [m for m in markers if m.kind != RETRAIN]
+        for marker, x in zip(markers, positions, strict=True):
+            label = None
+            if marker.kind != RETRAIN and len(labelled) <= MAX_MARKER_LABELS:
+                label = MARKER_LABELS[marker.kind].format(text=marker.text)
+            self._marker_lines.append(self._marker_line(marker, float(x), label))
+
+    def _marker_line(self, marker: Marker, x: float, label: str | None) -> pg.InfiniteLine:
+        pen = pg.mkPen(theme.color(marker.kind, self.palette()), width=1.5, style=_MARKER_STYLE[marker.kind])
+        options: dict[str, Any] = {}
+        if label:
+            options = {"label": label, "labelOpts": {
+                "position": 0.96 if marker.kind == DRIFT else 0.88, "color": theme.color(marker.kind, self.palette()),
+                "movable": False, "anchors": [(0, 0.5), (0, 0.5)]}}
+        line = pg.InfiniteLine(pos=x, angle=90, movable=False, pen=pen, **options)
+        line.setToolTip(f"{_when(marker.ts)}: {marker.text}")
+        self.plot.addItem(line, ignoreBounds=True)
+        return line
+
+    def _palette_key(self) -> str:
+        return self.palette().color(QPalette.ColorRole.Base).name()
+
+    def _show_empty_text(self) -> None:
+        empty = self.data.is_empty()
+        self.empty_text.setVisible(empty)
+        if not empty:
+            return
+        if self.data.history_loaded:
+            text = ("No learning yet: the curve starts as soon as the model learns runs\n"
+                    "(each run is predicted before it is learned) and evaluations appear as points.")
+        else:
+            text = "Loading the learning history…"
+        self.empty_text.setText(text)
+        (x0, x1), (y0, y1) = self.plot.getViewBox().viewRange()
+        self.empty_text.setPos((x0 + x1) / 2, (y0 + y1) / 2)
+
+    def _keep_time_span(self) -> None:
+        """On the time axis, show at least :data:`MIN_TIME_SPAN` (else seconds read as fractions)."""
+        vb = self.plot.getViewBox()
+        if self.x_mode != X_TIME or not vb.autoRangeEnabled()[0]:
+            return
+        times = np.concatenate([self.data.column("ts")[:1], self.data.column("ts")[-1:],
+                                self.data.evaluation_times()])
+        if not len(times):
+            now = time.time()
+            vb.setXRange(now - 3600, now, padding=0)
+            vb.enableAutoRange(x=True)  # the next data fits again
+            return
+        lo, hi = float(times.min()), float(times.max())
+        if hi - lo < MIN_TIME_SPAN:
+            middle = (lo + hi) / 2
+            vb.setXRange(middle - MIN_TIME_SPAN / 2, middle + MIN_TIME_SPAN / 2, padding=0)
+            vb.enableAutoRange(x=True)
+
+    @Slot(object, object)
+    def _x_range_changed(self, _vb, x_range) -> None:
+        axis = self.plot.getAxis("bottom")
+        if isinstance(axis, TimeAxis):
+            axis.show_span(float(x_range[0]), float(x_range[1]))
+
+    # -- hover -----------------------------------------------------------------------------
+    def hover_text_at(self, x: float, tolerance: float | None = None) -> str:
+        """What the readout says for position ``x`` on the current x axis ('' if nothing near)."""
+        xs = self.x_of_points()
+        parts = []
+        if len(xs):
+            i = int(np.clip(np.searchsorted(xs, x), 0, len(xs) - 1))
+            if i > 0 and abs(xs[i - 1] - x) < abs(xs[i] - x):
+                i -= 1
+            if tolerance is None or abs(xs[i] - x) <= tolerance:
+                parts.append(self._point_text(i))
+        evaluation = self._evaluation_near(x, tolerance)
+        if evaluation is not None:
+            parts.append(self._evaluation_text(evaluation))
+        return "\n".join(parts)
+
+    def _point_text(self, i: int) -> str:
+        d = self.data
+        baseline, log_loss = d.column("baseline")[i], d.column("log_loss")[i]
+        text = (f"{_when(d.column('ts')[i])} · {d.model_at(i) or 'model'} · {d.column('examples')[i]:,.0f} runs "
+                f"learned · accuracy {d.column('accuracy')[i]:.3f} (smoothed {d.column('smoothed')[i]:.3f})")
+        if np.isfinite(baseline):
+            text += f" · guessing {baseline:.3f}"
+        if np.isfinite(log_loss):
+            text += f" · log-loss {log_loss:.3f}"
+        return text
+
+    def _evaluation_near(self, x: float, tolerance: float | None) -> dict | None:
+        evaluations = self.data.evaluations
+        if not evaluations:
+            return None
+        xs = self.x_of_times(self.data.evaluation_times())
+        i = int(np.argmin(np.abs(xs - x)))
+        return evaluations[i] if tolerance is None or abs(xs[i] - x) <= tolerance else None
+
+    @staticmethod
+    def _evaluation_text(e: dict) -> str:
+        text = f"evaluation {_when(e['ts'])} · {e.get('model', '?')} · CV {e['cv_score']:.3f}"
+        if isinstance(e.get("cv_std"), int | float):
+            text += f" ± {e['cv_std']:.3f}"
+        text += f" · holdout {e['holdout_score']:.3f}"
+        if isinstance(e.get("holdout_auc"), int | float):
+            text += f" · AUC {e['holdout_auc']:.3f}"
+        if isinstance(e.get("n_examples"), int):
+            text += f" · {e['n_examples']:,} runs"
+        return text
+
+    def _hover(self, args: tuple) -> None:
+        pos: QPointF = args[0]
+        vb = self.plot.getViewBox()
+        if self.data.is_empty() or not vb.sceneBoundingRect().contains(pos):
+            self.clear_hover()
+            return
+        point = vb.mapSceneToView(pos)
+        (x0, x1), _ = vb.viewRange()
+        text = self.hover_text_at(point.x(), tolerance=0.02 * (x1 - x0))
+        if not text:
+            self.clear_hover()
+            return
+        self.hover_line.setPos(point.x())
+        self.hover_line.setVisible(True)
+        self.readout.setText(text)
+
+    def clear_hover(self) -> None:
+        """Hide the hover line and readout (the pointer left the chart)."""
+        self.hover_line.setVisible(False)
+        self.readout.setText(self.summary())
+
+    def summary(self) -> str:
+        """A line on the newest figures, shown while the pointer is off the chart."""
+        d = self.data
+        parts = []
+        if len(d):
+            parts.append(f"now: accuracy {d.column('accuracy')[-1]:.3f} against guessing "
+                         f"{d.column('baseline')[-1]:.3f} over the last runs learned "
+                         f"({d.model_at(len(d) - 1) or 'model'}, {len(d):,} points)")
+        if d.evaluations:
+            e = d.evaluations[-1]
+            parts.append(f"last evaluation: CV {e['cv_score']:.3f}, holdout {e['holdout_score']:.3f}")
+        return " · ".join(parts)
+
+    # -- export ------------------------------------------------------------------------------
+    def export_png(self, path: str, width: int = 1600) -> None:
+        """Save the whole chart (title, legend, every point; no hover line) as a PNG ``width`` px wide."""
+        vb = self.plot.getViewBox()
+        x_range, y_range = vb.viewRange()
+        auto = vb.autoRangeEnabled()
+        hover = self.hover_line.isVisible()
+        self.hover_line.setVisible(False)
+        self.redraw()
+        vb.autoRange(padding=0.04)
+        try:
+            exporter = pg.exporters.ImageExporter(self.graphics.ci)
+            exporter.parameters()["width"] = int(width)
+            exporter.parameters()["background"] = self.palette().color(QPalette.ColorRole.Base)
+            if not exporter.export(str(path)) and not _nonempty(path):
+                raise OSError(f"could not write {path}")
+        finally:
+            vb.setRange(xRange=x_range, yRange=y_range, padding=0)
+            vb.enableAutoRange(x=auto[0], y=auto[1])
+            self.hover_line.setVisible(hover)
+
+    # -- looks -------------------------------------------------------------------------------
+    def apply_palette(self, palette: QPalette) -> None:
+        """Colours for ``palette``: background, axes, text and every series."""
+        background, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
+        self.graphics.setBackground(background)
+        for name in ("left", "bottom"):
+            axis = self.plot.getAxis(name)
+            axis.setPen(pg.mkPen(text))
+            axis.setTextPen(pg.mkPen(text))
+        self.title_item.setText(TITLE, color=text.name())
+        self.empty_text.setColor(text)
+        c = {name: theme.color(name, palette) for name, _, _ in LEGEND}
+        faint = QColor(c["accuracy"])
+        faint.setAlpha(70)
+        self.raw_curve.setPen(pg.mkPen(faint, width=1))
+        self.smooth_curve.setPen(pg.mkPen(c["accuracy"], width=2.2))
+        self.smooth_curve.setSymbolBrush(c["accuracy"])
+        self.smooth_curve.setSymbolPen(None)
+        self.baseline_curve.setPen(pg.mkPen(c["baseline"], width=1.5, style=Qt.PenStyle.DashLine))
+        self.cv_points.setSymbolBrush(c["cv"])
+        self.cv_points.setSymbolPen(pg.mkPen(background, width=1))
+        self.cv_bars.setData(pen=pg.mkPen(c["cv"], width=1.5))
+        self.holdout_points.setSymbolBrush(c["holdout"])
+        self.holdout_points.setSymbolPen(pg.mkPen(background, width=1))
+        self.hover_line.setPen(pg.mkPen(palette.color(QPalette.ColorRole.Mid), width=1))
+        entries = [f'<span style="color:{c[name].name()}">{symbol}</span> '
+                   f'<span style="color:{text.name()}">{html.escape(label)}</span>' for name, label, symbol in LEGEND]
+        self.legend_item.setText(" &nbsp; ".join(entries[:LEGEND_BREAK]) + "<br>"
+                                 + " &nbsp; ".join(entries[LEGEND_BREAK:]))
+        self._markers_drawn = ()
+
+    def changeEvent(self, event) -> None:  # noqa: N802
+        if event.type() == QEvent.Type.PaletteChange:
+            self.apply_palette(self.palette())
+            self.redraw()
+        super().changeEvent(event)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._dirty:
+            self.redraw()
+
+
+def _nonempty(path: str) -> bool:
+    from pathlib import Path
+
+    p = Path(path)
+    return p.exists() and p.stat().st_size > 0
