@@ -353,8 +353,8 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def attach_client(self, client: MenaceClient) -> None:
         """Show ``client``: follow its events (catching up on what was missed), bind every panel."""
-        if self._closed:
-            return
+        if self._closed or self._closing:
+            return  # a client handed over while the window closes is let go with its source
         self.client = client
         self.bridge.attach(client, self.runner)
         for panel in self.panels:

@@ -375,6 +375,16 @@ class EvaluationsPanel(PanelDefaults, QWidget):
         evaluated = [e.payload for e in batch if e.topic == events.LEARNING_EVALUATED]
         if evaluated:
             self.add_evaluations(evaluated)
+        if any(e.topic == events.LEARNING_TRAINED and e.payload.get("mode") == "auto" for e in batch):
+            self.reload()  # an auto-train keeps its comparison in the history, not in an event
+
+    def reload(self) -> None:
+        """Read the stored evaluations again (in the worker) and add the new ones."""
+        client, runner = self._client, self._runner
+        if client is None or runner is None or runner.closed:
+            return
+        runner.submit(client.evaluation_history, on_done=self.add_evaluations,
+                      on_error=lambda exc: logger.warning("no evaluation history: %s", exc))
 
     def add_evaluations(self, entries: Iterable[Mapping[str, Any]]) -> int:
         added = self.model.add(entries)

@@ -270,7 +270,8 @@ class FormBase(PanelDefaults, QWidget):
             return False
         values = self.check_all()
         if values is None:
-            self.status.show_message(self.refused_text.format(fields="fields"))
+            wrong = sum(bool(self.error_text(name)) for name in self._fields)
+            self.status.show_message(self.refused_text.format(fields="field" if wrong == 1 else "fields"))
             self.failed.emit("invalid input")
             return False
         try:

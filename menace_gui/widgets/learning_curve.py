@@ -47,8 +47,9 @@ from .curve_data import DRIFT, MODEL, RETRAIN, LearningCurveData, Marker
 X_TIME, X_EXAMPLES = "time", "examples"
 #: Least time between two redraws while points stream in, ms.
 REDRAW_INTERVAL_MS = 200
-#: Seconds the time axis shows at least (a burst of seconds reads as times of day).
-MIN_TIME_SPAN = 120.0
+#: Seconds the time axis shows at least (a burst of seconds reads as times of day), and runs on the other.
+MIN_TIME_SPAN = 20.0
+MIN_RUNS_SPAN = 10.0
 #: Below this many points the curve also draws a symbol at each (one point is visible).
 SPARSE_POINTS = 60
 #: Marker lines get a text label only while there are at most this many labelled ones.
@@ -172,7 +173,7 @@ class LearningCurve(QWidget):
         self.plot.getAxis("left").enableAutoSIPrefix(False)  # 0.9, not 900 (x0.001)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         vb = self.plot.getViewBox()
-        vb.setLimits(yMin=-0.05, yMax=1.05, minYRange=0.03)
+        vb.setLimits(yMin=-0.05, yMax=1.05, minYRange=0.03, minXRange=MIN_TIME_SPAN)
         vb.setDefaultPadding(0.08)
         vb.setAutoVisible(y=True)
         vb.sigXRangeChanged.connect(self._x_range_changed)
@@ -183,7 +184,7 @@ class LearningCurve(QWidget):
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
         self.cv_bars = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), height=np.zeros(0), beam=0)
-        self.plot.addItem(self.cv_bars)
+        self.plot.addItem(self.cv_bars, ignoreBounds=True)  # it has no data bounds: it would stretch the view
         self.cv_points = self.plot.plot([], [], pen=None, symbol="o", symbolSize=8)
         self.holdout_points = self.plot.plot([], [], pen=None, symbol="s", symbolSize=8)
         self.hover_line = pg.InfiniteLine(angle=90, movable=False)
@@ -210,6 +211,7 @@ class LearningCurve(QWidget):
         self.x_combo.setCurrentIndex(self.x_combo.findData(mode))
         axis = TimeAxis("bottom") if mode == X_TIME else CountAxis("bottom")
         self.plot.setAxisItems({"bottom": axis})
+        self.plot.getViewBox().setLimits(minXRange=MIN_TIME_SPAN if mode == X_TIME else MIN_RUNS_SPAN)
         if mode == X_EXAMPLES:
             self.plot.setLabel("bottom", "runs learned (tested before learning, all models so far)")
         self.apply_palette(self.palette())
@@ -317,22 +319,12 @@ class LearningCurve(QWidget):
         self.empty_text.setPos((x0 + x1) / 2, (y0 + y1) / 2)
 
     def _keep_time_span(self) -> None:
-        """On the time axis, show at least :data:`MIN_TIME_SPAN` (else seconds read as fractions)."""
+        """With nothing to show yet, show the last hour (the view limits keep any span readable)."""
         vb = self.plot.getViewBox()
-        if self.x_mode != X_TIME or not vb.autoRangeEnabled()[0]:
-            return
-        times = np.concatenate([self.data.column("ts")[:1], self.data.column("ts")[-1:],
-                                self.data.evaluation_times()])
-        if not len(times):
+        if self.x_mode == X_TIME and self.data.is_empty() and vb.autoRangeEnabled()[0]:
             now = time.time()
             vb.setXRange(now - 3600, now, padding=0)
-            vb.enableAutoRange(x=True)  # the next data fits again
-            return
-        lo, hi = float(times.min()), float(times.max())
-        if hi - lo < MIN_TIME_SPAN:
-            middle = (lo + hi) / 2
-            vb.setXRange(middle - MIN_TIME_SPAN / 2, middle + MIN_TIME_SPAN / 2, padding=0)
-            vb.enableAutoRange(x=True)
+            vb.enableAutoRange(x=True)  # the first data fits again
 
     @Slot(object, object)
     def _x_range_changed(self, _vb, x_range) -> None:
@@ -430,6 +422,9 @@ class LearningCurve(QWidget):
         hover = self.hover_line.isVisible()
         self.hover_line.setVisible(False)
         self.redraw()
+        dense = (self.raw_curve, self.smooth_curve, self.baseline_curve)
+        for curve in dense:
+            curve.setClipToView(False)  # a zoomed view clips the data the range is fitted to
         vb.autoRange(padding=0.04)
         try:
             exporter = pg.exporters.ImageExporter(self.graphics.ci)
@@ -438,6 +433,8 @@ class LearningCurve(QWidget):
             if not exporter.export(str(path)) and not _nonempty(path):
                 raise OSError(f"could not write {path}")
         finally:
+            for curve in dense:
+                curve.setClipToView(True)
             vb.setRange(xRange=x_range, yRange=y_range, padding=0)
             vb.enableAutoRange(x=auto[0], y=auto[1])
             self.hover_line.setVisible(hover)

@@ -179,7 +179,20 @@ class ScoresPanel(PanelDefaults, QWidget):
             data.add_points(points)
         if trained:
             self.activity.add_trained(trained)
+            if any(p.get("mode") == "auto" for p in trained):
+                self._read_evaluations()  # an auto-train's scores are stored, not announced
         self.curve.request_redraw()
+
+    def _read_evaluations(self) -> None:
+        client, runner = self._client, self._runner
+        if client is None or runner is None or runner.closed:
+            return
+        runner.submit(client.evaluation_history, on_done=lambda h: self._later(self._evaluations_read, h),
+                      on_error=lambda exc: logger.warning("no evaluation history: %s", exc))
+
+    def _evaluations_read(self, evaluations: list[dict]) -> None:
+        if any([self.curve.data.add_evaluation(entry) for entry in evaluations]):
+            self.curve.request_redraw()
 
     def menu_actions(self) -> dict[str, list[QAction]]:
         return {"&File": [self.export_png_action, self.export_csv_action]}
