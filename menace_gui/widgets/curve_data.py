@@ -74,6 +74,36 @@ class Growing:
         return self._data[: self.size]
 
 
+def decimate(x: np.ndarray, columns: list[np.ndarray], x0: float, x1: float,
+             bins: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The points with ``x0 <= x <= x1`` (and one more on each side), at most about ``2 * bins + 1``.
+
+    ``x`` is sorted. With more than ``4 * bins`` points in range, each of
+    ``bins`` equal runs of points becomes its lowest and highest value (the
+    "peak" downsampling pyqtgraph does, done once for every column, which
+    share ``x``), plus the last point, so no spike is lost and the line ends
+    where the data ends. NaNs are skipped within a run.
+    """
+    i0 = max(int(np.searchsorted(x, x0, side="left")) - 1, 0)
+    i1 = min(int(np.searchsorted(x, x1, side="right")) + 1, len(x))
+    n = i1 - i0
+    if n <= 4 * bins:
+        return x[i0:i1], [c[i0:i1] for c in columns]
+    offsets = (np.arange(bins, dtype=np.int64) * n) // bins
+    xs = np.empty(2 * bins + 1)
+    xs[0:-1:2], xs[1:-1:2], xs[-1] = x[i0 + offsets], x[i0 + offsets], x[i1 - 1]
+    out = []
+    for column in columns:
+        part = column[i0:i1]
+        ys = np.empty(2 * bins + 1)
+        with np.errstate(invalid="ignore"):
+            ys[0:-1:2] = np.fmin.reduceat(part, offsets)
+            ys[1:-1:2] = np.fmax.reduceat(part, offsets)
+        ys[-1] = part[-1]
+        out.append(ys)
+    return xs, out
+
+
 def smooth(values: np.ndarray, weight: float, state: tuple[float, int] = (0.0, 0)) -> tuple[np.ndarray, tuple]:
     """TensorBoard's smoothing, a debiased exponential moving average of ``values``.
 
