@@ -33,7 +33,7 @@ from menace.events import Event
 
 from ..panels import Area, PanelDefaults
 from ..task_runner import TaskRunner
-from .table_models import RecordTableModel, format_time, read_only_table
+from .table_models import RecordTableModel, read_only_table
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,11 @@ def plain(value: float) -> str:
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}" if abs(value) >= 0.001 or value == 0 else f"{value:.2e}"
+
+
+def short_time(ts: float) -> str:
+    """``11-24 14:05``: month, day and time of the last run."""
+    return time.strftime("%m-%d %H:%M", time.localtime(ts)) if ts else ""
 
 
 def _percent(value: Any) -> str:
@@ -131,7 +136,7 @@ class PathwayTable(PanelDefaults, QWidget):
             ("Avg ROI", lambda p: p.avg_roi, plain, True),
             ("Avg time (s)", lambda p: p.avg_exec_time, plain, True),
             ("Myelination", lambda p: p.myelination_score, plain, True),
-            ("Last run", lambda p: p.last_activation, format_time, False),
+            ("Last run", lambda p: p.last_activation, short_time, False),
         )
 
     def _build_top(self) -> None:
@@ -166,7 +171,7 @@ class PathwayTable(PanelDefaults, QWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)  # the actions take what is left
         header.setMinimumSectionSize(self.fontMetrics().horizontalAdvance("0") * 4)
         digit = self.fontMetrics().horizontalAdvance("0")
-        for column, chars in enumerate((5, 0, 7, 9, 9, 7, 10, 10, 17)):
+        for column, chars in enumerate((4, 0, 7, 9, 9, 7, 9, 10, 12)):
             if chars:
                 header.resizeSection(column, digit * chars)
         header.setStretchLastSection(False)

@@ -93,7 +93,7 @@ class ContributionModel(QAbstractTableModel):
         if column == 1:
             return f"{100 * c.effect:+.1f} pts"
         if c.kind == "feature":
-            reference = "" if c.reference is None else f" (average {plain_number(float(c.reference))})"
+            reference = "" if c.reference is None else f" (avg {plain_number(float(c.reference), 1)})"
             return f"{c.label} {plain_number(float(c.value))}{reference}"
         return f"{c.name} “{c.label}” (left out)"
 
@@ -107,8 +107,9 @@ class ContributionModel(QAbstractTableModel):
             return float(c.effect)
         if role == Qt.ItemDataRole.ToolTipRole:
             direction = "up" if c.effect >= 0 else "down"
+            compared = "left out" if c.reference is None else f"set to its training average {c.reference:.4g}"
             return (f"{self._text(c, 0)}: pushed the prediction {direction} by {abs(100 * c.effect):.1f} "
-                    "percentage points")
+                    f"percentage points (compared with it {compared})")
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == 1:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None

@@ -56,7 +56,6 @@ class TrainingActivity(QWidget):
         self.plot = pg.PlotWidget(axisItems={"bottom": TimeAxis("bottom"), "left": CountAxis("left")})
         self.plot.setObjectName("trainingActivityPlot")
         item = self.plot.getPlotItem()
-        item.setTitle("Training activity")
         item.setLabel("left", "runs")
         item.showGrid(x=True, y=True, alpha=0.2)
         item.setMouseEnabled(x=True, y=False)
@@ -82,8 +81,8 @@ class TrainingActivity(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
-        layout.addWidget(self.plot, 1)
         layout.addWidget(self.legend)
+        layout.addWidget(self.plot, 1)
         layout.addWidget(self.summary)
         self.apply_palette(self.palette())
 
@@ -183,8 +182,6 @@ class TrainingActivity(QWidget):
         for name in ("left", "bottom"):
             item.getAxis(name).setPen(pg.mkPen(text))
             item.getAxis(name).setTextPen(pg.mkPen(text))
-        item.titleLabel.setAttr("color", text.name())
-        item.setTitle("Training activity")
         incremental, full, stored = (theme.color(n, palette) for n in ("incremental", "full", "stored"))
         self.known_curve.setPen(pg.mkPen(incremental, width=2))
         self.known_curve.setSymbolBrush(incremental)
@@ -193,9 +190,9 @@ class TrainingActivity(QWidget):
         self.fit_points.setSymbolPen(pg.mkPen(background))
         self.stored_line.setPen(pg.mkPen(stored, width=1.2, style=Qt.PenStyle.DashLine))
         self.legend.setText(
-            f'<span style="color:{incremental.name()}">━━</span> runs the live model has learned (incremental '
-            f'updates raise it) &nbsp; <span style="color:{full.name()}">▲</span> full fit (sets it to the runs '
-            f'fitted) &nbsp; <span style="color:{stored.name()}">╌╌</span> runs stored'
+            f'<b>Training activity</b> &nbsp; <span style="color:{incremental.name()}">━━</span> runs the live '
+            f'model has learned (incremental updates raise it) &nbsp; <span style="color:{full.name()}">▲</span> '
+            f'full fit (sets it to the runs fitted) &nbsp; <span style="color:{stored.name()}">╌╌</span> runs stored'
         )
 
     def changeEvent(self, event) -> None:  # noqa: N802
