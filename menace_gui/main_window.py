@@ -21,7 +21,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Sequence
 
-from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -86,6 +86,21 @@ def default_panels(parent: QWidget | None, max_log_rows: int = DEFAULT_MAX_ROWS)
     ]
 
 
+class _FirstPaint(QObject):
+    """Calls ``painted()`` at the first Paint event of the object it filters."""
+
+    def __init__(self, painted, parent: QObject) -> None:
+        super().__init__(parent)
+        self._painted = painted
+        self._done = False
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if not self._done and event.type() == QEvent.Type.Paint:
+            self._done = True
+            self._painted()
+        return False
+
+
 class MainWindow(QMainWindow):
     """Menace's desktop monitor.
 
@@ -145,6 +160,8 @@ class MainWindow(QMainWindow):
         self._containers: dict = {}  # panel -> the scroll area it sits in (forms)
         self.panels: list[Panel] = [*(panels if panels is not None else default_panels(self, max_log_rows)),
                                     self.status]
+        self._paint_watch = _FirstPaint(self._first_paint, self)
+        self.installEventFilter(self._paint_watch)
         self._lay_out()
         self._build_menus()
         self._wire_panels()
@@ -184,12 +201,11 @@ class MainWindow(QMainWindow):
         form.use_pathway(pathway)
 
     # -- after the first paint ----------------------------------------------------------
-    def event(self, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Paint and not getattr(self, "_painted", True):
-            self._painted = True
-            self.firstPainted.emit()
-            QTimer.singleShot(0, self.finish_building)
-        return super().event(event)
+    def _first_paint(self) -> None:
+        self._painted = True
+        self.removeEventFilter(self._paint_watch)  # from now on no event of the window passes through Python
+        self.firstPainted.emit()
+        QTimer.singleShot(0, self.finish_building)
 
     @Slot()
     def finish_building(self) -> None:

@@ -150,6 +150,31 @@ def test_2_auc_fold_spread_and_model_switches_are_shown(qtbot, monitor):
     assert (MODEL, "logreg → rf") in kinds and (MODEL, "rf → logreg") in kinds
 
 
+def test_2_x_switches_between_time_and_runs_learned(qtbot, monitor):
+    from menace_gui.widgets.axes import CountAxis, TimeAxis
+
+    curve = monitor.curve
+    publish_points(monitor, qtbot, [0.81, 0.82])
+    count = len(curve.data.evaluations)
+    monitor.publish(events.LEARNING_EVALUATED, {
+        "model": "logreg", "cv_score": 0.77, "holdout_score": 0.75, "n_examples": 300, "duration_s": 0.2,
+        "trigger": "manual", "job_id": None})
+    qtbot.waitUntil(lambda: len(curve.data.evaluations) > count, timeout=5000)
+    curve.x_combo.setCurrentIndex(curve.x_combo.findData("examples"))
+    try:
+        assert curve.x_mode == "examples" and isinstance(curve.plot.getAxis("bottom"), CountAxis)
+        assert "runs learned" in curve.plot.getAxis("bottom").labelText
+        assert list(curve.raw_curve.xData) == list(curve.data.column("examples"))
+        examples = curve.data.column("examples")
+        assert np.all(np.diff(examples) >= 0)  # runs learned only grow, across model switches too
+        entry = next(e for e in curve.data.evaluations if e["cv_score"] == 0.77)
+        assert curve.x_of_times(np.array([entry["ts"]]))[0] == pytest.approx(curve.data.examples_at([entry["ts"]])[0])
+    finally:
+        curve.x_combo.setCurrentIndex(curve.x_combo.findData("time"))
+    assert isinstance(curve.plot.getAxis("bottom"), TimeAxis)
+    assert list(curve.raw_curve.xData) == list(curve.data.column("ts"))
+
+
 # -- 3. the legend never covers data; text reads in both palettes ------------------------------------
 def test_3_the_legend_sits_above_the_plot_in_the_palettes_text_colour(monitor):
     curve = monitor.curve

@@ -213,21 +213,31 @@ def test_flood_of_20000_events_keeps_window_responsive_and_count_exact(qtbot, sh
 
 
 def test_every_interactive_widget_has_an_object_name(shared_window):
-    from PySide6.QtWidgets import QAbstractButton, QAbstractItemView, QComboBox, QHeaderView
+    from PySide6.QtWidgets import (
+        QAbstractButton,
+        QAbstractItemView,
+        QAbstractSlider,
+        QAbstractSpinBox,
+        QComboBox,
+        QHeaderView,
+        QScrollBar,
+    )
 
     def ours(widget) -> bool:
         # Parts Qt builds inside a widget (a combo's popup list, a table's header) are not ours.
         parent = widget.parent()
-        while parent is not None and parent is not shared_window:
+        while parent is not None and parent is not shared_window and parent.objectName() != "settingsDialog":
             if isinstance(parent, QComboBox | QLineEdit | QAbstractItemView) or type(parent).__name__.startswith("QComboBox"):
                 return False
             parent = parent.parent()
-        return not isinstance(widget, QHeaderView)
+        return not isinstance(widget, QHeaderView | QScrollBar)
 
     unnamed = [
         f"{type(w).__name__} in {type(w.parent()).__name__}"
-        for kind in (QAbstractButton, QLineEdit, QPlainTextEdit, QComboBox, QAbstractItemView)
-        for w in shared_window.findChildren(kind)
+        for kind in (QAbstractButton, QLineEdit, QPlainTextEdit, QComboBox, QAbstractItemView, QAbstractSlider,
+                     QAbstractSpinBox)
+        for root in (shared_window, shared_window.settings_dialog())
+        for w in root.findChildren(kind)
         if not w.objectName() and ours(w)
     ]
     assert unnamed == []
