@@ -292,7 +292,7 @@ def main() -> int:
         "",
         "| a curve of 1,000,000 points, one redraw (setData + paint) | median | target |",
         "|---|---:|---|",
-        f"| as the chart draws it (the view's points, min and max per pixel column), all shown | "
+        f"| as the chart draws it (the view's points, a low and a high per two pixel columns), all shown | "
         f"{whole_ms:.1f} ms | < {REDRAW_TARGET:.0f} ms |",
         f"| the same, zoomed to a tenth of the points | {zoomed_ms:.1f} ms | < {REDRAW_TARGET:.0f} ms |",
         f"| baseline: every point to pyqtgraph, no downsampling, no clipping | {plain_ms:.1f} ms | - |",
