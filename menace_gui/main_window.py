@@ -19,6 +19,9 @@ stopping, keeps painting, and closes once the service has stopped.
 from __future__ import annotations
 
 import gc
+import importlib
+import logging
+import threading
 from collections.abc import Sequence
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, Signal, Slot
@@ -54,8 +57,22 @@ from .widgets.predict_form import PredictForm
 from .widgets.scores_panel import ScoresPanel
 from .widgets.status_bar import StatusPanel
 
-#: Milliseconds between checks of a closing window's service.
+logger = logging.getLogger(__name__)
+
+#: Milliseconds between checks of a closing window's service (and of the preload).
 CLOSE_POLL_MS = 50
+#: What the charts need, imported in a thread after the first paint (pyqtgraph alone
+#: took 0.6-0.75 s here: imported in the GUI thread, the window could not answer meanwhile).
+PRELOAD_MODULES = ("numpy", "pyqtgraph", "pyqtgraph.exporters")
+
+
+def preload_modules(names: Sequence[str] = PRELOAD_MODULES) -> None:
+    """Import ``names`` (in the calling thread); a failure is logged, the GUI import says it again."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            logger.exception("could not import %s ahead of the charts", name)
 #: Characters of the narrowest left column (jobs and forms).
 LEFT_MIN_CHARS = 40
 
@@ -151,6 +168,7 @@ class MainWindow(QMainWindow):
         self._responsive_close = responsive_close
         self._painted = False
         self._built = False
+        self._preload: threading.Thread | None = None
         self._freeze_heap = freeze_heap
         self.themes = ThemeSwitcher(QApplication.instance()) if QApplication.instance() else None
         self.runner = TaskRunner(self)
@@ -205,13 +223,32 @@ class MainWindow(QMainWindow):
         self._painted = True
         self.removeEventFilter(self._paint_watch)  # from now on no event of the window passes through Python
         self.firstPainted.emit()
-        QTimer.singleShot(0, self.finish_building)
+        self._preload = threading.Thread(target=preload_modules, name="menace-gui-preload", daemon=True)
+        self._preload.start()
+        QTimer.singleShot(CLOSE_POLL_MS, self._build_when_loaded)
+
+    @Slot()
+    def _build_when_loaded(self) -> None:
+        """Finish building once the preload thread has imported the charts' modules (no waiting here)."""
+        if self._built or self._closing or self._closed:
+            return
+        if self._preload is not None and self._preload.is_alive():
+            QTimer.singleShot(CLOSE_POLL_MS, self._build_when_loaded)
+            return
+        self.finish_building()
+
+    def _join_preload(self) -> None:
+        if self._preload is not None:
+            self._preload.join()
+            self._preload = None
 
     @Slot()
     def finish_building(self) -> None:
-        """Let every panel build what the first paint did not need (once; the first paint calls it)."""
+        """Let every panel build what the first paint did not need (once; after the first paint it
+        happens by itself, once its modules are imported; called earlier, it imports them here)."""
         if self._built:
             return
+        self._join_preload()
         self._built = True
         for panel in self.panels:
             finish = getattr(panel, "finish_building", None)
@@ -442,6 +479,7 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self._close_timer.stop()
+        self._join_preload()
         self.bridge.detach()
         self.runner.shutdown(wait=True)  # a write in progress completes before the stores close
         self.detach_client()
@@ -465,26 +503,32 @@ class MainWindow(QMainWindow):
         self.menuBar().setEnabled(False)
         self.bridge.detach()
         self.runner.shutdown_later()  # a write in progress completes before the stores close
-        self._source_stopping = False
+        if self.client is None:
+            self._stop_source()  # nothing was shown yet, so nothing is being written: stop at once
         self._close_timer.start()
 
     @Slot()
     def _continue_close(self) -> None:
-        if not self.runner.is_drained():
-            return
         if not self._source_stopping:
-            self._source_stopping = True
-            self.detach_client()
-            if self.source is not None:
-                self.source.request_stop()
-        if self.source is not None and not self.source.is_stopped():
+            if not self.runner.is_drained():
+                return  # a write in progress completes before the stores close
+            self._stop_source()
+        preloading = self._preload is not None and self._preload.is_alive()
+        if preloading or not self.runner.is_drained() or (self.source is not None and not self.source.is_stopped()):
             return
         self._close_timer.stop()
         self._closed = True
+        self._join_preload()  # it has ended: this only reaps it
         if self.source is not None:
             self.source.shutdown()  # already stopped: joins what is left at once
         self._close_done = True
         self.close()
+
+    def _stop_source(self) -> None:
+        self._source_stopping = True
+        self.detach_client()
+        if self.source is not None:
+            self.source.request_stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._responsive_close and not self._close_done:

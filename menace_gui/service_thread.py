@@ -117,6 +117,9 @@ class ServiceThread(QThread):
         self._set_state(STARTING, str(self.settings.data_dir))
         try:
             start, stop = self._backend(self.settings, **self._overrides)
+            if self._stop_requested.is_set():  # closed while the modules loaded: nothing to start or stop
+                self._set_state(STOPPED, "stopped before it started")
+                return
             self.start_requested_at = time.time()
             stack = start()
         except Exception as exc:

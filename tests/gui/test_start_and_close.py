@@ -68,7 +68,13 @@ window = MainWindow(None, QSettings(sys.argv[1], QSettings.Format.IniFormat))
 print("before paint:", "pyqtgraph" in sys.modules, "menace.self_learning_service" in sys.modules)
 window.firstPainted.connect(lambda: print("at paint:", "pyqtgraph" in sys.modules, flush=True))
 window.show()
-QTimer.singleShot(1500, app.quit)
+def check():
+    if window.panel("scoresPanel").is_built():
+        app.quit()
+    else:
+        QTimer.singleShot(50, check)
+QTimer.singleShot(50, check)
+QTimer.singleShot(30000, app.quit)
 app.exec()
 print("after:", "pyqtgraph" in sys.modules, window.panel("scoresPanel").is_built())
 """
@@ -185,3 +191,19 @@ def test_10_cancel_puts_the_previewed_theme_back(qtbot, tmp_path):
     dialog.reject()
     assert QApplication.palette().color(QApplication.palette().ColorRole.Window).lightness() == light
     assert gui_settings.read_theme(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)) == "system"
+
+
+def test_a_stop_asked_for_before_the_stack_starts_starts_nothing(qtbot, tmp_path):
+    started = []
+
+    def backend(settings, **_):
+        service.request_stop()  # as a Ctrl+Q while the service's modules load
+        return (lambda: started.append(True)), (lambda: None)
+
+    service = ServiceThread(Settings(data_dir=tmp_path / "data", metrics_port=0), backend=backend)
+    states = []
+    service.stateChanged.connect(lambda state, detail: states.append(state))
+    service.open()
+    qtbot.waitUntil(service.is_stopped, timeout=10_000)
+    qtbot.waitUntil(lambda: "stopped" in states, timeout=5000)
+    assert started == [] and states == ["starting", "stopped"] and service.client is None
