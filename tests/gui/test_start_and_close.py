@@ -207,3 +207,13 @@ def test_a_stop_asked_for_before_the_stack_starts_starts_nothing(qtbot, tmp_path
     qtbot.waitUntil(service.is_stopped, timeout=10_000)
     qtbot.waitUntil(lambda: "stopped" in states, timeout=5000)
     assert started == [] and states == ["starting", "stopped"] and service.client is None
+
+
+def test_a_bad_flag_is_refused_with_the_usage_after_the_window_showed(tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT),
+           "MENACE_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.run([sys.executable, "-m", "menace_gui", "--eval-every", "many"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "menace-gui: error: argument --eval-every: invalid int value: 'many'" in proc.stderr
+    assert not (tmp_path / "data").exists()
