@@ -104,6 +104,36 @@ def decimate(x: np.ndarray, columns: list[np.ndarray], x0: float, x1: float,
     return xs, out
 
 
+def follow_range(lo: float, hi: float, current: tuple[float, float], min_span: float,
+                 ahead: float = 0.1, behind: float = 0.02) -> tuple[float, float] | None:
+    """The x range to show data spanning ``lo``..``hi``, or ``None`` to keep ``current``.
+
+    ``current`` is kept while the data stays inside it and fills at least
+    half of it, so a growing curve moves its axis once per ``ahead`` of its
+    span (room left on the right), not at every new point.
+    """
+    span = max(hi - lo, min_span)
+    c0, c1 = current
+    if c0 <= lo and hi <= c1 and (c1 - c0) <= 2 * span + min_span:
+        return None
+    middle_shift = (span - (hi - lo)) / 2  # a span shorter than the least one: centre it
+    return lo - middle_shift - behind * span, hi + middle_shift + ahead * span
+
+
+def fit_values(lo: float, hi: float, current: tuple[float, float], share: float = 0.1,
+               least: float = 0.01) -> tuple[float, float] | None:
+    """The y range to show values ``lo``..``hi`` with padding, or ``None`` to keep ``current``.
+
+    Padding is ``share`` of the spread (at least ``least``); ``current`` is
+    kept while the values stay inside it and fill at least half of it.
+    """
+    pad = max(share * (hi - lo), least)
+    c0, c1 = current
+    if c0 <= lo and hi <= c1 and (hi - lo + 2 * pad) >= 0.5 * (c1 - c0):
+        return None
+    return lo - pad, hi + pad
+
+
 def smooth(values: np.ndarray, weight: float, state: tuple[float, int] = (0.0, 0)) -> tuple[np.ndarray, tuple]:
     """TensorBoard's smoothing, a debiased exponential moving average of ``values``.
 

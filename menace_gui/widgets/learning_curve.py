@@ -44,11 +44,21 @@ from PySide6.QtWidgets import (
 
 from .. import theme
 from .axes import CountAxis, TimeAxis
-from .curve_data import DRIFT, MODEL, RETRAIN, LearningCurveData, Marker, decimate
+from .curve_data import (
+    DRIFT,
+    MODEL,
+    RETRAIN,
+    LearningCurveData,
+    Marker,
+    decimate,
+    fit_values,
+    follow_range,
+)
 
 X_TIME, X_EXAMPLES = "time", "examples"
-#: Least time between two redraws while points stream in, ms.
-REDRAW_INTERVAL_MS = 300
+#: Least time between two redraws while points stream in, ms: the coordinator publishes its
+#: test-then-train figures at most twice a second, so a faster redraw would show nothing new.
+REDRAW_INTERVAL_MS = 500
 #: Seconds the time axis shows at least (a burst of seconds reads as times of day), and runs on the other.
 MIN_TIME_SPAN = 20.0
 MIN_RUNS_SPAN = 10.0
@@ -109,6 +119,8 @@ class LearningCurve(QWidget):
         self._markers_drawn: tuple = ()
         self._dirty = False
         self._decimated_for: tuple[float, float] | None = None
+        #: The view follows the data (True until the operator zooms or pans; Fit sets it again).
+        self.following = True
         #: Draw only the view's points, a couple per pixel column (off: hand pyqtgraph everything).
         self.decimation = True
         self._build_controls()
@@ -191,9 +203,11 @@ class LearningCurve(QWidget):
         self.plot.getAxis("bottom").setStyle(maxTickLevel=0)
         vb = self.plot.getViewBox()
         vb.setLimits(yMin=-0.05, yMax=1.05, minYRange=0.03, minXRange=MIN_TIME_SPAN)
-        vb.setDefaultPadding(0.08)
-        vb.setAutoVisible(y=True)
+        # The chart keeps its own range (see _follow): pyqtgraph's auto-range moved both axes,
+        # and so redrew them, at every new point.
+        vb.disableAutoRange()
         vb.sigXRangeChanged.connect(self._x_range_changed)
+        vb.sigRangeChangedManually.connect(self._zoomed_by_hand)
         self.raw_curve = self.plot.plot([], [])
         self.smooth_curve = self.plot.plot([], [])
         self.baseline_curve = self.plot.plot([], [])
@@ -234,7 +248,6 @@ class LearningCurve(QWidget):
             self.plot.setLabel("bottom", "runs learned (tested before learning, all models so far)")
         self.apply_palette(self.palette())
         self._markers_drawn = ()
-        self.redraw()
         self.fit()
 
     @Slot(int)
@@ -248,10 +261,13 @@ class LearningCurve(QWidget):
 
     @Slot()
     def fit(self) -> None:
-        """Show all the data again (after zooming), y fitted to it with padding."""
-        self.plot.getViewBox().enableAutoRange()
-        self._keep_time_span()
+        """Show all the data again (after zooming), y fitted to it with padding, and follow it."""
+        self.following = True
+        self.draw(refit=True)
 
+    @Slot(object)
+    def _zoomed_by_hand(self, *_args) -> None:
+        self.following = False
     # -- drawing -----------------------------------------------------------------------
     def x_of_points(self) -> np.ndarray:
         return self.data.column("ts" if self.x_mode == X_TIME else "examples")
@@ -268,35 +284,69 @@ class LearningCurve(QWidget):
             return
         self.draw()
 
-    def draw(self) -> None:
-        """Put the data on the plot, shown or not (:meth:`redraw` waits while hidden)."""
+    def draw(self, refit: bool = False) -> None:
+        """Put the data on the plot, shown or not (:meth:`redraw` waits while hidden).
+
+        While :attr:`following`, the view then fits the data (``refit``: exactly, now).
+        """
         data = self.data
         x = self.x_of_points()
         sparse = len(x) <= SPARSE_POINTS
         vb = self.plot.getViewBox()
         # Only what the view shows, a low and a high per two pixel columns: a million points draw as ~1,100.
-        x0, x1 = (-math.inf, math.inf) if vb.autoRangeEnabled()[0] or not self.decimation else vb.viewRange()[0]
-        self._decimated_for = (x0, x1)
+        x0, x1 = (-math.inf, math.inf) if self.following or not self.decimation else vb.viewRange()[0]
         xs, (accuracy, smoothed, baseline) = decimate(
             x, [data.column("accuracy"), data.column("smoothed"), data.column("baseline")], x0, x1,
             max(int(vb.width()) // 2, 100) if self.decimation else len(x))
         self.raw_curve.setData(xs, accuracy, skipFiniteCheck=True)
         self.smooth_curve.setData(xs, smoothed, skipFiniteCheck=True, symbol="o" if sparse else None, symbolSize=5)
         self.baseline_curve.setData(xs, baseline, connect="finite" if np.isnan(baseline).any() else "all")
-        self._draw_evaluations()
+        evaluations = self._draw_evaluations()
+        if self.following:
+            self._follow(xs, [accuracy, smoothed, baseline, *evaluations], refit)
+        self._decimated_for = tuple(vb.viewRange()[0]) if not self.following else (x0, x1)
         self._draw_markers()
         self._show_empty_text()
-        self._keep_time_span()
         self.redrawn.emit()
 
-    def _draw_evaluations(self) -> None:
+    def _follow(self, xs: np.ndarray, values: list[np.ndarray], refit: bool) -> None:
+        """Fit the view to the data, moving an axis only when the data leaves it (or on ``refit``)."""
+        vb = self.plot.getViewBox()
+        current_x, current_y = vb.viewRange()
+        far = (math.inf, -math.inf) if refit else current_x
+        ex = self.x_of_times(self.data.evaluation_times())
+        xs_all = np.concatenate([xs[:1], xs[-1:], ex]) if len(xs) or len(ex) else xs
+        if not len(xs_all):
+            new_x = self._empty_range() if refit or self.data.is_empty() else None
+        else:
+            least = MIN_TIME_SPAN if self.x_mode == X_TIME else MIN_RUNS_SPAN
+            new_x = follow_range(float(xs_all.min()), float(xs_all.max()), far, least)
+        finite = [v[np.isfinite(v)] for v in values if len(v)]
+        finite = [v for v in finite if len(v)]
+        new_y = None
+        if finite:
+            lo, hi = min(float(v.min()) for v in finite), max(float(v.max()) for v in finite)
+            new_y = fit_values(lo, hi, (math.inf, -math.inf) if refit else current_y)
+        if new_x is not None or new_y is not None:
+            vb.setRange(xRange=new_x or current_x, yRange=new_y or current_y, padding=0)
+
+    def _empty_range(self) -> tuple[float, float]:
+        if self.x_mode == X_TIME:
+            now = time.time()
+            return now - 3600, now
+        return 0.0, 100.0
+
+    def _draw_evaluations(self) -> list[np.ndarray]:
+        """Draw the evaluations; returns their values (for the y range)."""
         data = self.data
         ex = self.x_of_times(data.evaluation_times())
         cv, std = data.evaluation_values("cv_score"), data.evaluation_values("cv_std")
+        holdout = data.evaluation_values("holdout_score")
         self.cv_points.setData(ex, cv)
-        self.holdout_points.setData(ex, data.evaluation_values("holdout_score"))
+        self.holdout_points.setData(ex, holdout)
         known = np.isfinite(std)
         self.cv_bars.setData(x=ex[known], y=cv[known], height=2 * std[known])
+        return [cv, holdout, cv[known] + std[known], cv[known] - std[known]]
 
     def _draw_markers(self) -> None:
         markers = self.data.all_markers()
@@ -345,21 +395,12 @@ class LearningCurve(QWidget):
         (x0, x1), (y0, y1) = self.plot.getViewBox().viewRange()
         self.empty_text.setPos((x0 + x1) / 2, (y0 + y1) / 2)
 
-    def _keep_time_span(self) -> None:
-        """With nothing to show yet, show the last hour (the view limits keep any span readable)."""
-        vb = self.plot.getViewBox()
-        if self.x_mode == X_TIME and self.data.is_empty() and vb.autoRangeEnabled()[0]:
-            now = time.time()
-            vb.setXRange(now - 3600, now, padding=0)
-            vb.enableAutoRange(x=True)  # the first data fits again
-
     @Slot(object, object)
     def _x_range_changed(self, _vb, x_range) -> None:
         axis = self.plot.getAxis("bottom")
         if isinstance(axis, TimeAxis):
             axis.show_span(float(x_range[0]), float(x_range[1]))
-        if len(self.data) > SPARSE_POINTS and tuple(x_range) != self._decimated_for \
-                and not self.plot.getViewBox().autoRangeEnabled()[0]:
+        if len(self.data) > SPARSE_POINTS and not self.following and tuple(x_range) != self._decimated_for:
             self._view_timer.start()  # zoomed or panned: draw the points of the new view
 
     # -- hover -----------------------------------------------------------------------------
@@ -448,12 +489,11 @@ class LearningCurve(QWidget):
         """Save the whole chart (title, legend, every point; no hover line) as a PNG ``width`` px wide."""
         vb = self.plot.getViewBox()
         x_range, y_range = vb.viewRange()
-        auto = vb.autoRangeEnabled()
+        following = self.following
         hover = self.hover_line.isVisible()
         self.hover_line.setVisible(False)
-        vb.enableAutoRange()
-        self.draw()  # every point (decimated for the whole range), shown or not
-        vb.autoRange(padding=0.04)
+        self.following = True
+        self.draw(refit=True)  # every point (decimated for the whole range), shown or not
         try:
             exporter = pg.exporters.ImageExporter(self.graphics.ci)
             exporter.parameters()["width"] = int(width)
@@ -461,8 +501,9 @@ class LearningCurve(QWidget):
             if not exporter.export(str(path)) and not _nonempty(path):
                 raise OSError(f"could not write {path}")
         finally:
-            vb.setRange(xRange=x_range, yRange=y_range, padding=0)
-            vb.enableAutoRange(x=auto[0], y=auto[1])
+            self.following = following
+            if not following:
+                vb.setRange(xRange=x_range, yRange=y_range, padding=0)
             self.hover_line.setVisible(hover)
             self.draw()
 

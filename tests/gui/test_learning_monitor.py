@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+import pyqtgraph.exporters  # noqa: F401
 import pytest
 from gui_support import FakeClient, seed_pathways, start_window
 from PySide6.QtCore import QSettings, Qt
@@ -125,11 +126,16 @@ def test_2_y_fits_the_data_with_padding_zooms_and_fits_again(qtbot):
     _, (y0, y1) = vb.viewRange()
     assert 0.85 < y0 < 0.9 and 0.942 < y1 < 0.98  # 0.916 -> 0.908 -> 0.942 spans the height, not 1-3 px
     vb.scaleBy((0.5, 0.5))
-    assert not vb.autoRangeEnabled()[0]
+    vb.sigRangeChangedManually.emit([True, True])  # what the mouse wheel sends after zooming
+    assert not curve.following
+    curve.data.add_points([prequential(0.5, 400, baseline=0.9, ts=t0 + 60)])
+    curve.redraw()
+    assert vb.viewRange()[1][0] > 0.6  # zoomed by hand: new data does not move the view
     curve.fit()
     QApplication.processEvents()
-    assert vb.autoRangeEnabled()[0] and vb.autoRangeEnabled()[1]
-    assert vb.viewRange()[1] == pytest.approx([y0, y1], abs=1e-3)
+    assert curve.following
+    (x0, x1), (y0, y1) = vb.viewRange()
+    assert x0 <= t0 and x1 >= t0 + 60 and y0 < 0.5 < 0.942 < y1
     assert "accuracy" in curve.plot.getAxis("left").labelText
     assert not curve.plot.getAxis("left").autoSIPrefix  # 0.9 reads 0.9, not 900 (x0.001)
 
@@ -427,17 +433,19 @@ def test_12_the_png_is_the_whole_chart_whatever_the_zoom(qtbot, monitor, tmp_pat
     curve = monitor.curve
     vb = curve.plot.getViewBox()
     ts = curve.data.column("ts")
-    vb.setXRange(ts[-2], ts[-1], padding=0)
+    vb.setXRange(ts[-2] - 10, ts[-1], padding=0)
+    vb.sigRangeChangedManually.emit([True, True])
     zoomed = vb.viewRange()
     seen = []
-    original = vb.autoRange
-    vb.autoRange = lambda *a, **k: (original(*a, **k), seen.append(vb.viewRange()))
+    original = pg.exporters.ImageExporter.export
+    pg.exporters.ImageExporter.export = lambda self, *a, **k: (seen.append(vb.viewRange()), original(self, *a, **k))[1]
     try:
         curve.export_png(str(tmp_path / "whole.png"))
     finally:
-        vb.autoRange = original
+        pg.exporters.ImageExporter.export = original
     assert seen and seen[0][0][0] <= ts[0] and seen[0][0][1] >= ts[-1]  # drawn over all the data
-    assert vb.viewRange()[0] == pytest.approx(zoomed[0])  # and the view is as it was
+    assert vb.viewRange()[0] == pytest.approx(zoomed[0]) and not curve.following  # and the view is as it was
+    curve.fit()
 
 
 # -- 13. never "press Evaluate" while evaluations exist ---------------------------------------------
@@ -493,3 +501,15 @@ def test_a_million_points_draw_as_a_couple_per_pixel_without_losing_a_spike():
     assert len(xs) <= 2001 and ys.min() == 0.1 and xs[0] == 0 and xs[-1] == 999_999
     xs, (ys,) = decimate(x, [y], 500_000, 500_100, 1000)  # zoomed in: the points themselves
     assert list(xs) == list(np.arange(499_999, 500_102, dtype=float)) and np.all(ys == 0.8)
+
+
+def test_a_growing_curve_moves_its_axes_rarely():
+    from menace_gui.widgets.curve_data import fit_values, follow_range
+
+    shown = follow_range(0.0, 100.0, (0.0, 0.0), 20.0)
+    assert shown == (-2.0, 110.0)  # room to grow on the right
+    assert follow_range(0.0, 105.0, shown, 20.0) is None  # still inside: the axis stays put
+    assert follow_range(0.0, 111.0, shown, 20.0)[1] > 111.0  # outside: it moves once, with new room
+    assert follow_range(50.0, 51.0, (0.0, 1000.0), 20.0) == pytest.approx((40.1, 62.5))  # far too wide: refit
+    assert fit_values(0.90, 0.94, (0.0, 1.0)) == pytest.approx((0.89, 0.95))
+    assert fit_values(0.90, 0.94, (0.89, 0.95)) is None
