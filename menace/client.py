@@ -28,7 +28,10 @@ from .neuroplasticity import LoggedRun
 EventCallback = Callable[[Event], Any]
 
 # and ``connect`` (see __getattr__ at the end)
-__all__ = ["ClientStatus", "Counts", "EventCallback", "LoggedRun", "MenaceClient", "Prediction"]
+__all__ = [
+    "ClientStatus", "Contribution", "Counts", "EventCallback", "Explanation", "LoggedRun", "MenaceClient",
+    "Prediction",
+]
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,40 @@ class Prediction:
     probability: float
     model: str
     trained: bool
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """How much one input pushed a prediction up (``effect`` > 0) or down, in probability (-1..1).
+
+    ``name`` is the input (``exec_time``, ``step 2``), ``label`` how a person
+    reads it (``exec time (s)``, the step's text), ``kind`` ``"feature"`` or
+    ``"step"``, ``value`` the input as given and ``reference`` what it was
+    replaced with (the training mean of a number; ``None`` for a step, which
+    is left out). See :mod:`menace.explain` for how it is computed.
+    """
+
+    name: str
+    label: str
+    kind: str
+    value: Any
+    reference: float | None
+    effect: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A prediction (as :class:`Prediction`) with what pushed it up or down.
+
+    ``contributions`` come largest first; ``method`` says in a sentence how
+    they were computed (empty contributions before any training).
+    """
+
+    probability: float
+    model: str
+    trained: bool
+    contributions: tuple[Contribution, ...]
+    method: str
 
 
 @dataclass(frozen=True)
@@ -63,6 +100,9 @@ class ClientStatus:
     ``session_event_id`` is the id of the last event published before the
     stack started: ``events_since(session_event_id)`` gives every event of
     this session, start-up included (0: from the journal's start).
+    ``model_examples`` is how many runs the live model has learned (its last
+    full fit plus the incremental updates since; 0 when untrained), so a
+    monitor can set it beside the runs stored.
     """
 
     location: str
@@ -74,6 +114,7 @@ class ClientStatus:
     learner: bool
     started: float
     session_event_id: int = 0
+    model_examples: int = 0
 
 
 @runtime_checkable
@@ -115,6 +156,17 @@ class MenaceClient(Protocol):
         self, freq: float, exec_time: float, roi: float, myelination: float, actions: str
     ) -> Prediction:
         """The probability that a run of ``actions`` succeeds (see ``LearningEngine.predict_success``)."""
+        ...
+
+    def predict_many(self, queries: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        """One prediction per query (``freq``, ``exec_time``, ``roi``, ``myelination``, ``actions``),
+        in one batch (at most 10,000; a bad one raises ``FieldError`` naming ``queries[i].field``)."""
+        ...
+
+    def explain(
+        self, freq: float, exec_time: float, roi: float, myelination: float, actions: str
+    ) -> Explanation:
+        """:meth:`predict` with the inputs that pushed it up or down (see :mod:`menace.explain`)."""
         ...
 
     # -- jobs -------------------------------------------------------------------------

@@ -43,7 +43,15 @@ from httpx_sse import EventSource
 
 from . import config
 from .api import API_VERSION, tokens
-from .client import ClientStatus, Counts, EventCallback, LoggedRun, Prediction
+from .client import (
+    ClientStatus,
+    Contribution,
+    Counts,
+    EventCallback,
+    Explanation,
+    LoggedRun,
+    Prediction,
+)
 from .errors import FieldError
 from .events import Event
 from .jobs import JobInfo, JobKind
@@ -406,11 +414,21 @@ class HttpClient:
         })
         return Prediction(probability=float(data["probabilities"][0]), model=data["model"], trained=data["trained"])
 
-    def predict_many(self, queries: Sequence[Mapping[str, Any]]) -> tuple[list[float], str, bool]:
-        """Probabilities for several queries (``freq``, ``exec_time``, ``roi``, ``myelination``,
-        ``actions`` each), the model that answered and whether it is trained."""
+    def predict_many(self, queries: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        """One prediction per query (``freq``, ``exec_time``, ``roi``, ``myelination``,
+        ``actions`` each), in one request."""
+        queries = list(queries)
+        if not queries:
+            return []
         data = self._request("POST", "/predict", json=[dict(q) for q in queries])
-        return [float(p) for p in data["probabilities"]], data["model"], data["trained"]
+        return [Prediction(float(p), data["model"], data["trained"]) for p in data["probabilities"]]
+
+    def explain(self, freq: float, exec_time: float, roi: float, myelination: float, actions: str) -> Explanation:
+        data = self._request("POST", "/explain", json={
+            "freq": freq, "exec_time": exec_time, "roi": roi, "myelination": myelination, "actions": actions,
+        })
+        contributions = tuple(Contribution(**c) for c in data["contributions"])
+        return Explanation(data["probability"], data["model"], data["trained"], contributions, data["method"])
 
     # -- jobs -------------------------------------------------------------------------------
     def submit_job(self, kind: str, **options: Any) -> int:

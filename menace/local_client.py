@@ -16,7 +16,7 @@ from dataclasses import fields
 from typing import Any
 
 from . import events
-from .client import ClientStatus, Counts, EventCallback, LoggedRun, Prediction
+from .client import ClientStatus, Counts, EventCallback, Explanation, LoggedRun, Prediction
 from .errors import FieldError
 from .events import Event
 from .jobs import JobInfo
@@ -100,6 +100,7 @@ class LocalClient:
             learner=True,
             started=stack.started,
             session_event_id=self._session_event_id,
+            model_examples=int(engine.n_seen) if engine.is_trained else 0,
         )
 
     # -- events -------------------------------------------------------------------
@@ -150,6 +151,18 @@ class LocalClient:
         model, trained = engine.model_name, engine.is_trained
         probability = engine.predict_success(freq, exec_time, roi, myelination, actions)
         return Prediction(probability=float(probability), model=model, trained=trained)
+
+    def predict_many(self, queries: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        from .explain import predict_many  # numpy: not needed to open a client
+
+        return predict_many(self._stack.engine, queries)
+
+    def explain(
+        self, freq: float, exec_time: float, roi: float, myelination: float, actions: str
+    ) -> Explanation:
+        from .explain import explain
+
+        return explain(self._stack.engine, freq, exec_time, roi, myelination, actions)
 
     # -- jobs -----------------------------------------------------------------------
     def submit_job(self, kind: str, **options: Any) -> int:

@@ -3,7 +3,15 @@
 Takes the service's own flags (``--data-dir``, ``--model``, ``--metrics-port``,
 ...; see ``menace-gui --help``) plus ``--max-log-rows``. Without
 ``--data-dir`` or ``MENACE_DATA_DIR`` the data directory used last time is
-opened again (else the service's default).
+opened again (else the service's default). The Settings dialog's choices
+(model, evaluation policy, test-then-train window, drift policy) apply here,
+where no flag or environment variable sets them.
+
+The window is shown first and paints at once; the service's modules (the
+flags come from its parser) and the charts load right after that first
+paint. Without a display (no ``DISPLAY`` or ``WAYLAND_DISPLAY`` on Linux,
+and no ``QT_QPA_PLATFORM``) the monitor says so in one line and exits with
+:data:`NO_DISPLAY_EXIT` instead of letting Qt abort.
 """
 
 from __future__ import annotations
@@ -12,15 +20,14 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping, Sequence
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from menace.self_learning_service import TORCH_THREADS, build_parser, settings_from_args
-
+from . import gui_settings
 from .main_window import MainWindow
-from .service_thread import ServiceThread
 from .widgets.event_log import DEFAULT_MAX_ROWS
 
 logger = logging.getLogger(__name__)
@@ -29,9 +36,38 @@ ORGANIZATION = "Menace"
 APPLICATION = "menace-gui"
 LAST_DATA_DIR_KEY = "data/last_dir"
 MAX_ROWS_KEY = "log/max_rows"
+#: Exit status when there is no display to open the window on.
+NO_DISPLAY_EXIT = 2
+#: What each Linux platform plugin needs in the environment.
+_DISPLAY_OF = {"xcb": "DISPLAY", "wayland": "WAYLAND_DISPLAY"}
+
+
+def display_problem(environ: Mapping[str, str] | None = None, platform: str | None = None) -> str | None:
+    """Why no window can open here (one line saying how to run the monitor), or ``None``.
+
+    Only Linux and the BSDs can lack a display; Qt's own answer there is an
+    abort with a misleading hint about libxcb.
+    """
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return None
+    plugin = (environ.get("QT_QPA_PLATFORM") or "").split(":")[0].strip().lower()
+    needed = _DISPLAY_OF.get(plugin)
+    if plugin and (needed is None or environ.get(needed)):
+        return None  # offscreen, vnc, eglfs...: they need no display server; or the one needed is set
+    if not plugin and (environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY")):
+        return None
+    missing = needed or "DISPLAY nor WAYLAND_DISPLAY"
+    return (f"menace-gui: no display to open a window on ({'neither ' if not needed else ''}{missing} is set); "
+            "run it in a desktop session, under a virtual one with `xvfb-run menace-gui`, or without a "
+            "window with QT_QPA_PLATFORM=offscreen (for tests and screenshots)")
 
 
 def build_gui_parser():
+    """The service's parser plus ``--max-log-rows`` (imports the service's modules)."""
+    from menace.self_learning_service import build_parser
+
     parser = build_parser()
     parser.prog = "menace-gui"
     parser.description = (
@@ -45,24 +81,26 @@ def build_gui_parser():
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Open the main window; returns the exit status when it closes."""
+def service_from_args(argv: Sequence[str], qsettings: QSettings):
+    """Parse ``argv`` (with the Settings dialog's choices) into a ServiceThread and the log's row limit.
+
+    Raises ``SystemExit`` (argparse's usage error) for bad flags.
+    """
+    from menace.self_learning_service import TORCH_THREADS, settings_from_args
+
+    from .service_thread import ServiceThread
+
     parser = build_gui_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(list(argv))
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.max_log_rows is not None and args.max_log_rows < 1:
         parser.error(f"--max-log-rows must be >= 1, got {args.max_log_rows}")
-
-    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
-    QApplication.setOrganizationName(ORGANIZATION)
-    QApplication.setApplicationName(APPLICATION)
-    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APPLICATION])
-    qsettings = QSettings()
-
     if args.data_dir is None and not os.environ.get("MENACE_DATA_DIR"):
         last = qsettings.value(LAST_DATA_DIR_KEY, "", type=str)
         if last:
             args.data_dir = last
+    for name, value in gui_settings.service_overrides(qsettings, args).items():
+        setattr(args, name, value)
     try:
         settings = settings_from_args(args)
     except ValueError as exc:
@@ -71,16 +109,48 @@ def main(argv: list[str] | None = None) -> int:
     max_rows = args.max_log_rows or qsettings.value(MAX_ROWS_KEY, DEFAULT_MAX_ROWS, type=int)
     qsettings.setValue(MAX_ROWS_KEY, max_rows)
     explicit_port = args.metrics_port is not None or bool(os.environ.get("MENACE_METRICS_PORT"))
-
     # As the headless service does: torch (MiniLM) on one thread unless the user
     # says otherwise; more threads contending here made each call ~10x slower.
     os.environ.setdefault("OMP_NUM_THREADS", str(TORCH_THREADS))
-    service = ServiceThread(settings, metrics_required=explicit_port)
-    window = MainWindow(service, qsettings, max_log_rows=max_rows, freeze_heap=True)
+    return ServiceThread(settings, metrics_required=explicit_port), max_rows
+
+
+def _start_service(app: QApplication, window: MainWindow, argv: Sequence[str], qsettings: QSettings) -> None:
+    """After the first paint: read the flags, then start the service in its thread."""
+    try:
+        service, max_rows = service_from_args(argv, qsettings)
+    except SystemExit as exc:  # argparse said what was wrong on stderr
+        window.close()
+        app.exit(exc.code if isinstance(exc.code, int) else 2)
+        return
+    log = window.panel("eventLog")
+    if log is not None and log.max_rows != max_rows:
+        log.set_max_rows(max_rows)
+    window.set_source(service)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Open the main window; returns the exit status when it closes."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a in ("-h", "--help") for a in argv):
+        build_gui_parser().parse_args(argv)  # prints the help and exits
+    problem = display_problem()
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return NO_DISPLAY_EXIT
+
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    QApplication.setOrganizationName(ORGANIZATION)
+    QApplication.setApplicationName(APPLICATION)
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APPLICATION])
+    qsettings = QSettings()
+    max_rows = qsettings.value(MAX_ROWS_KEY, DEFAULT_MAX_ROWS, type=int)
+    window = MainWindow(None, qsettings, max_log_rows=max(1, max_rows), freeze_heap=True, responsive_close=True)
     window.closed.connect(app.quit)  # the monitor's window is the app, whatever else is open
     # ...so Qt's own last-window quit is not needed: its Quit event, posted as the window
     # closes, would arrive after exec() returned and end the next event loop of the process.
     app.setQuitOnLastWindowClosed(False)
+    window.firstPainted.connect(lambda: QTimer.singleShot(0, lambda: _start_service(app, window, argv, qsettings)))
     window.show()
 
     # Ctrl-C / SIGTERM close the window (and so stop the stack) like the close button.

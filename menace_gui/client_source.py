@@ -56,6 +56,14 @@ class ClientSource(Protocol):
         """Let go of the client and stop what runs behind it; ``True`` if done in time."""
         ...
 
+    def request_stop(self) -> None:
+        """Begin what :meth:`shutdown` does and return at once (a window stays responsive meanwhile)."""
+        ...
+
+    def is_stopped(self) -> bool:
+        """True once nothing runs behind the source any more (after a stop, or before an open)."""
+        ...
+
 
 class FixedClientSource(QObject):
     """A source for a client that already exists: ``open()`` hands it over at once.
@@ -90,6 +98,12 @@ class FixedClientSource(QObject):
         self.client = self._client
         self.clientReady.emit(self.client)
         self._set_state(RUNNING, self._location)
+
+    def request_stop(self) -> None:
+        self.shutdown()
+
+    def is_stopped(self) -> bool:
+        return self.client is None
 
     def shutdown(self, timeout_s: float = 15.0) -> bool:
         self._shut = True

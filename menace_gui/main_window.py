@@ -8,19 +8,31 @@ menus, all in loops over :func:`default_panels`. The bridge moves events
 the service thread runs the stack in this process) and the task runner makes
 the slow calls off the GUI thread (``task_runner.py``). A test hands in its
 own source (and QSettings) and drives the real window.
+
+Two things wait for the first paint, so the window shows at once: panels
+finish building what they did not need to show a frame
+(``finish_building``: the charts), and the app's own start-up work. A window
+made with ``responsive_close`` closes without blocking: it says it is
+stopping, keeps painting, and closes once the service has stopped.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
+import logging
+import threading
 from collections.abc import Sequence
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
+    QFrame,
     QGroupBox,
     QMainWindow,
     QMenu,
+    QScrollArea,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -29,17 +41,40 @@ from PySide6.QtWidgets import (
 
 from menace.client import MenaceClient
 
+from . import gui_settings
 from .bridge import EventBridge
-from .client_source import CRASHED, RUNNING, STOPPED, ClientSource
+from .client_source import CRASHED, RUNNING, STOPPED, STOPPING, ClientSource
 from .panels import Area, Panel
 from .task_runner import TaskRunner
+from .theme import SYSTEM, ThemeSwitcher
+from .widgets.evaluations_panel import EvaluationsPanel
 from .widgets.event_log import DEFAULT_MAX_ROWS, EventLogWidget
-from .widgets.forms import GptInteractionForm, MessageLabel, PathwayForm, PredictForm
+from .widgets.forms import GptInteractionForm, MessageLabel, PathwayForm
 from .widgets.job_controls import JobControls
 from .widgets.memory_view import MemoryView
 from .widgets.pathway_table import PathwayTable
+from .widgets.predict_form import PredictForm
 from .widgets.scores_panel import ScoresPanel
 from .widgets.status_bar import StatusPanel
+
+logger = logging.getLogger(__name__)
+
+#: Milliseconds between checks of a closing window's service (and of the preload).
+CLOSE_POLL_MS = 50
+#: What the charts need, imported in a thread after the first paint (pyqtgraph alone
+#: took 0.6-0.75 s here: imported in the GUI thread, the window could not answer meanwhile).
+PRELOAD_MODULES = ("numpy", "pyqtgraph", "pyqtgraph.exporters")
+
+
+def preload_modules(names: Sequence[str] = PRELOAD_MODULES) -> None:
+    """Import ``names`` (in the calling thread); a failure is logged, the GUI import says it again."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            logger.exception("could not import %s ahead of the charts", name)
+#: Characters of the narrowest left column (jobs and forms).
+LEFT_MIN_CHARS = 40
 
 
 def freeze_startup_heap() -> None:
@@ -61,10 +96,26 @@ def default_panels(parent: QWidget | None, max_log_rows: int = DEFAULT_MAX_ROWS)
         GptInteractionForm(parent),
         PredictForm(parent),
         ScoresPanel(parent),
+        EvaluationsPanel(parent),
         PathwayTable(parent),
         MemoryView(parent),
         EventLogWidget(max_log_rows, parent),
     ]
+
+
+class _FirstPaint(QObject):
+    """Calls ``painted()`` at the first Paint event of the object it filters."""
+
+    def __init__(self, painted, parent: QObject) -> None:
+        super().__init__(parent)
+        self._painted = painted
+        self._done = False
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if not self._done and event.type() == QEvent.Type.Paint:
+            self._done = True
+            self._painted()
+        return False
 
 
 class MainWindow(QMainWindow):
@@ -84,9 +135,13 @@ class MainWindow(QMainWindow):
         panels: the panels to show instead of :func:`default_panels`.
         freeze_heap: once a client is shown, freeze the start-up heap
             (:func:`freeze_startup_heap`); the app does, tests need not.
+        responsive_close: close without blocking (see the module doc); the
+            app does; without it ``close()`` returns once all has stopped.
     """
 
     closed = Signal()
+    #: The window's first frame is on screen (then it finishes building).
+    firstPainted = Signal()
 
     def __init__(
         self,
@@ -97,37 +152,108 @@ class MainWindow(QMainWindow):
         *,
         panels: Sequence[Panel] | None = None,
         freeze_heap: bool = False,
+        responsive_close: bool = False,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self.setWindowTitle("Menace monitor")
         self.qsettings = settings if settings is not None else QSettings()
-        self.source = source
+        self.source: ClientSource | None = None
         #: The client shown, or ``None`` (not ready yet, or the service stopped).
         self.client: MenaceClient | None = None
         self._closed = False
+        self._closing = False  # a responsive close is under way
+        self._close_done = False
+        self._source_stopping = False
+        self._responsive_close = responsive_close
+        self._painted = False
+        self._built = False
+        self._preload: threading.Thread | None = None
         self._freeze_heap = freeze_heap
+        self.themes = ThemeSwitcher(QApplication.instance()) if QApplication.instance() else None
         self.runner = TaskRunner(self)
         self.bridge = EventBridge(parent=self)
         self.banner = MessageLabel("serviceBanner", self)
         self.status = StatusPanel(self)
+        self._containers: dict = {}  # panel -> the scroll area it sits in (forms)
         self.panels: list[Panel] = [*(panels if panels is not None else default_panels(self, max_log_rows)),
                                     self.status]
+        self._paint_watch = _FirstPaint(self._first_paint, self)
+        self.installEventFilter(self._paint_watch)
         self._lay_out()
         self._build_menus()
+        self._wire_panels()
         for panel in self.panels:
             self.bridge.eventsReceived.connect(panel.handle_events)
         self.resize(1280, 820)
         self.restore_settings()
+        self._close_timer = QTimer(self)
+        self._close_timer.setObjectName("closeTimer")
+        self._close_timer.setInterval(CLOSE_POLL_MS)
+        self._close_timer.timeout.connect(self._continue_close)
         if source is not None:
-            source.clientReady.connect(self.attach_client)
-            source.stateChanged.connect(self._on_source_state)
-            self.status.set_state(source.state, source.detail)
-            self.setWindowTitle(f"Menace monitor — {source.location}")
-            if source.client is not None:
-                self.attach_client(source.client)
-            else:
-                source.open()
+            self.set_source(source)
+
+    def set_source(self, source: ClientSource) -> None:
+        """Show the client of ``source`` (opening it); a window made without one gets it here."""
+        if self.source is not None or self._closed or self._closing:
+            raise RuntimeError("the window already has a source (or is closing)")
+        self.source = source
+        source.clientReady.connect(self.attach_client)
+        source.stateChanged.connect(self._on_source_state)
+        self.status.set_state(source.state, source.detail)
+        self.setWindowTitle(f"Menace monitor — {source.location}")
+        if source.client is not None:
+            self.attach_client(source.client)
+        else:
+            source.open()
+
+    def _wire_panels(self) -> None:
+        """Panels that work together: a pathway chosen in the table is predicted in the form."""
+        table, form = self.panel("pathwayTable"), self.panel("predictForm")
+        if table is not None and form is not None:
+            table.pathwayChosen.connect(lambda pathway: self._predict_pathway(form, pathway))
+
+    def _predict_pathway(self, form, pathway) -> None:
+        self.show_panel(form)
+        form.use_pathway(pathway)
+
+    # -- after the first paint ----------------------------------------------------------
+    def _first_paint(self) -> None:
+        self._painted = True
+        self.removeEventFilter(self._paint_watch)  # from now on no event of the window passes through Python
+        self.firstPainted.emit()
+        self._preload = threading.Thread(target=preload_modules, name="menace-gui-preload", daemon=True)
+        self._preload.start()
+        QTimer.singleShot(CLOSE_POLL_MS, self._build_when_loaded)
+
+    @Slot()
+    def _build_when_loaded(self) -> None:
+        """Finish building once the preload thread has imported the charts' modules (no waiting here)."""
+        if self._built or self._closing or self._closed:
+            return
+        if self._preload is not None and self._preload.is_alive():
+            QTimer.singleShot(CLOSE_POLL_MS, self._build_when_loaded)
+            return
+        self.finish_building()
+
+    def _join_preload(self) -> None:
+        if self._preload is not None:
+            self._preload.join()
+            self._preload = None
+
+    @Slot()
+    def finish_building(self) -> None:
+        """Let every panel build what the first paint did not need (once; after the first paint it
+        happens by itself, once its modules are imported; called earlier, it imports them here)."""
+        if self._built:
+            return
+        self._join_preload()
+        self._built = True
+        for panel in self.panels:
+            finish = getattr(panel, "finish_building", None)
+            if finish is not None:
+                finish()
 
     # -- layout (PyMeasure-like: jobs and forms left, views and log right) ----------
     def _lay_out(self) -> None:
@@ -139,13 +265,13 @@ class MainWindow(QMainWindow):
         left.setObjectName("leftPanel")
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        left.setMinimumWidth(self.fontMetrics().horizontalAdvance("0") * 44)
+        left.setMinimumWidth(self.fontMetrics().horizontalAdvance("0") * LEFT_MIN_CHARS)
         self.right_splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.right_splitter.setObjectName("rightSplitter")
         self.right_splitter.addWidget(self.view_tabs)
         for panel in self.panels:
             if panel.area == Area.FORMS:
-                self.form_tabs.addTab(panel, panel.title)
+                self.form_tabs.addTab(self._scrolling(panel), panel.title)
             elif panel.area == Area.VIEWS:
                 self.view_tabs.addTab(panel, panel.title)
             elif panel.area == Area.STATUS:
@@ -161,7 +287,7 @@ class MainWindow(QMainWindow):
         left_layout.addWidget(self.form_tabs, 1)
         self.right_splitter.setStretchFactor(0, 3)
         self.right_splitter.setStretchFactor(1, 2)
-        self.right_splitter.setSizes([560, 380])  # the plots' size hint would squeeze the log
+        self.right_splitter.setSizes([600, 340])  # the plots' size hint would squeeze the log
 
         self.main_splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.main_splitter.setObjectName("mainSplitter")
@@ -176,6 +302,17 @@ class MainWindow(QMainWindow):
         central_layout.addWidget(self.banner)
         central_layout.addWidget(self.main_splitter, 1)
         self.setCentralWidget(central)
+
+    def _scrolling(self, panel: Panel) -> QScrollArea:
+        """``panel`` in a scroll area: a tall form scrolls instead of making the window taller."""
+        scroll = QScrollArea(self)
+        scroll.setObjectName(f"{panel.objectName()}Scroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(panel)
+        self._containers[panel] = scroll
+        return scroll
 
     # -- menus and shortcuts -----------------------------------------------------------
     def _menu(self, title: str) -> QMenu:
@@ -192,6 +329,13 @@ class MainWindow(QMainWindow):
         for panel in self.panels:
             for title, actions in panel.menu_actions().items():
                 self._menu(title).addActions(list(actions))
+        file_menu.addSeparator()
+        self.settings_action = QAction("&Settings…", self)
+        self.settings_action.setObjectName("settingsAction")
+        self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.settings_action.triggered.connect(self.open_settings)
+        file_menu.addAction(self.settings_action)
         file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setObjectName("quitAction")
@@ -221,11 +365,36 @@ class MainWindow(QMainWindow):
         action.triggered.connect(lambda _=False, p=panel: self.show_panel(p))
         menu.addAction(action)
 
+    # -- settings --------------------------------------------------------------------
+    def settings_dialog(self):
+        """A Settings dialog on this window's QSettings (the theme previews as it is chosen)."""
+        from menace.models import available_models  # the model menu's names (imports numpy)
+
+        from .widgets.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.qsettings, available_models(), self)
+        dialog.themeChosen.connect(self.apply_theme)
+        return dialog
+
+    @Slot()
+    def open_settings(self) -> None:
+        dialog = self.settings_dialog()
+        dialog.setModal(True)
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+
+    @Slot(str)
+    def apply_theme(self, theme: str) -> None:
+        """Switch the application to ``theme`` (light, dark or system)."""
+        if self.themes is not None:
+            self.themes.apply(theme)
+
     def show_panel(self, panel: Panel) -> None:
         """Bring ``panel``'s tab to the front (a form also gets the keyboard focus)."""
+        page = self._containers.get(panel, panel)
         for tabs in (self.view_tabs, self.form_tabs):
-            if tabs.indexOf(panel) >= 0:
-                tabs.setCurrentWidget(panel)
+            if tabs.indexOf(page) >= 0:
+                tabs.setCurrentWidget(page)
                 if tabs is self.form_tabs:
                     panel.focusNextChild()
 
@@ -237,8 +406,8 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def attach_client(self, client: MenaceClient) -> None:
         """Show ``client``: follow its events (catching up on what was missed), bind every panel."""
-        if self._closed:
-            return
+        if self._closed or self._closing:
+            return  # a client handed over while the window closes is let go with its source
         self.client = client
         self.bridge.attach(client, self.runner)
         for panel in self.panels:
@@ -292,6 +461,9 @@ class MainWindow(QMainWindow):
             saved = s.value(key, QByteArray(), type=QByteArray)
             if saved and not saved.isEmpty():
                 restore(saved)
+        theme = gui_settings.read_theme(s)
+        if theme != SYSTEM:
+            self.apply_theme(theme)
         self.view_tabs.setCurrentIndex(s.value("tabs/view", 0, type=int))
         self.form_tabs.setCurrentIndex(s.value("tabs/form", 0, type=int))
         for panel in self.panels:
@@ -299,18 +471,72 @@ class MainWindow(QMainWindow):
 
     # -- closing -------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Stop listening, finish the worker's task, then shut the source down (it stops the stack)."""
+        """Stop listening, finish the worker's task, then shut the source down (it stops the stack).
+
+        Blocks until done; a responsive close (:meth:`begin_close`) does the same without blocking.
+        """
         if self._closed:
             return
         self._closed = True
+        self._close_timer.stop()
+        self._join_preload()
         self.bridge.detach()
         self.runner.shutdown(wait=True)  # a write in progress completes before the stores close
         self.detach_client()
         if self.source is not None:
             self.source.shutdown()
 
-    def closeEvent(self, event: QCloseEvent) -> None:
+    def is_closing(self) -> bool:
+        """True from a responsive close's start until the window has closed."""
+        return self._closing and not self._close_done
+
+    def begin_close(self) -> None:
+        """Say "stopping…", stop listening and working, then stop the source, all without blocking."""
+        if self._closing or self._closed:
+            return
+        self._closing = True
         self.save_settings()
+        self.status.set_state(STOPPING, "closing the monitor")
+        self.banner.show_message("Stopping the self-learning service… the window closes when it has "
+                                 "stopped (the data already saved is safe).", "plain")
+        self.main_splitter.setEnabled(False)
+        self.menuBar().setEnabled(False)
+        self.bridge.detach()
+        self.runner.shutdown_later()  # a write in progress completes before the stores close
+        if self.client is None:
+            self._stop_source()  # nothing was shown yet, so nothing is being written: stop at once
+        self._close_timer.start()
+
+    @Slot()
+    def _continue_close(self) -> None:
+        if not self._source_stopping:
+            if not self.runner.is_drained():
+                return  # a write in progress completes before the stores close
+            self._stop_source()
+        preloading = self._preload is not None and self._preload.is_alive()
+        if preloading or not self.runner.is_drained() or (self.source is not None and not self.source.is_stopped()):
+            return
+        self._close_timer.stop()
+        self._closed = True
+        self._join_preload()  # it has ended: this only reaps it
+        if self.source is not None:
+            self.source.shutdown()  # already stopped: joins what is left at once
+        self._close_done = True
+        self.close()
+
+    def _stop_source(self) -> None:
+        self._source_stopping = True
+        self.detach_client()
+        if self.source is not None:
+            self.source.request_stop()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._responsive_close and not self._close_done:
+            event.ignore()
+            self.begin_close()
+            return
+        if not self._closing:
+            self.save_settings()
         self.shutdown()
         event.accept()
         self.closed.emit()

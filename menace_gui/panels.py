@@ -3,7 +3,8 @@
 A panel is a widget that says where it goes (``area``) and under what title,
 and that the window then only talks to through :class:`Panel`'s methods: bind
 it to a client, hand it each batch of events, save and restore its state,
-collect its menu actions. The window loops over its list of panels for each
+collect its menu actions, and let it finish building after the first paint
+(a panel with heavy parts, the charts, builds them then). The window loops over its list of panels for each
 of these, as PyMeasure's ``ManagedWindowBase`` loops over its ``widget_list``,
 so adding a panel is one entry in that list (``main_window.default_panels``).
 """
@@ -64,6 +65,10 @@ class Panel(Protocol):
         """Actions for the window's menus, by menu title (``"&File"``, ``"&Jobs"``...)."""
         ...
 
+    def finish_building(self) -> None:
+        """Build what the window's first paint does not need (called once, right after it)."""
+        ...
+
 
 class PanelDefaults:
     """Mixin with the protocol's methods doing nothing: a panel overrides what it needs."""
@@ -82,6 +87,9 @@ class PanelDefaults:
 
     def menu_actions(self) -> Mapping[str, Sequence[QAction]]:
         return {}
+
+    def finish_building(self) -> None:
+        pass
 
 
 def save_splitter(settings: QSettings, splitter: QSplitter) -> None:

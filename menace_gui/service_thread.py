@@ -117,6 +117,9 @@ class ServiceThread(QThread):
         self._set_state(STARTING, str(self.settings.data_dir))
         try:
             start, stop = self._backend(self.settings, **self._overrides)
+            if self._stop_requested.is_set():  # closed while the modules loaded: nothing to start or stop
+                self._set_state(STOPPED, "stopped before it started")
+                return
             self.start_requested_at = time.time()
             stack = start()
         except Exception as exc:
@@ -161,8 +164,12 @@ class ServiceThread(QThread):
         return None
 
     def request_stop(self) -> None:
-        """Ask the stack to stop; returns at once."""
+        """Ask the stack to stop (once it has started, if it is starting); returns at once."""
         self._stop_requested.set()
+
+    def is_stopped(self) -> bool:
+        """True once the thread has ended (or was never started)."""
+        return not self.isRunning()
 
     def shutdown(self, timeout_s: float = 15.0) -> bool:
         """Stop the stack and join the thread; ``True`` if it finished in time."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -38,6 +39,8 @@ class TaskRunner(QObject):
         self._ids = itertools.count(1)
         self._callbacks: dict[int, tuple[Done | None, Failed | None]] = {}
         self._closed = False
+        self._drained = threading.Event()
+        self._joiner: threading.Thread | None = None
         self._finished.connect(self._on_finished)
         self._failed.connect(self._on_failed)
 
@@ -97,4 +100,30 @@ class TaskRunner(QObject):
         """Drop queued tasks, let the running one finish (joined when ``wait``)."""
         self._closed = True
         self._callbacks.clear()
+        if self._joiner is not None:
+            if wait:
+                self._joiner.join()
+            return
         self._executor.shutdown(wait=wait, cancel_futures=True)
+        if wait:
+            self._drained.set()
+
+    def shutdown_later(self) -> None:
+        """:meth:`shutdown` without waiting: :meth:`is_drained` tells when the running task has ended."""
+        if self._joiner is not None or self._drained.is_set():
+            return
+        self._closed = True
+        self._callbacks.clear()
+
+        def join() -> None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._drained.set()
+
+        self._joiner = threading.Thread(target=join, name="menace-gui-worker-join", daemon=True)
+        self._joiner.start()
+
+    def is_drained(self) -> bool:
+        """True once the worker has ended after a shutdown (no task runs any more)."""
+        if self._drained.is_set() and self._joiner is not None:
+            self._joiner.join()
+        return self._drained.is_set()

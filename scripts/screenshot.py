@@ -1,17 +1,20 @@
-"""Make docs/screenshot.png: the real monitor window with generated data in it.
+"""Make docs/screenshot.png: the real monitor learning from a stream that drifts.
 
-    .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png] [--dark]
+    .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png] [--dark] [--size 1280x820]
 
 Runs offscreen by default (``QT_QPA_PLATFORM=offscreen``; set it to ``xcb``
-under Xvfb for a real X window). The data lives in a temporary directory: a
-day of stored evaluations, pathway runs and GPT interactions are generated,
-then the window's own Retrain and Evaluate buttons add a live point.
+under Xvfb for a real X window). In a temporary data directory the real stack
+learns a stream of runs as a producer script would log them: for the first
+part some workflows succeed and others fail; then the concept flips (the good
+ones start failing, the bad ones succeed). The learning curve shows the
+accuracy rise, the drop at the flip, the drift mark and the drift retrain, and
+the recovery; periodic evaluations add CV and holdout points. Then a pathway
+is predicted with its "why", and an event is selected in the log.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -24,17 +27,13 @@ os.environ.setdefault("MENACE_EMBEDDER", "hashing")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PySide6.QtCore import QSettings  # noqa: E402
-from PySide6.QtGui import QColor, QPalette  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from menace import config  # noqa: E402
 from menace.config import Settings  # noqa: E402
 from menace.neuroplasticity import PathwayRecord  # noqa: E402
 from menace_gui.main_window import MainWindow  # noqa: E402
 from menace_gui.service_thread import RUNNING, ServiceThread  # noqa: E402
-from menace_gui.widgets.event_log import EventLogWidget  # noqa: E402
-from menace_gui.widgets.forms import PredictForm  # noqa: E402
-from menace_gui.widgets.job_controls import JobControls  # noqa: E402
+from menace_gui.theme import DARK, LIGHT  # noqa: E402
 
 ACTIONS = [
     "fetch_invoices->parse_pdf->store",
@@ -44,10 +43,12 @@ ACTIONS = [
     "export_crm->dedupe->sync",
     "resize_images->upload_cdn",
     "query_metrics->detect_anomaly->alert",
+    "backup_db->verify->rotate",
 ]
+GOOD_BEFORE = set(ACTIONS[::2])
 
 
-def wait(app: QApplication, condition, timeout: float = 30.0) -> None:
+def wait(app: QApplication, condition, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -63,108 +64,76 @@ def pause(app: QApplication, seconds: float) -> None:
         time.sleep(0.01)
 
 
-def write_history(data_dir: Path, rng: random.Random) -> None:
-    """A day of hourly evaluations, improving as data accumulates."""
-    now = time.time()
-    lines = []
-    for i in range(24):
-        progress = i / 23
-        cv = 0.58 + 0.22 * progress + rng.uniform(-0.025, 0.025)
-        lines.append({
-            "engine": "pathways", "model": "logreg", "ts": now - (24 - i) * 3600,
-            "cv_score": round(cv, 4), "holdout_score": round(cv + rng.uniform(-0.05, 0.03), 4),
-            "n_examples": 40 + 12 * i, "source": "generated for the screenshot",
-        })
-    (data_dir / config.EVALUATIONS_FILE).write_text("".join(json.dumps(x) + "\n" for x in lines))
+def run(rng: random.Random, flipped: bool) -> PathwayRecord:
+    actions = rng.choice(ACTIONS)
+    good = (actions in GOOD_BEFORE) != flipped
+    roi = rng.uniform(0.5, 3.0) if good else rng.uniform(-1.0, 1.0)
+    outcome = rng.choices(["SUCCESS", "PARTIAL_SUCCESS", "FAILURE"], [0.88, 0.04, 0.08] if good else [0.1, 0.1, 0.8])[0]
+    return PathwayRecord(actions=actions, inputs="batch", outputs="ok", exec_time=rng.uniform(0.2, 6.0),
+                         resources="cpu:2 mem:512M", outcome=outcome, roi=roi)
 
 
-def dark_palette() -> QPalette:
-    p = QPalette()
-    for role, color in (
-        (QPalette.ColorRole.Window, "#2b2b2b"), (QPalette.ColorRole.WindowText, "#e6e6e6"),
-        (QPalette.ColorRole.Base, "#1e1e1e"), (QPalette.ColorRole.AlternateBase, "#262626"),
-        (QPalette.ColorRole.Text, "#e6e6e6"), (QPalette.ColorRole.Button, "#353535"),
-        (QPalette.ColorRole.ButtonText, "#e6e6e6"), (QPalette.ColorRole.Highlight, "#3d7bd9"),
-        (QPalette.ColorRole.HighlightedText, "#ffffff"), (QPalette.ColorRole.ToolTipBase, "#353535"),
-        (QPalette.ColorRole.ToolTipText, "#e6e6e6"), (QPalette.ColorRole.PlaceholderText, "#8a8a8a"),
-    ):
-        p.setColor(role, QColor(color))
-    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
-        p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#7a7a7a"))
-    return p
+def stream(app: QApplication, stack, rng: random.Random, runs: int, flip_at: int, per_tick: int) -> None:
+    """Log ``runs`` runs, ``per_tick`` every 0.1 s (the concept flips at ``flip_at``)."""
+    for start in range(0, runs, per_tick):
+        stack.pathway_db.log_many([run(rng, flipped=i >= flip_at) for i in range(start, start + per_tick)])
+        pause(app, 0.1)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/screenshot.png")
-    parser.add_argument("--dark", action="store_true", help="use a dark palette")
-    parser.add_argument("--tab", type=int, default=0, help="view tab: 0 scores, 1 pathways, 2 memory")
-    parser.add_argument("--size", default="1440x900", help="window size WxH (logical pixels)")
+    parser.add_argument("--dark", action="store_true", help="use the dark theme")
+    parser.add_argument("--tab", type=int, default=0, help="view tab: 0 scores, 1 evaluations, 2 pathways, 3 memory")
+    parser.add_argument("--size", default="1280x820", help="window size WxH (logical pixels)")
+    parser.add_argument("--runs", type=int, default=4200, help="runs in the stream (default 4,200)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     app = QApplication([sys.argv[0]])
-    app.setStyle("Fusion")
-    if args.dark:
-        app.setPalette(dark_palette())
     rng = random.Random(42)
     with tempfile.TemporaryDirectory(prefix="menace-shot-") as tmp:
         data_dir = Path(tmp) / "data"
-        data_dir.mkdir()
-        write_history(data_dir, rng)
-        service = ServiceThread(Settings(data_dir=data_dir, metrics_port=0, eval_every_examples=0))
+        settings = Settings(data_dir=data_dir, metrics_port=0, eval_every_examples=700, eval_every_seconds=0,
+                            prequential_window=200)
+        service = ServiceThread(settings)
         window = MainWindow(service, QSettings(str(Path(tmp) / "gui.ini"), QSettings.Format.IniFormat))
+        window.apply_theme(DARK if args.dark else LIGHT)
         window.resize(width, height)
         window.show()
         wait(app, lambda: window.client is not None and service.state == RUNNING)
+        window.finish_building()
         stack = service.stack  # a producer script's view of the data: the stores themselves
 
-        now = time.time()
-        records = []
-        for i in range(160):
-            actions = rng.choice(ACTIONS)
-            good = ACTIONS.index(actions) % 3 != 2
-            records.append(PathwayRecord(
-                actions=actions, inputs=f"batch-{i}", outputs="ok",
-                exec_time=rng.uniform(0.2, 6.0), resources="cpu:2 mem:512M",
-                outcome=rng.choices(["SUCCESS", "PARTIAL_SUCCESS", "FAILURE"],
-                                    [0.7, 0.1, 0.2] if good else [0.25, 0.15, 0.6])[0],
-                roi=rng.uniform(0.5, 3.0) if good else rng.uniform(-1.0, 1.0),
-                ts=now - (160 - i) * 60,
-            ))
-        for chunk in range(0, len(records), 20):
-            stack.pathway_db.log_many(records[chunk:chunk + 20])
-            pause(app, 0.1)
+        stream(app, stack, rng, args.runs, flip_at=args.runs // 2, per_tick=12)
         for prompt, response, tags in (
             ("Why do invoice runs fail on Mondays?", "The PDF parser times out on the weekend backlog.", ["invoices"]),
             ("Suggest a faster dedupe", "Hash normalised e-mail addresses first.", ["crm", "improvement"]),
-            ("Summarise the anomaly alerts", "Three spikes, all after the CDN deploy.", ["metrics"]),
         ):
             stack.gpt_memory.log_interaction(prompt, response, tags)
-
-        controls = window.findChild(JobControls)
-        controls.request("train")
-        wait(app, controls.is_idle, 60)
+        controls = window.panel("jobControls")
         controls.request("evaluate")
-        wait(app, controls.is_idle, 60)
+        wait(app, controls.is_idle, 120)
 
-        form = window.findChild(PredictForm)
-        for name, value in (("frequency", "12"), ("exec_time", "1.8"), ("roi", "1.6"),
-                            ("myelination", "9.5"), ("actions", ACTIONS[0])):
-            form.editor(name).setText(value)
+        table, form = window.panel("pathwayTable"), window.panel("predictForm")
+        table.refresh()
+        wait(app, lambda: table.model.rowCount() == len(ACTIONS) and not table.is_predicting(), 60)
+        pathway = next(table.model.record(r) for r in range(table.model.rowCount())
+                       if table.model.record(r).actions == ACTIONS[1])
         window.show_panel(form)
-        form.submit()
+        form.use_pathway(pathway)
         wait(app, lambda: not form.is_busy(), 30)
 
-        log = window.findChild(EventLogWidget)
-        pause(app, 1.5)  # let the table and counts refresh
+        log = window.panel("eventLog")
+        pause(app, 1.5)  # let the tables, counts and the curve catch up
         row = next((r for r in range(log.proxy.rowCount() - 1, -1, -1)
-                    if log.proxy.index(r, 2).data() == "learning:evaluated"), log.proxy.rowCount() - 1)
+                    if log.proxy.index(r, 2).data() == "learning:drift"), log.proxy.rowCount() - 1)
         log.view.setCurrentIndex(log.proxy.index(row, 0))
-        log.view.scrollToBottom()
         window.view_tabs.setCurrentIndex(args.tab)
         window.status.refresh()
-        pause(app, 0.5)
+        scores = window.panel("scoresPanel")
+        scores.curve.fit()
+        pause(app, 0.8)
 
         image = window.grab()
         out = Path(args.out)
@@ -172,7 +141,9 @@ def main() -> int:
         if not image.save(str(out)):
             print(f"could not save {out}", file=sys.stderr)
             return 1
-        print(f"saved {out} ({image.width()}x{image.height()}, device pixel ratio {image.devicePixelRatio()})")
+        data = scores.curve.data
+        print(f"saved {out} ({image.width()}x{image.height()}); curve: {len(data)} points, "
+              f"{len(data.evaluations)} evaluations, markers: {[m.text for m in data.all_markers()]}")
         window.close()
     return 0
 

@@ -50,7 +50,7 @@ OPERATIONS = [
     ("POST", "/v1/jobs"), ("GET", "/v1/jobs"), ("GET", "/v1/jobs/{job_id}"), ("DELETE", "/v1/jobs/{job_id}"),
     ("GET", "/v1/events"), ("GET", "/v1/events/since/{event_id}"), ("GET", "/v1/status"),
     ("GET", "/v1/counts"), ("GET", "/v1/pathways"), ("GET", "/v1/pathways/find"), ("GET", "/v1/memory"),
-    ("GET", "/v1/evaluations"), ("GET", "/v1/prequential"), ("GET", "/healthz"),
+    ("GET", "/v1/evaluations"), ("GET", "/v1/prequential"), ("POST", "/v1/explain"), ("GET", "/healthz"),
 ]
 
 

@@ -88,9 +88,12 @@ def test_it_is_a_menace_client_and_every_method_answers(service, client):
     assert service.coordinator.wait_idle(10)
     prediction = client.predict(3, 1.0, 2.0, 1.0, "fetch->parse")
     assert isinstance(prediction, Prediction) and prediction.trained and 0 <= prediction.probability <= 1
-    probabilities, model, trained = client.predict_many([
+    predictions = client.predict_many([
         {"freq": 1, "exec_time": 1, "roi": 1, "myelination": 0, "actions": "scan->fix"}] * 3)
-    assert len(probabilities) == 3 and model == "logreg" and trained
+    assert len(predictions) == 3 and all(p.model == "logreg" and p.trained for p in predictions)
+    why = client.explain(1, 1.0, 1.0, 0.0, "scan->fix")
+    assert why.trained and why.contributions and 0.0 <= why.probability <= 1.0
+    assert client.status().model_examples > 0
     pathways = client.pathways()
     assert len(pathways) == 3 and all(isinstance(p, Pathway) for p in pathways)
     assert client.find_pathway("login->buy").frequency == 13 and client.find_pathway("nope") is None

@@ -161,3 +161,17 @@ def test_close_unsubscribes_everything_and_leaves_the_stack_running(running):
     stack.pathway_db.log_many([])
     assert stack.coordinator.running
     assert received == []
+
+
+def test_explain_predict_many_and_model_examples_reach_the_engine(running):
+    stack, client = running
+    assert client.status().model_examples == 0 and not client.status().trained
+    for i in range(30):
+        client.log_run({"actions": f"s{i % 3}->t", "outcome": "SUCCESS" if i % 2 else "FAILURE", "roi": i / 10})
+    stack.coordinator.wait_job(client.submit_job("train"), timeout=30)
+    assert client.status().model_examples == stack.engine.n_seen == 30
+    explanation = client.explain(1, 1.0, 0.5, 0.0, "s1->t")
+    assert explanation.probability == pytest.approx(client.predict(1, 1.0, 0.5, 0.0, "s1->t").probability)
+    assert {c.name for c in explanation.contributions} >= {"roi", "step 1", "step 2"}
+    batch = client.predict_many([{"freq": 1, "exec_time": 1.0, "roi": 0.5, "myelination": 0.0, "actions": "s1->t"}])
+    assert batch[0].probability == pytest.approx(explanation.probability)

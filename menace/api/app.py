@@ -303,6 +303,7 @@ class MenaceApi:
         router = APIRouter(prefix=f"/{API_VERSION}", dependencies=[Depends(require_token)],
                            responses=ERROR_RESPONSES)
         self._add_writes(router)
+        self._add_model(router)
         self._add_jobs(router)
         self._add_events(router)
         self._add_reads(router)
@@ -338,6 +339,10 @@ class MenaceApi:
 
             return models.InteractionOut(memory_id=await self.run(store))
 
+    # -- the model ---------------------------------------------------------------------
+    def _add_model(self, router: APIRouter) -> None:
+        stack = self.stack
+
         @router.post("/predict", response_model=models.PredictionsOut, tags=["model"])
         async def predict(body: models.PredictIn | QueryList) -> models.PredictionsOut:
             """The success probability of one query or of each in a list, and the model that answered."""
@@ -351,6 +356,21 @@ class MenaceApi:
                     with _naming("queries", i, isinstance(body, list)):
                         probabilities.append(float(engine.predict_success(q.freq, q.exec_time, q.roi, q.myelination, q.actions)))
                 return models.PredictionsOut(probabilities=probabilities, model=model, trained=trained)
+
+            return await self.run(answer)
+
+        @router.post("/explain", response_model=models.ExplanationOut, tags=["model"])
+        async def explain(body: models.PredictIn) -> models.ExplanationOut:
+            """The success probability of one query, with the inputs that pushed it up or down."""
+            from ..explain import explain as explain_prediction
+
+            def answer() -> models.ExplanationOut:
+                found = explain_prediction(stack.engine, body.freq, body.exec_time, body.roi, body.myelination, body.actions)
+                return models.ExplanationOut(
+                    probability=found.probability, model=found.model, trained=found.trained,
+                    contributions=[models.ContributionOut(**vars(c)) for c in found.contributions],
+                    method=found.method,
+                )
 
             return await self.run(answer)
 
@@ -506,6 +526,7 @@ class MenaceApi:
             trained=bool(engine.is_trained),
             examples_learned=int(learned.get(engine.name, 0)),
             n_seen=int(getattr(engine, "n_seen", 0)),
+            model_examples=int(engine.n_seen) if engine.is_trained else 0,
             learned_through=int(newest_learned()) if callable(newest_learned) else 0,
             metrics_url=stack.metrics_url,
             api_url=self.api_url,

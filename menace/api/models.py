@@ -103,6 +103,27 @@ class PredictIn(_Request):
     actions: Actions
 
 
+class ContributionOut(BaseModel):
+    """How much one input pushed the prediction up (``effect`` > 0) or down, in probability."""
+
+    name: str
+    label: str
+    kind: str = Field(description='"feature" (a number) or "step" (a step of the action text)')
+    value: Any
+    reference: float | None = Field(description="what the number was replaced with (its training mean)")
+    effect: float
+
+
+class ExplanationOut(BaseModel):
+    """A prediction with the inputs that pushed it up or down, largest first (see ``menace.explain``)."""
+
+    probability: float
+    model: str
+    trained: bool
+    contributions: list[ContributionOut]
+    method: str
+
+
 class PredictionsOut(BaseModel):
     """One success probability (0..1) per query, in order, and the model that gave them.
 
@@ -216,6 +237,7 @@ class StatusOut(_Answer):
     trained: bool
     examples_learned: int = Field(description="examples learned incrementally since the service started")
     n_seen: int = Field(description="examples the live model has learned in all")
+    model_examples: int = Field(description="runs the live model has learned (0 when untrained)")
     learned_through: int = Field(description="the newest run id the live model learned")
     metrics_url: str | None
     api_url: str | None

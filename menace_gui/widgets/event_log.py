@@ -12,7 +12,6 @@ import json
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import (
@@ -35,6 +34,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QSizePolicy,
     QSplitter,
     QTableView,
     QToolButton,
@@ -59,18 +59,26 @@ TOPIC_ROLE = Qt.ItemDataRole.UserRole + 2
 _Index = QModelIndex | QPersistentModelIndex
 
 
-@dataclass(slots=True)
 class LogRow:
     """One event in the log; ``number`` is its position among every event seen (1-based).
 
-    ``ts`` is when the event was published (seconds since the epoch).
+    ``ts`` is when the event was published (seconds since the epoch). The
+    one-line ``summary`` is made when first asked for (a row drawn, a text
+    filter): under a flood most rows leave the log unseen, and summarising
+    every event cost ~3 ms of each 500-event batch.
     """
 
-    number: int
-    ts: float
-    topic: str
-    summary: str
-    payload: dict[str, Any]
+    __slots__ = ("number", "ts", "topic", "payload", "_summary")
+
+    def __init__(self, number: int, ts: float, topic: str, payload: dict[str, Any],
+                 summary: str | None = None) -> None:
+        self.number, self.ts, self.topic, self.payload, self._summary = number, ts, topic, payload, summary
+
+    @property
+    def summary(self) -> str:
+        if self._summary is None:
+            self._summary = events.summarize(self.topic, self.payload)
+        return self._summary
 
 
 def _time_text(ts: float) -> str:
@@ -106,7 +114,7 @@ class EventLogModel(QAbstractTableModel):
             batch = batch[skipped:]
             start_number += skipped
         new_rows = [
-            LogRow(start_number + i, e.ts, e.topic, events.summarize(e.topic, e.payload), e.payload)
+            LogRow(start_number + i, e.ts, e.topic, e.payload)
             for i, e in enumerate(batch)
         ]
         overflow = len(self._rows) + len(new_rows) - self.max_rows
@@ -123,6 +131,17 @@ class EventLogModel(QAbstractTableModel):
         self.beginResetModel()
         self._rows = []
         self.endResetModel()
+
+    def set_max_rows(self, max_rows: int) -> None:
+        """Keep at most ``max_rows`` rows from now on (the oldest go if there are more)."""
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+            raise ValueError(f"max_rows must be an integer >= 1, got {max_rows!r}")
+        self.max_rows = max_rows
+        overflow = len(self._rows) - max_rows
+        if overflow > 0:
+            self.beginRemoveRows(QModelIndex(), 0, overflow - 1)
+            del self._rows[:overflow]
+            self.endRemoveRows()
 
     def row_at(self, row: int) -> LogRow:
         return self._rows[row]
@@ -332,7 +351,10 @@ class EventLogWidget(PanelDefaults, QWidget):
         self.splitter.addWidget(self.detail)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([700, 300])
+        self.splitter.setCollapsible(0, False)
+        # The payload pane opens on the first selected event: empty, it would only take room.
+        self.splitter.setSizes([1000, 0])
+        self._detail_opened = False
 
     def _build_layout(self) -> None:
         controls = QHBoxLayout()
@@ -342,12 +364,15 @@ class EventLogWidget(PanelDefaults, QWidget):
         controls.addWidget(self.pause_button)
         controls.addWidget(self.clear_button)
         controls.addWidget(self.follow_check)
-        controls.addWidget(self.count_label)
+        self.count_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.count_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
         layout.addLayout(controls)
         layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.count_label)
 
     # -- properties ----------------------------------------------------------
     @property
@@ -409,6 +434,12 @@ class EventLogWidget(PanelDefaults, QWidget):
                 self.view.scrollToBottom()
         self._update_count()
 
+    def set_max_rows(self, max_rows: int) -> None:
+        """Keep at most ``max_rows`` rows (and as many held while paused)."""
+        self.model.set_max_rows(max_rows)
+        self._held = deque(self._held, maxlen=max_rows)
+        self._update_count()
+
     @Slot(bool)
     def set_paused(self, paused: bool) -> None:
         """Pause or resume; resuming shows every held event."""
@@ -457,6 +488,10 @@ class EventLogWidget(PanelDefaults, QWidget):
     def _show_detail(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not current.isValid():
             return
+        if not self._detail_opened and self.splitter.sizes()[1] == 0:
+            self._detail_opened = True
+            width = sum(self.splitter.sizes())
+            self.splitter.setSizes([width * 2 // 3, width - width * 2 // 3])
         payload = current.data(PAYLOAD_ROLE)
         topic = current.data(TOPIC_ROLE)
         text = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True, default=str)

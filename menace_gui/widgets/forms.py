@@ -23,20 +23,21 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
-from menace.client import LoggedRun, MenaceClient, Prediction
+from menace.client import LoggedRun, MenaceClient
 from menace.errors import FieldError
 from menace.labels import Outcome
 from menace.validation import check_number, check_tags, check_text
 
+from .. import theme
 from ..panels import Area, PanelDefaults
 from ..task_runner import TaskRunner
+from .job_list import plain_error
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +46,12 @@ Validator = Callable[[str], Any]
 
 def error_color(palette: QPalette) -> QColor:
     """A red that reads on the palette's window colour (light or dark)."""
-    dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
-    return QColor("#ff8a80") if dark else QColor("#b00020")
+    return theme.color("error", palette)
 
 
 def ok_color(palette: QPalette) -> QColor:
-    dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
-    return QColor("#81c784") if dark else QColor("#1b5e20")
+    """A green that reads on the palette's window colour (light or dark)."""
+    return theme.color("ok", palette)
 
 
 def _message(name: str, exc: Exception) -> str:
@@ -149,6 +149,8 @@ class FormBase(PanelDefaults, QWidget):
     unbound_reason = "The service is not running"
     #: The library's name of a field -> the form's, where they differ.
     field_aliases: dict[str, str] = {}
+    #: What the status line says when a field is wrong ("{fields}": "field" or "fields").
+    refused_text = "Nothing was saved: fix the {fields} marked above."
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -268,7 +270,8 @@ class FormBase(PanelDefaults, QWidget):
             return False
         values = self.check_all()
         if values is None:
-            self.status.show_message("Nothing was saved: fix the fields marked above.")
+            wrong = sum(bool(self.error_text(name)) for name in self._fields)
+            self.status.show_message(self.refused_text.format(fields="field" if wrong == 1 else "fields"))
             self.failed.emit("invalid input")
             return False
         try:
@@ -307,9 +310,9 @@ class FormBase(PanelDefaults, QWidget):
     def _error(self, exc: BaseException) -> None:
         self._finish()
         if isinstance(exc, ValueError) and self.show_field_error(exc):
-            self.status.show_message("Nothing was saved: fix the field marked above.")
+            self.status.show_message(self.refused_text.format(fields="field"))
         else:
-            self.status.show_message(f"{type(exc).__name__}: {exc}")
+            self.status.show_message(plain_error(exc))
         self.failed.emit(str(exc))
 
     # -- for subclasses --------------------------------------------------------
@@ -384,78 +387,3 @@ class GptInteractionForm(FormBase):
 
     def _describe(self, memory_id: Any) -> str:
         return f"Logged the interaction (memory entry #{memory_id})."
-
-
-class PredictForm(FormBase):
-    """Ask the main engine for the success probability of a pathway (``client.predict``).
-
-    A result that arrives after a field changed is not shown (it would
-    describe other inputs); the operator is asked to predict again.
-    """
-
-    submit_text = "Predict"
-    busy_text = "Predicting…"
-    prefix = "predict"
-
-    title = "Predict"
-    FIELDS = ("frequency", "exec_time", "roi", "myelination", "actions")
-    unbound_reason = "No learning engine yet"
-    field_aliases = {"freq": "frequency"}  # the engine's name for it
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("predictForm")
-        self._generation = 0
-        self._submitted_generation = -1
-        self.last_probability: float | None = None
-        for name, label, check, tip in (
-            ("frequency", "&Frequency", number_field("frequency", 0.0), "Times the pathway ran before (>= 0)"),
-            ("exec_time", "E&xec time (s)", number_field("exec_time", 0.0), "Execution time in seconds (>= 0)"),
-            ("roi", "R&OI", number_field("roi"), "Return on investment"),
-            ("myelination", "&Myelination", number_field("myelination"), "Myelination score"),
-            ("actions", "&Actions", text_field("actions", required=True), "The action sequence"),
-        ):
-            editor = self.add_field(name, label, QLineEdit(self), check, tip)
-            editor.textChanged.connect(self._inputs_changed)
-        self.result_label = QLabel("Probability of success: –", self)
-        self.result_label.setObjectName("predictionResultLabel")
-        font = self.result_label.font()
-        font.setPointSizeF(font.pointSizeF() * 1.4)
-        font.setBold(True)
-        self.result_label.setFont(font)
-        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.result_bar = QProgressBar(self)
-        self.result_bar.setObjectName("predictionBar")
-        self.result_bar.setRange(0, 1000)
-        self.result_bar.setValue(0)
-        self.result_bar.setTextVisible(False)
-        layout = self.layout()
-        layout.insertWidget(layout.count() - 1, self.result_label)
-        layout.insertWidget(layout.count() - 1, self.result_bar)
-
-    @Slot()
-    def _inputs_changed(self) -> None:
-        self._generation += 1
-        if self.last_probability is not None:
-            self.result_label.setText("Probability of success: – (inputs changed, predict again)")
-            self.result_bar.setValue(0)
-            self.last_probability = None
-
-    def _prepare(self, values: dict[str, Any]):
-        self._submitted_generation = self._generation
-        args = tuple(values[name] for name in self.FIELDS)
-        return self._client.predict, args
-
-    def _done(self, result: Prediction) -> None:
-        if self._submitted_generation != self._generation:
-            self._finish()
-            self.status.show_message("Inputs changed while predicting: press Predict again.", "plain")
-            return
-        probability = float(result.probability)
-        self.last_probability = probability
-        self.result_label.setText(f"Probability of success: {100 * probability:.1f} %")
-        self.result_bar.setValue(round(1000 * probability))
-        super()._done(result)
-
-    def _describe(self, result: Prediction) -> str:
-        return f"Predicted by the {result.model} model." if result.model else "Predicted."

@@ -1,4 +1,4 @@
-"""The status bar: service state, model, counts, last scores, metrics URL."""
+"""The status bar: service state, model, counts (pathways, runs, memory), last scores, metrics URL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtCore import QEvent, Qt, QTimer, Slot
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QLabel, QStatusBar, QWidget
 
@@ -16,7 +16,7 @@ from menace import events
 from menace.client import ClientStatus, Counts, MenaceClient
 from menace.events import Event
 
-from ..client_source import CRASHED, RUNNING, STOPPED
+from ..client_source import CRASHED, RUNNING, STARTING, STOPPED, STOPPING
 from ..panels import Area, PanelDefaults
 from ..task_runner import TaskRunner
 from .forms import error_color, ok_color
@@ -65,6 +65,8 @@ class StatusPanel(PanelDefaults, QStatusBar):
         super().__init__(parent)
         self.setObjectName("statusBar")
         self.state = STOPPED
+        self._detail = ""
+        self._trained: bool | None = None
         self._client: MenaceClient | None = None
         self._runner: TaskRunner | None = None
         self._counting = False
@@ -72,6 +74,7 @@ class StatusPanel(PanelDefaults, QStatusBar):
         self.state_label = self._label("serviceStateLabel", "Whether the self-learning stack runs")
         self.model_label = self._label("modelLabel", "The main engine's model")
         self.pathways_label = self._label("pathwayCountStatus", "Pathways in the database")
+        self.runs_label = self._label("runCountStatus", "Runs stored (every logged run of every pathway)")
         self.memory_label = self._label("memoryCountStatus", "Memory entries")
         self.scores_label = self._label("lastScoresLabel", "The last evaluation's scores")
         self.metrics_label = self._label("metricsUrlLabel", "Prometheus metrics endpoint")
@@ -83,7 +86,7 @@ class StatusPanel(PanelDefaults, QStatusBar):
         self._counts_timer.timeout.connect(self.refresh)
         self.set_state(STOPPED, "")
         self.set_model(None)
-        self.set_counts(None, None)
+        self.set_counts(None, None, None)
         self.set_scores(None, None)
         self.set_metrics_url(None)
 
@@ -113,7 +116,7 @@ class StatusPanel(PanelDefaults, QStatusBar):
 
     def _looked(self, look: tuple[ClientStatus, tuple[float, float, float] | None]) -> None:
         status, newest = look
-        self.set_model(status.model)
+        self.set_model(status.model, status.trained)
         self.set_metrics_url(status.metrics_url)
         if newest is not None:
             self._show_scores(*newest)
@@ -134,11 +137,11 @@ class StatusPanel(PanelDefaults, QStatusBar):
             elif event.topic == events.LEARNING_TRAINED:
                 model = event.payload.get("model") or model
         if model:
-            self.set_model(model)
+            self.set_model(model, True)
 
     @Slot()
     def refresh(self) -> None:
-        """Count pathways and memory entries in the worker, one count at a time."""
+        """Count pathways, runs and memory entries in the worker, one count at a time."""
         client, runner = self._client, self._runner
         if client is None or runner is None or runner.closed or self._counting:
             return
@@ -147,7 +150,7 @@ class StatusPanel(PanelDefaults, QStatusBar):
 
     def _counted(self, counts: Counts) -> None:
         self._counting = False
-        self.set_counts(counts.pathways, counts.memory)
+        self.set_counts(counts.pathways, counts.runs, counts.memory)
 
     def _not_counted(self, exc: BaseException) -> None:
         self._counting = False
@@ -155,28 +158,38 @@ class StatusPanel(PanelDefaults, QStatusBar):
 
     # -- the labels --------------------------------------------------------------
     def set_state(self, state: str, detail: str) -> None:
-        self.state = state
+        self.state, self._detail = state, detail
         palette = self.palette()
+        label_palette = QPalette(palette)  # the window's colours now: a theme switch comes back here
         if state == RUNNING:
-            color = ok_color(palette)
+            label_palette.setColor(QPalette.ColorRole.WindowText, ok_color(palette))
         elif state == CRASHED:
-            color = error_color(palette)
-        else:
-            color = palette.color(QPalette.ColorRole.WindowText)
-        text = f"● {state}"
+            label_palette.setColor(QPalette.ColorRole.WindowText, error_color(palette))
+        text = f"● {state}…" if state in (STOPPING, STARTING) else f"● {state}"
         if state == CRASHED and detail:
             text += f": {detail[:80]}"
-        label_palette = self.state_label.palette()
-        label_palette.setColor(QPalette.ColorRole.WindowText, color)
         self.state_label.setPalette(label_palette)
         self.state_label.setText(text)
         self.state_label.setToolTip(f"Service {state}" + (f": {detail}" if detail else ""))
 
-    def set_model(self, model: Any) -> None:
-        self.model_label.setText(f"model: {model}" if model else "model: –")
+    def set_model(self, model: Any, trained: bool | None = None) -> None:
+        """Show the model, and whether it is trained when known (a loaded model is)."""
+        if trained is not None:
+            self._trained = trained
+        if not model:
+            self.model_label.setText("model: –")
+            return
+        state = {True: " (trained)", False: " (not trained yet)"}.get(self._trained, "")
+        self.model_label.setText(f"model: {model}{state}")
 
-    def set_counts(self, pathways: int | None, memory: int | None) -> None:
+    def changeEvent(self, event) -> None:  # noqa: N802
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self.set_state(self.state, self._detail)
+
+    def set_counts(self, pathways: int | None, runs: int | None, memory: int | None) -> None:
         self.pathways_label.setText(f"pathways: {pathways:,}" if pathways is not None else "pathways: –")
+        self.runs_label.setText(f"runs: {runs:,}" if runs is not None else "runs: –")
         self.memory_label.setText(f"memory: {memory:,}" if memory is not None else "memory: –")
 
     def set_scores(self, cv: float | None, holdout: float | None) -> None:

@@ -36,6 +36,11 @@ class RecordTableModel(QAbstractTableModel):
         self._columns = list(columns)
         self._rows: list[Any] = []
 
+    def set_columns(self, columns: Sequence[tuple[str, Callable[[Any], Any], Callable[[Any], str], bool]]) -> None:
+        self.beginResetModel()
+        self._columns = list(columns)
+        self.endResetModel()
+
     def set_records(self, records: Sequence[Any]) -> None:
         self.beginResetModel()
         self._rows = list(records)

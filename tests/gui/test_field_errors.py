@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from menace.errors import FieldError
-from menace_gui.widgets.forms import PathwayForm, PredictForm
+from menace_gui.widgets.forms import PathwayForm
+from menace_gui.widgets.predict_form import PredictForm
 
 
 def test_field_error_is_shown_under_its_field(qtbot):

@@ -17,7 +17,8 @@ from PySide6.QtWidgets import QComboBox, QLineEdit, QPlainTextEdit
 from menace.local_client import LocalClient
 from menace.self_learning_service import run_background
 from menace_gui.task_runner import TaskRunner
-from menace_gui.widgets.forms import GptInteractionForm, PathwayForm, PredictForm
+from menace_gui.widgets.forms import GptInteractionForm, PathwayForm
+from menace_gui.widgets.predict_form import PredictForm
 
 PROFILES = {
     "default": settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck)),

@@ -15,10 +15,11 @@ import menace_gui
 GUI = Path(menace_gui.__file__).resolve().parent
 GLUE = {"service_thread.py", "app.py"}
 
-#: What a widget or window may import from menace: the client seam and plain values.
+#: What a widget or window may import from menace: the client seam and plain values
+#: (the configuration's defaults for the Settings dialog; the model menu's names).
 ALLOWED_MENACE_MODULES = {
     "menace", "menace.client", "menace.events", "menace.errors", "menace.jobs", "menace.labels",
-    "menace.validation",
+    "menace.validation", "menace.config", "menace.models",
 }
 #: Names that mean reaching past the client, wherever they appear in code.
 FORBIDDEN_NAMES = {

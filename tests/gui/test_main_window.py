@@ -108,7 +108,8 @@ def test_retrain_then_evaluate_adds_a_chart_point(qtbot, shared_window):
     window = shared_window
     controls = window.panel("jobControls")
     retrain, evaluate = window.findChild(QWidget, "retrainButton"), window.findChild(QWidget, "evaluateButton")
-    points = window.panel("scoresPanel").chart.point_count()
+    data = window.panel("scoresPanel").curve.data
+    points = len(data.evaluations)
     qtbot.mouseClick(retrain, Qt.MouseButton.LeftButton)
     assert not retrain.isEnabled()  # disabled while its job is queued or running
     qtbot.waitUntil(controls.is_idle, timeout=20_000)
@@ -117,10 +118,10 @@ def test_retrain_then_evaluate_adds_a_chart_point(qtbot, shared_window):
     with qtbot.waitSignal(controls.jobFinished, timeout=20_000) as finished:
         qtbot.mouseClick(evaluate, Qt.MouseButton.LeftButton)
     assert finished.args[2] == events.LEARNING_EVALUATED
-    qtbot.waitUntil(lambda: window.panel("scoresPanel").chart.point_count() == points + 1)
-    ts, cv, holdout = window.panel("scoresPanel").chart.points()[-1]
-    assert 0 <= cv <= 1 and 0 <= holdout <= 1
-    assert "CV" in window.panel("scoresPanel").chart.hover_text_at(ts)
+    qtbot.waitUntil(lambda: len(data.evaluations) == points + 1)
+    last = data.evaluations[-1]
+    assert 0 <= last["cv_score"] <= 1 and 0 <= last["holdout_score"] <= 1 and last["trigger"] == "manual"
+    assert "CV" in window.panel("scoresPanel").curve.hover_text_at(last["ts"])
     assert "last scores: CV" in window.status.scores_label.text()
 
 
@@ -212,21 +213,31 @@ def test_flood_of_20000_events_keeps_window_responsive_and_count_exact(qtbot, sh
 
 
 def test_every_interactive_widget_has_an_object_name(shared_window):
-    from PySide6.QtWidgets import QAbstractButton, QAbstractItemView, QComboBox, QHeaderView
+    from PySide6.QtWidgets import (
+        QAbstractButton,
+        QAbstractItemView,
+        QAbstractSlider,
+        QAbstractSpinBox,
+        QComboBox,
+        QHeaderView,
+        QScrollBar,
+    )
 
     def ours(widget) -> bool:
         # Parts Qt builds inside a widget (a combo's popup list, a table's header) are not ours.
         parent = widget.parent()
-        while parent is not None and parent is not shared_window:
+        while parent is not None and parent is not shared_window and parent.objectName() != "settingsDialog":
             if isinstance(parent, QComboBox | QLineEdit | QAbstractItemView) or type(parent).__name__.startswith("QComboBox"):
                 return False
             parent = parent.parent()
-        return not isinstance(widget, QHeaderView)
+        return not isinstance(widget, QHeaderView | QScrollBar)
 
     unnamed = [
         f"{type(w).__name__} in {type(w.parent()).__name__}"
-        for kind in (QAbstractButton, QLineEdit, QPlainTextEdit, QComboBox, QAbstractItemView)
-        for w in shared_window.findChildren(kind)
+        for kind in (QAbstractButton, QLineEdit, QPlainTextEdit, QComboBox, QAbstractItemView, QAbstractSlider,
+                     QAbstractSpinBox)
+        for root in (shared_window, shared_window.settings_dialog())
+        for w in root.findChildren(kind)
         if not w.objectName() and ours(w)
     ]
     assert unnamed == []

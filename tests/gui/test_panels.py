@@ -48,7 +48,7 @@ def test_every_default_panel_follows_the_protocol(qtbot):
         qtbot.addWidget(panel)
         assert isinstance(panel, Panel), type(panel).__name__
         assert panel.objectName() and panel.title and panel.area in Area
-    assert [p.title for p in panels if p.area == Area.VIEWS] == ["Scores", "Pathways", "Memory"]
+    assert [p.title for p in panels if p.area == Area.VIEWS] == ["Scores", "Evaluations", "Pathways", "Memory"]
     assert [p.title for p in panels if p.area == Area.FORMS] == ["Log pathway", "GPT interaction", "Predict"]
 
 
@@ -61,7 +61,7 @@ def test_a_new_panel_is_one_entry_in_the_list(qtbot, tmp_path, fake_client):
     assert window.panel("probePanel") is probe and probe.restored == 0
     assert window.view_tabs.tabText(window.view_tabs.indexOf(probe)) == "Probe"
     show = window.findChild(QAction, "showProbeAction")
-    assert show.shortcut().toString() == "Ctrl+4"
+    assert show.shortcut().toString() == "Ctrl+5"
     show.trigger()
     assert window.view_tabs.currentWidget() is probe
     assert probe.action in window.findChild(QMenu, "probeMenu").actions()

@@ -50,19 +50,24 @@ def test_memory_view_searches(qtbot, shared_window):
 
 
 def test_chart_exports_png_and_csv(qtbot, shared_window, tmp_path):
-    chart = shared_window.panel("scoresPanel").chart
+    panel = shared_window.panel("scoresPanel")
+    data = panel.curve.data
     now = time.time()
-    chart.set_history([{"ts": now - 60, "cv_score": 0.7, "holdout_score": 0.65},
-                       {"ts": now - 30, "cv_score": 0.75, "holdout_score": 0.7}])
-    assert chart.set_history([{"ts": now - 60, "cv_score": 0.7, "holdout_score": 0.65}]) == 0  # no duplicates
-    chart.export_png(str(tmp_path / "scores.png"), width=800)
+    data.add_evaluation({"ts": now - 60, "cv_score": 0.7, "holdout_score": 0.65, "model": "logreg",
+                         "holdout_auc": 0.71, "n_examples": 40})
+    assert not data.add_evaluation({"ts": now - 60, "cv_score": 0.7, "holdout_score": 0.65})  # no duplicates
+    panel.export_png(str(tmp_path / "scores.png"))
     image = QImage(str(tmp_path / "scores.png"))
-    assert image.width() == 800 and image.height() > 100
-    chart.export_csv(str(tmp_path / "scores.csv"))
+    assert image.width() == 1600 and image.height() > 100
+    assert "Saved the learning curve" in panel.message.text()
+    panel.export_csv(str(tmp_path / "scores.csv"))
+    qtbot.waitUntil(lambda: "rows of the learning curve" in panel.message.text(), timeout=10_000)
     with open(tmp_path / "scores.csv", newline="") as fh:
-        rows = list(csv.reader(fh))
-    values = {round(float(v), 2) for row in rows[1:] for v in row[1::2] if v}
-    assert {0.7, 0.75, 0.65} <= values
+        rows = list(csv.DictReader(fh))
+    evaluation = next(r for r in rows if r["series"] == "evaluation" and r["cv_score"] == "0.7")
+    assert evaluation["model"] == "logreg" and evaluation["holdout_auc"] == "0.71"
+    assert evaluation["n_examples"] == "40" and evaluation["time"][:4].isdigit() and "T" in evaluation["time"]
+    assert b"\r\n" not in (tmp_path / "scores.csv").read_bytes()
 
 
 @pytest.mark.timeout(60)

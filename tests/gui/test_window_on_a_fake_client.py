@@ -13,11 +13,12 @@ from menace import events
 from menace.client import MenaceClient
 from menace.errors import FieldError
 from menace_gui.widgets.event_log import EventLogWidget
-from menace_gui.widgets.forms import GptInteractionForm, PathwayForm, PredictForm
+from menace_gui.widgets.forms import GptInteractionForm, PathwayForm
 from menace_gui.widgets.job_controls import JobControls
 from menace_gui.widgets.memory_view import MemoryView
 from menace_gui.widgets.pathway_table import PathwayTable
-from menace_gui.widgets.score_chart import ScoreChart
+from menace_gui.widgets.predict_form import PredictForm
+from menace_gui.widgets.scores_panel import ScoresPanel
 
 
 def topics_in(window) -> list[str]:
@@ -60,22 +61,25 @@ def test_reattaching_resumes_after_the_last_event_without_duplicates(qtbot, fake
 
 
 def test_history_and_an_evaluation_event_draw_chart_points(qtbot, fake_window, fake_client):
-    chart = fake_window.findChild(ScoreChart)
-    qtbot.waitUntil(lambda: chart.point_count() == 2)
+    data = fake_window.findChild(ScoresPanel).curve.data
+    qtbot.waitUntil(lambda: len(data.evaluations) == 2 and len(data) == 10)
     fake_client.publish(events.LEARNING_EVALUATED, {
         "engine": "pathways", "model": "fake", "cv_score": 0.81, "holdout_score": 0.79, "n_examples": 10,
         "duration_s": 0.1, "trigger": "manual", "job_id": None,
     })
-    qtbot.waitUntil(lambda: chart.point_count() == 3)
-    assert chart.points()[-1][1:] == (0.81, 0.79)
+    qtbot.waitUntil(lambda: len(data.evaluations) == 3)
+    last = data.evaluations[-1]
+    assert (last["cv_score"], last["holdout_score"], last["trigger"]) == (0.81, 0.79, "manual")
     assert "CV 0.810" in fake_window.findChild(QLabel, "lastScoresLabel").text()
 
 
 def test_status_bar_shows_the_clients_model_counts_and_metrics(qtbot, fake_window):
     model = fake_window.findChild(QLabel, "modelLabel")
-    qtbot.waitUntil(lambda: model.text() == "model: fake-model")
+    qtbot.waitUntil(lambda: model.text().startswith("model: fake-model"))
     qtbot.waitUntil(lambda: fake_window.findChild(QLabel, "pathwayCountStatus").text() == "pathways: 3")
     assert fake_window.findChild(QLabel, "memoryCountStatus").text() == "memory: 2"
+    assert fake_window.findChild(QLabel, "runCountStatus").text() == "runs: 130"
+    assert model.text() == "model: fake-model (trained)"
     assert "127.0.0.1:9/metrics" in fake_window.findChild(QLabel, "metricsUrlLabel").text()
 
 
@@ -101,6 +105,7 @@ def test_each_form_submits_through_the_client(qtbot, fake_window, fake_client):
         predict.submit()
     assert fake_client.predictions == [(3.0, 1.0, 2.0, 0.5, "fake->run")]
     assert predict.result_label.text() == "Probability of success: 75.0 %"
+    assert predict.why.rowCount() == 2 and predict.why_view.isVisibleTo(predict)
     assert predict.status.text() == "Predicted by the fake-model model."
 
 
@@ -133,12 +138,13 @@ def test_jobs_run_and_cancel_through_the_client(qtbot, fake_window, fake_client)
     assert queued.args == ["train", 1] and fake_client.submitted == [("train", {})]
     fake_client.publish(events.LEARNING_PROGRESS, {"job_id": 1, "kind": "train", "engine": "pathways",
                                                    "fraction": 0.5, "message": "half"})
-    qtbot.waitUntil(lambda: controls.progress.value() == 500)
+    qtbot.waitUntil(lambda: controls.jobs.job(1) is not None and controls.jobs.job(1).fraction == 0.5)
+    assert controls.jobs.job(1).state == "running"
     with qtbot.waitSignal(controls.jobFinished, timeout=5000):
         fake_client.publish(events.LEARNING_TRAINED, {"job_id": 1, "engine": "pathways", "model": "fake",
                                                       "mode": "full", "examples": 12, "duration_s": 0.5})
     assert controls.is_idle() and retrain.isEnabled()
-    assert "trained fake on 12 examples" in controls.results["train"]
+    assert "trained fake on 12 runs" in controls.results["train"]
 
     with qtbot.waitSignal(controls.jobFinished, timeout=5000) as finished:
         assert controls.request("auto_train")
