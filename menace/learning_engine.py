@@ -51,7 +51,7 @@ from .prequential import DEFAULT_DELTA, DEFAULT_WINDOW, Drift, OnlineQuality, Pr
 from .progress import Progress, check_cancel, check_hooks, report, within
 from .protocols import EmbeddingSource, PathwayStore
 from .run_ledger import RunLedger
-from .validation import check_number, check_positive_int, check_text, expand_path
+from .validation import check_name, check_number, check_positive_int, check_text, expand_path
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class LearningEngine:
             raise FieldError("pathway_db", "pathway_db is required")
         self.pathway_db = pathway_db
         self.memory_mgr = memory_mgr
-        self.name = check_text("name", name, allow_empty=False, max_len=100).strip()
+        self.name = check_name("name", name)  # part of file names: no path separators
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise FieldError("seed", f"seed must be a non-negative integer, got {seed!r}")
         self.seed = seed
@@ -632,18 +632,44 @@ class LearningEngine:
         if loaded is None:
             return
         estimator, meta = loaded
+        learned = self._saved_ledger(meta)
+        if not self._plausible(meta["trained_through_run_id"], learned):
+            return
         self._live = LiveModel(family, estimator)
-        self.n_seen = int(meta.get("n_seen", 0))
-        self.trained_through_run_id = int(meta.get("trained_through_run_id", 0))
-        try:
-            self.learned_runs = RunLedger(meta.get("learned_runs") or (), what="learned runs")
-        except (TypeError, ValueError) as exc:  # a damaged list only costs the deduplication
-            logger.warning("%s: ignoring the saved list of learned runs (%s)", self.name, exc)
-            self.learned_runs = RunLedger(what="learned runs")
+        self.n_seen = meta["n_seen"]  # checked by model_store.check_meta
+        self.trained_through_run_id = meta["trained_through_run_id"]
+        self.learned_runs = learned
         self.quality.restore(meta.get("prequential"))
         self.metrics.observe_saved_training(self.name, meta.get("saved_at"))
         logger.info("%s: loaded %s model from %s (%d examples)", self.name, family.name,
                     self.model_path(), self.n_seen)
+
+    def _saved_ledger(self, meta: dict[str, Any]) -> RunLedger:
+        try:
+            return RunLedger(meta.get("learned_runs") or (), what="learned runs")
+        except (TypeError, ValueError) as exc:  # a damaged list only costs the deduplication
+            logger.warning("%s: ignoring the saved list of learned runs (%s)", self.name, exc)
+            return RunLedger(what="learned runs")
+
+    def _plausible(self, trained_through: int, learned: RunLedger) -> bool:
+        """Whether the saved model's runs exist: a model that claims runs beyond the store's
+        newest would skip every run up to that id (it would never learn again)."""
+        claimed = max(trained_through, learned.newest())
+        if claimed <= 0:
+            return True
+        try:
+            newest = self.pathway_db.newest_run_id()
+        except Exception as exc:  # a store without the method, or unreadable: nothing to compare
+            logger.debug("%s: cannot compare the saved model's runs with the store: %s", self.name, exc)
+            return True
+        if claimed <= newest:
+            return True
+        logger.error(
+            "%s: saved model %s cannot be loaded (its metadata cannot be true: it learned run %d, "
+            "but the newest run in the store is %d); starting untrained",
+            self.name, self.model_path(), claimed, newest,
+        )
+        return False
 
 
 def _jsonl_path(name: str, path: Any) -> Path | None:

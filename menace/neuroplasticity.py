@@ -402,7 +402,7 @@ class PathwayDB(SQLiteStore):
         self._logged = RunLedger(what="runs logged by this PathwayDB")
         super().__init__(path)
         # Reused on every log (a new cursor per statement costs ~5% of a log).
-        self._transaction = write_transaction(self._conn)
+        self._transaction = write_transaction(self._conn, self.path)
         self._insert_cursor = self._conn.cursor()
 
     # -- writing -----------------------------------------------------------
@@ -697,7 +697,7 @@ class PathwayDB(SQLiteStore):
         """A write transaction that folds; a rollback also drops what is cached."""
         with self._lock:
             try:
-                with write_transaction(self._conn) as conn:
+                with write_transaction(self._conn, self.path) as conn:
                     yield conn
             except BaseException:
                 self._forget()

@@ -56,6 +56,8 @@ from typing import Any
 from . import config, events
 from .code_db import CodeDB
 from .config import Settings
+from .errors import start_error_message
+from .files import atomic_write, check_data_dir, read_private
 from .gpt_memory import GPTMemory
 from .lease import FileLease, Lease, LeaseHeldError
 from .menace_memory_manager import MenaceMemoryManager
@@ -68,6 +70,7 @@ from .metrics_exporter import (
 from .models import available_models
 from .neuroplasticity import PathwayDB
 from .run_watcher import RunWatcher
+from .security import warn_if_exposed
 from .self_learning_coordinator import SelfLearningCoordinator
 from .unified_event_bus import UnifiedEventBus
 from .workflow_db import WorkflowDB
@@ -194,7 +197,7 @@ def read_state(settings: Settings) -> dict[str, Any]:
     """The service's small state file (``service_state.json``), or ``{}``."""
     path = settings.path(STATE_FILE)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_private(path))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
@@ -204,10 +207,8 @@ def read_state(settings: Settings) -> dict[str, Any]:
 
 
 def write_state(settings: Settings, state: dict[str, Any]) -> None:
-    path = settings.path(STATE_FILE)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state), encoding="utf-8")
-    os.replace(tmp, path)
+    """Replace the state file atomically (a private temporary file with a random name)."""
+    atomic_write(settings.path(STATE_FILE), json.dumps(state).encode())
 
 
 def _newest_learned(engine: Any) -> int | None:
@@ -301,7 +302,7 @@ def start_stack(
     settings = settings if settings is not None else Settings()
     if not isinstance(settings, Settings):
         raise ValueError(f"settings must be a menace.config.Settings, got {type(settings).__name__}")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    check_data_dir(settings.data_dir)  # 0700 if new; another user's or others-writable: refused
     if lease is None:
         lease = FileLease(settings.data_dir)
         lease.acquire()  # LeaseHeldError: another learner runs here
@@ -382,6 +383,7 @@ def _start_metrics(settings: Settings, required: bool, opened: list[Any]) -> Met
     """The metrics endpoint, or ``None`` (off, or its port taken when not ``required``)."""
     if not settings.metrics_port:
         return None
+    warn_if_exposed(settings.metrics_addr, "the metrics endpoint")
     try:
         server = start_metrics_server(settings.metrics_port, settings.metrics_addr)
     except MetricsServerError as exc:
@@ -445,6 +447,11 @@ def _start_watcher(
     settings: Settings, bus: Any, pathway_db: PathwayDB, engine: Any, opened: list[Any], lease: Any = None
 ) -> RunWatcher:
     since = read_state(settings).get("last_run_id")
+    if isinstance(since, int) and since > pathway_db.newest_run_id():
+        logger.warning(
+            "ignoring %s: last_run_id %d is beyond the newest run in %s", STATE_FILE, since, pathway_db.path
+        )
+        since = None
     if not isinstance(since, int) or isinstance(since, bool):
         # No clean stop recorded (first start, or the last learner was killed):
         # resume where the saved model has learned every run; with no saved model
@@ -695,6 +702,13 @@ def _start_or_explain(
         return 2
     except (ValueError, MetricsServerError) as exc:
         print(f"menace-service: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # an unusable data directory or file: one line naming it, exit 2
+        message = start_error_message(exc)
+        if message is None:
+            raise
+        logger.debug("start failed", exc_info=True)
+        print(f"menace-service: error: {message}", file=sys.stderr)
         return 2
     if stack is None:
         logger.info("stopped while waiting to take over %s", settings.data_dir)

@@ -62,6 +62,18 @@ def check_text(name: str, value: Any, *, allow_empty: bool = True, max_len: int 
     return value
 
 
+def check_name(name: str, value: Any, *, max_len: int = 100) -> str:
+    """Return ``value`` stripped if it can name a file in a folder: no path separator, not
+    ``.`` or ``..``, no control character; else ``ValueError`` naming ``name``."""
+    value = check_text(name, value, allow_empty=False, max_len=max_len).strip()
+    bad = sorted({c for c in value if c in "/\\" or ord(c) < 32 or ord(c) == 127})
+    if bad or value in (".", ".."):
+        raise FieldError(
+            name, f"{name} must not contain path separators or control characters, got {_short(value)}"
+        )
+    return value
+
+
 def check_number(
     name: str,
     value: Any,
