@@ -176,6 +176,7 @@ class LearningEngine:
         )
         self.score_updates = bool(score_updates)
 
+        self._newest_run = 0  # the store's newest run id as last read (run ids beyond are checked)
         self._lock = threading.RLock()  # one trainer at a time
         self._live: LiveModel | None = None
         self._replay = ReplayBuffer(check_positive_int("replay_size", replay_size))
@@ -382,6 +383,7 @@ class LearningEngine:
         parsed = [
             self.pipeline.example(item, "record" if single else f"batch[{i}]") for i, item in enumerate(items)
         ]
+        self._check_run_ids(parsed)
         with self._lock:
             fresh, batch_ids = [], set()
             for example in parsed:
@@ -394,6 +396,22 @@ class LearningEngine:
             if not fresh:
                 return False
             return self._learn(fresh, batch_ids)
+
+    def _check_run_ids(self, parsed: list) -> None:
+        """Refuse run ids ahead of the store's newest run (``FieldError``): learning one would
+        mark every run up to it as learned, so the runs logged later would never be learned."""
+        top = max((example[0] for example in parsed), default=-1)
+        if top <= self._newest_run:
+            return
+        try:
+            self._newest_run = self.pathway_db.newest_run_id()
+        except Exception as exc:  # a store without the method, or unreadable: nothing to compare
+            logger.debug("%s: cannot read the newest run id: %s", self.name, exc)
+            return
+        if top > self._newest_run:
+            raise FieldError(
+                "run_id", f"run_id {top} is ahead of the newest run in the store ({self._newest_run})"
+            )
 
     def _learned(self, run_id: int) -> bool:
         return run_id <= self.trained_through_run_id or run_id in self.learned_runs

@@ -72,7 +72,7 @@ from .neuroplasticity import PathwayDB
 from .run_watcher import RunWatcher
 from .security import warn_if_exposed
 from .self_learning_coordinator import SelfLearningCoordinator
-from .unified_event_bus import UnifiedEventBus
+from .unified_event_bus import JournalRetention, UnifiedEventBus
 from .workflow_db import WorkflowDB
 
 logger = logging.getLogger(__name__)
@@ -366,7 +366,8 @@ def start_stack(
 
 def _open_stores(settings: Settings, opened: list[Any]) -> tuple:
     """The bus and the four stores of the data directory (each added to ``opened``)."""
-    bus = UnifiedEventBus(settings.path(config.EVENTS_DB) if settings.journal else None)
+    retention = JournalRetention.from_settings(settings.journal_max_age_days, settings.journal_max_mb)
+    bus = UnifiedEventBus(settings.path(config.EVENTS_DB) if settings.journal else None, retention=retention)
     opened.append(bus)
     pathway_db = PathwayDB(settings.path(config.PATHWAYS_DB), event_bus=bus)
     opened.append(pathway_db)
@@ -595,6 +596,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not keep the durable event journal (events.db)",
     )
     parser.add_argument(
+        "--journal-max-age", metavar="DAYS", type=float,
+        help=f"the journal drops events older than DAYS, 0 for no age limit (env "
+        f"MENACE_JOURNAL_MAX_AGE_DAYS; current: "
+        f"{_env_or('MENACE_JOURNAL_MAX_AGE_DAYS', config.DEFAULT_JOURNAL_MAX_AGE_DAYS)})",
+    )
+    parser.add_argument(
+        "--journal-max-mb", metavar="MB", type=float,
+        help=f"the journal drops its oldest events beyond MB megabytes, 0 for no size limit "
+        f"(env MENACE_JOURNAL_MAX_MB; current: {_env_or('MENACE_JOURNAL_MAX_MB', config.DEFAULT_JOURNAL_MAX_MB)})",
+    )
+    parser.add_argument(
         "--no-watch", action="store_true",
         help="learn only from records logged in this process, not from runs other "
         "processes commit to pathways.db (by default they are picked up within about 50 ms)",
@@ -648,6 +660,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "api_token": getattr(args, "api_token", None),
         "tls_cert": getattr(args, "tls_cert", None),
         "tls_key": getattr(args, "tls_key", None),
+        "journal_max_age_days": args.journal_max_age,
+        "journal_max_mb": args.journal_max_mb,
     }
     overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if args.no_journal:
