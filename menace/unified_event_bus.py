@@ -94,7 +94,7 @@ def _check_json(value: Any, topic: str, depth: int = 0) -> int:
     if isinstance(value, dict):
         return _check_mapping(value, topic, depth)
     if isinstance(value, (list, tuple)):
-        return sum(_check_json(item, topic, depth + 1) for item in value) + 2
+        return _check_list(value, topic, depth)
     if isinstance(value, float):
         if not _isfinite(value):
             raise _not_json(topic, f"{value!r}")
@@ -108,6 +108,16 @@ def _check_json(value: Any, topic: str, depth: int = 0) -> int:
             raise _not_json(topic, f"an integer beyond 64 bits ({_digits(value)} digits)")
         return 8
     raise _not_json(topic, f"{type(value).__name__} {value!r:.60}")
+
+
+def _check_list(value: list | tuple, topic: str, depth: int) -> int:
+    size = 2
+    for item in value:
+        if type(item) is str:  # lists of texts (tags, steps) without a call per item
+            size += len(item) + 2
+        else:
+            size += _check_json(item, topic, depth + 1)
+    return size
 
 
 def _digits(value: int) -> int:
@@ -147,7 +157,7 @@ def _check_payload(payload: dict, topic: str) -> None:
     """The one check of a payload, journaled or not (``ValueError``)."""
     if type(payload) is CheckedPayload:
         return  # built by a store from checked values, its texts clipped (events.pathway_new)
-    size = _check_json(payload, topic)
+    size = _check_mapping(payload, topic, 0)
     if size > MAX_PAYLOAD_CHARS:
         raise ValueError(
             f"payload for {topic!r} is too large (about {size:,} characters, at most "

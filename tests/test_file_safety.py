@@ -240,3 +240,12 @@ def test_temporary_files_get_unpredictable_names_made_exclusively(tmp_path, monk
     assert len(set(names)) == 3 and all(str(os.getpid()) not in name for name in names)
     assert all(flags & os.O_EXCL and flags & os.O_CREAT for _, flags in made)
     assert [p.name for p in tmp_path.iterdir()] == ["service_state.json"]  # no temporary file left
+
+
+def test_the_readme_says_what_menace_promises_and_what_it_does_not():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Security", 1)[1].split("\n## ", 1)[0]
+    for phrase in ("0700", "0600", "umask", "symbolic link", "another user", "not a guarantee",
+                   "trust_remote_code=False", "MENACE_MAX_MODEL_BYTES", "127.0.0.1", "warning",
+                   "30 days", "256 MB", "Not promised", "redact"):
+        assert phrase in section, phrase
