@@ -79,13 +79,26 @@ def check_dir(path: Path | str, *, tighten: bool = False) -> None:
         return
     if st.st_uid != uid:
         raise _owner_error(path, st, "the directory")
-    if st.st_mode & 0o022:
+    if st.st_mode & 0o002 or (st.st_mode & 0o020 and not _own_group(st.st_gid, uid)):
         raise UnsafePathError(
             f"{path}: the directory can be written by other users (mode {stat.S_IMODE(st.st_mode):04o});"
             f" make it private (chmod 700 {path}) or choose another"
         )
     if tighten and stat.S_IMODE(st.st_mode) != DIR_MODE:
         os.chmod(path, DIR_MODE)
+
+
+def _own_group(gid: int, uid: int) -> bool:
+    """Whether ``gid`` is the user's private group (named after the user, no other members):
+    with umask 002 (Debian and Ubuntu desktops) a group-writable folder is still the user's."""
+    try:
+        import grp
+        import pwd
+
+        user, group = pwd.getpwuid(uid).pw_name, grp.getgrgid(gid)
+    except (ImportError, KeyError):
+        return False
+    return group.gr_name == user and all(member == user for member in group.gr_mem)
 
 
 def private_dir(path: Path | str, *, tighten: bool = True) -> Path:

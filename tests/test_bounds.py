@@ -402,3 +402,16 @@ def test_a_checked_payload_cannot_carry_nan_or_an_int_beyond_sqlite():
             events.pathway_new(**{**args, key: bad}, stats=stats)
     with pytest.raises(ValueError, match="avg_roi"):
         events.pathway_new(**args, stats={**stats, "avg_roi": math.nan})
+
+
+@pytest.mark.parametrize("journal", [True, False])
+@pytest.mark.parametrize("make", ["10**5000", "-(10**5000)", "2**64", "[1, 2**70]", "{'n': -(2**63) - 1}"])
+def test_the_issue_cases_are_refused_with_and_without_a_journal(tmp_path, journal, make):
+    value = eval(make)  # noqa: S307 - built here: a 5,000-digit int has no repr to parametrize with
+    bus = UnifiedEventBus(tmp_path / "events.db" if journal else None)
+    try:
+        with pytest.raises(ValueError, match="64 bits"):
+            bus.publish("custom:value", {"value": value})
+        assert bus.publish("custom:value", {"value": 2**63 - 1}) >= 1
+    finally:
+        bus.close()

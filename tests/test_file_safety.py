@@ -249,3 +249,22 @@ def test_the_readme_says_what_menace_promises_and_what_it_does_not():
                    "trust_remote_code=False", "MENACE_MAX_MODEL_BYTES", "127.0.0.1", "warning",
                    "30 days", "256 MB", "Not promised", "redact"):
         assert phrase in section, phrase
+
+
+def test_a_group_writable_data_directory_is_refused_unless_the_group_is_the_users_own(tmp_path):
+    import grp
+    import pwd
+
+    folder = tmp_path / "group"
+    folder.mkdir()
+    os.chmod(folder, 0o770)
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    own = next((g for g in grp.getgrall() if g.gr_name == me and set(g.gr_mem) <= {me}), None)
+    other = next((g for g in grp.getgrall() if g.gr_name != me), None)
+    if own is None or other is None:
+        pytest.skip("needs a private group of this user and another group")
+    os.chown(folder, -1, other.gr_gid)
+    with pytest.raises(UnsafePathError, match="written by other users"):
+        check_data_dir(folder)
+    os.chown(folder, -1, own.gr_gid)  # umask 002 with a user's private group: still private
+    check_data_dir(folder)
