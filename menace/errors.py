@@ -7,6 +7,7 @@ under that field, the API names it in a 422 answer.
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 
 
@@ -46,6 +47,16 @@ class StorageError(sqlite3.OperationalError):
         self.sqlite_error = sqlite_error
 
 
+#: Causes of start failures in words a user can act on, by errno.
+_OS_CAUSES = {
+    errno.ENOSPC: "the disk is full",
+    errno.EROFS: "the file or its directory is read-only",
+    errno.EACCES: "the file or its directory is read-only for this user",
+    errno.EPERM: "the file or its directory is read-only for this user",
+    errno.EDQUOT: "the disk quota is used up",
+}
+
+
 def start_error_message(exc: BaseException) -> str | None:
     """One line saying why the service could not start (the file and the cause), or ``None``
     when ``exc`` is not a problem with the data directory, its files or the settings.
@@ -56,7 +67,9 @@ def start_error_message(exc: BaseException) -> str | None:
         return str(exc)
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
-        return f"{where}{exc.strerror or exc}"
+        cause = _OS_CAUSES.get(exc.errno)
+        detail = exc.strerror or str(exc)
+        return f"{where}{cause} ({detail})" if cause else f"{where}{detail}"
     if isinstance(exc, sqlite3.Error):
         return f"SQLite: {exc}"
     if type(exc).__name__ == "SchemaError":  # menace.storage.SchemaError (no import cycle)

@@ -179,23 +179,38 @@ def prepare_database(path: Path | str) -> None:
         os.close(open_private(path, os.O_RDWR | os.O_CREAT))
 
 
+@contextlib.contextmanager
+def _naming(path: Path | str) -> Iterator[None]:
+    """An ``OSError`` without a file name (``os.write`` on a full disk) gets ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None and type(exc) in _PLAIN_OS_ERRORS:
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
+        raise
+
+
+_PLAIN_OS_ERRORS = (OSError, PermissionError, FileNotFoundError, IsADirectoryError)
+
+
 def atomic_write(path: Path | str, data: bytes) -> None:
     """Replace ``path`` with ``data``: written to a fresh ``0600`` temporary file beside it
     (random name, created exclusively), flushed to disk, renamed over ``path``. A link at
     ``path`` is replaced, never followed; on any failure ``path`` is left as it was."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
+    with _naming(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def temporary_path(path: Path | str) -> Path:
@@ -219,7 +234,8 @@ def append_line(path: Path | str, line: str) -> None:
     try:
         size = _drop_torn_tail(fd, path)
         try:
-            _write_all(fd, data)
+            with _naming(path):
+                _write_all(fd, data)
         except BaseException:
             os.ftruncate(fd, size)
             raise
