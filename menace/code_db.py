@@ -10,7 +10,14 @@ from typing import Any
 
 from . import events
 from .storage import SQLiteStore, fts_query
-from .validation import check_positive_int, check_tags, check_text, decode_tags, encode_tags
+from .validation import (
+    check_id,
+    check_positive_int,
+    check_tags,
+    check_text,
+    decode_tags,
+    encode_tags,
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class CodeDB(SQLiteStore):
         )
 
     def get(self, code_id: int) -> CodeSnippet | None:
+        check_id("code_id", code_id)
         rows = self._read("SELECT * FROM code WHERE id=?", (code_id,))
         return self._snippet(rows[0]) if rows else None
 

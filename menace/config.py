@@ -44,6 +44,12 @@ DRIFT_POLICIES = ("retrain", "none")
 DEFAULT_DRIFT_POLICY = "retrain"
 #: A drift retrain fits the runs since the change, at least and at most this many.
 DRIFT_RETRAIN_MIN, DRIFT_RETRAIN_MAX = 200, 5000
+#: Estimated bytes of events the training queue holds before it refuses more (see
+#: menace.training_queue.payload_bytes); with the count limit, the queue's memory bound.
+DEFAULT_MAX_QUEUE_BYTES = 64 << 20
+#: The event journal keeps events this many days and at most this many MB (0: no limit).
+DEFAULT_JOURNAL_MAX_AGE_DAYS = 30
+DEFAULT_JOURNAL_MAX_MB = 256
 #: Least time between two learning:prequential events of one engine, seconds.
 PREQUENTIAL_EVENT_INTERVAL = 0.5
 
@@ -108,6 +114,8 @@ class Settings:
     bearer token is ``api_token``, or the one in ``<data dir>/api_token``
     (made on first start). ``metrics_auth``: ``/metrics`` also requires the
     token. ``tls_cert`` / ``tls_key``: serve HTTPS (both or neither).
+    ``journal_max_age_days`` / ``journal_max_mb``: the event journal drops events older
+    than that / beyond that size, oldest first (0: no such limit; defaults 30 days, 256 MB).
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -137,6 +145,12 @@ class Settings:
     metrics_auth: bool = field(default_factory=lambda: _env_flag("MENACE_METRICS_AUTH", False))
     tls_cert: Path | None = field(default_factory=lambda: _env_path("MENACE_TLS_CERT"))
     tls_key: Path | None = field(default_factory=lambda: _env_path("MENACE_TLS_KEY"))
+    journal_max_age_days: float = field(
+        default_factory=lambda: _env_float("MENACE_JOURNAL_MAX_AGE_DAYS", DEFAULT_JOURNAL_MAX_AGE_DAYS)
+    )
+    journal_max_mb: float = field(
+        default_factory=lambda: _env_float("MENACE_JOURNAL_MAX_MB", DEFAULT_JOURNAL_MAX_MB)
+    )
 
     def __post_init__(self) -> None:
         self.data_dir = expand_path("data_dir", check_text("data_dir", str(self.data_dir), allow_empty=False))
@@ -152,6 +166,8 @@ class Settings:
         self.eval_every_seconds = check_number("eval_every_seconds", self.eval_every_seconds, minimum=0.0)
         self.metrics_addr = check_text("metrics_addr", self.metrics_addr, allow_empty=False, max_len=255)
         check_positive_int("metrics_port", self.metrics_port, minimum=0)
+        self.journal_max_age_days = check_number("journal_max_age_days", self.journal_max_age_days, minimum=0.0)
+        self.journal_max_mb = check_number("journal_max_mb", self.journal_max_mb, minimum=0.0)
         if self.metrics_port > 65535:
             raise FieldError("metrics_port", f"metrics_port must be <= 65535, got {self.metrics_port}")
         if self.api_token is not None:

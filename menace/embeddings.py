@@ -101,8 +101,8 @@ class MiniLMEmbedder:
 
         hf_logging.disable_progress_bar()
 
-        self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-        self._model = AutoModel.from_pretrained(self.model_dir, local_files_only=True).eval()
+        self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True, trust_remote_code=False)
+        self._model = AutoModel.from_pretrained(self.model_dir, local_files_only=True, trust_remote_code=False).eval()
         self.dim = int(self._model.config.hidden_size)
 
     def encode(self, texts: list[str]) -> np.ndarray:

@@ -34,9 +34,15 @@ Input topics (a store commits, then publishes):
     ``ts`` float, ``code`` str (cut to 4,000 characters).
 
 ``workflows:new``  from :meth:`menace.workflow_db.WorkflowDB.add`
-    ``workflow_id`` int, ``name`` str, ``steps`` list[str], ``actions`` str
-    (the steps joined by ``->``, the same spelling as a pathway's actions),
-    ``description`` str, ``tags`` list[str], ``ts`` float.
+    ``workflow_id`` int, ``name`` str, ``steps`` list[str] (the first 100
+    steps, each cut to 200 characters), ``n_steps`` int (all of them),
+    ``actions`` str (the steps joined by ``->``, the same spelling as a
+    pathway's actions, cut to 4,000 characters), ``description`` str,
+    ``tags`` list[str], ``ts`` float.
+
+Every payload, of these topics or any other, is at most
+:data:`~menace.unified_event_bus.MAX_PAYLOAD_CHARS` characters (about its
+JSON size) and holds only finite numbers and integers within 64 bits.
 
 Output topics (the coordinator and the service publish):
 
@@ -88,6 +94,7 @@ from typing import Any, NamedTuple
 
 from .errors import FieldError
 from .labels import label_of
+from .validation import MAX_INT
 
 #: Subscribing to this topic receives every event.
 ALL = "*"
@@ -152,22 +159,29 @@ def _is_int(value: Any) -> bool:
 
 
 def _id(key: str, value: Any) -> None:
-    if not _is_int(value) or value < 1:
-        raise FieldError(key, f"{key} must be an integer >= 1, got {value!r:.60}")
+    if not _is_int(value) or not 1 <= value <= MAX_INT:
+        raise FieldError(key, f"{key} must be an integer in 1..{MAX_INT}, got {_short_int(value)}")
 
 
 def _count(key: str, value: Any) -> None:
-    if not _is_int(value) or value < 0:
-        raise FieldError(key, f"{key} must be an integer >= 0, got {value!r:.60}")
+    if not _is_int(value) or not 0 <= value <= MAX_INT:
+        raise FieldError(key, f"{key} must be an integer in 0..{MAX_INT}, got {_short_int(value)}")
 
 
 def _number(key: str, value: Any) -> None:
     if isinstance(value, float):
         if math.isfinite(value):
             return
-    elif _is_int(value):
+    elif _is_int(value) and -MAX_INT <= value <= MAX_INT:  # beyond: not a float, not an SQLite int
         return
-    raise FieldError(key, f"{key} must be a finite number, got {value!r:.60}")
+    raise FieldError(key, f"{key} must be a finite number, got {_short_int(value)}")
+
+
+def _short_int(value: Any) -> str:
+    """``repr(value)`` cut to 60 characters (an int of 5,000 digits has no repr at all)."""
+    if _is_int(value) and abs(value) > 10**50:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    return f"{value!r:.60}"
 
 
 def _seconds(key: str, value: Any) -> None:
@@ -479,6 +493,18 @@ def summarize(topic: str, payload: Mapping[str, Any]) -> str:
     return found.summarise(payload)
 
 
+def _finite(**values: Any) -> None:
+    """Raise ``FieldError`` unless every value is a finite float or an int within SQLite's range."""
+    for key, value in values.items():
+        kind = type(value)
+        if kind is float:
+            if value - value == 0.0:  # false for NaN and both infinities
+                continue
+        elif kind is int and -MAX_INT <= value <= MAX_INT:
+            continue
+        raise FieldError(key, f"{key} must be a finite number, got {_short_int(value)}")
+
+
 def pathway_new(
     pathway_id: int, run_id: int, ts: float, actions: str, inputs: str, outputs: str,
     exec_time: float, resources: str, outcome: str, roi: float, label: int,
@@ -487,10 +513,17 @@ def pathway_new(
 ) -> CheckedPayload:
     """The ``pathway:new`` payload of one stored run (the one builder of it).
 
-    The caller vouches that every value is validated text or a finite number
-    (a store's checks did it), so the payload is a :class:`CheckedPayload`.
-    Long texts are clipped to :data:`PAYLOAD_TEXT_LIMIT`.
+    The caller vouches that every text is validated (a store's checks did it);
+    the numbers are checked here (finite, integers within SQLite's range,
+    ``FieldError`` otherwise), so that the bus, which does not walk a
+    :class:`CheckedPayload` again, takes exactly what it takes from anyone
+    else. Long texts are clipped to :data:`PAYLOAD_TEXT_LIMIT`.
     """
+    _finite(
+        pathway_id=pathway_id, run_id=run_id, ts=ts, exec_time=exec_time, roi=roi, label=label,
+        prior_frequency=prior_frequency, prior_myelination=prior_myelination,
+    )
+    _finite(**stats)
     limit = PAYLOAD_TEXT_LIMIT
     payload = CheckedPayload({
         "pathway_id": pathway_id,

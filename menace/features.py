@@ -53,7 +53,7 @@ from .models import ModelFamily
 from .neuroplasticity import PathwayRecord, decay_factor
 from .progress import Progress, check_cancel, report
 from .protocols import EmbeddingSource, PathwayStore
-from .validation import check_number, check_text
+from .validation import check_id, check_number, check_text
 
 SEED_FEATURES = ("prior_frequency", "exec_time", "roi", "prior_myelination", "embedding_mean")
 FEATURE_SETS = ("full", "embedding", "seed")
@@ -257,7 +257,10 @@ class FeaturePipeline:
             float(item["prior_myelination"]),
         )
         run_id = item.get("run_id")
-        run_id = run_id if type(run_id) is int and run_id > 0 else -1
+        if run_id is None:
+            run_id = -1  # a run not logged (yet): nothing to deduplicate
+        else:
+            run_id = check_id(f"{where}.run_id", run_id)  # beyond SQLite's integers: refused
         if events.is_clipped(text):
             text = self._full_actions(item.get("pathway_id")) or text  # the payload clipped it
         return run_id, numbers, text, label

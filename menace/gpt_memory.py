@@ -25,7 +25,15 @@ from typing import Any
 
 from .menace_memory_manager import MemoryEntry, MenaceMemoryManager
 from .redaction import REDACTED, SECRET_PATTERNS, redact
-from .validation import MAX_INT, check_number, check_positive_int, check_tags, check_text
+from .validation import (
+    MAX_INT,
+    MAX_TAGS,
+    MAX_TEXT,
+    check_number,
+    check_positive_int,
+    check_tags,
+    check_text,
+)
 
 __all__ = [
     "GPTMemory", "Interaction", "RetentionPolicy", "REDACTED", "SECRET_PATTERNS", "redact",
@@ -36,6 +44,8 @@ GPT_TAG = "gpt"
 SUMMARY_TAG = "gpt-summary"
 KEY_PREFIX = "gpt:"
 SUMMARY_PREFIX = "gpt-summary:"
+#: Longest prompt, and longest response, in characters as passed (before redaction).
+MAX_INTERACTION_CHARS = MAX_TEXT
 #: Longest tag the store accepts (``validation.check_tags``).
 MAX_TAG_LEN = 200
 
@@ -111,22 +121,22 @@ class GPTMemory:
         self.secret_patterns: tuple[re.Pattern[str], ...] = (*SECRET_PATTERNS, *extra)
 
     def _clean(self, name: str, text: Any, allow_empty: bool) -> str:
-        text = check_text(name, text, allow_empty=allow_empty)
+        text = check_text(name, text, allow_empty=allow_empty, max_len=MAX_INTERACTION_CHARS)
         return redact(text, self.secret_patterns) if self.redact_secrets else text
 
     def _tags(self, name: str, tags: Any) -> list[str]:
         """Checked tags, redacted as stored text is: a secret in a tag would otherwise
         reach the key, the tags column, the full-text index and the journal. Lookups
         redact the same way, so asking by the tag as written still finds it."""
-        tag_list = check_tags(name, tags)
+        tag_list = check_tags(name, tags, max_tags=MAX_TAGS - 1)  # one more: the gpt tag
         if not self.redact_secrets:
             return tag_list
-        cleaned: list[str] = []
+        cleaned: dict[str, None] = {}  # ordered, and a set: linear in the number of tags
         for tag in tag_list:
             tag = redact(tag, self.secret_patterns)[:MAX_TAG_LEN].strip()
-            if tag and tag not in cleaned:
-                cleaned.append(tag)
-        return cleaned
+            if tag:
+                cleaned[tag] = None
+        return list(cleaned)
 
     def log_interaction(self, prompt: str, response: str, tags: Iterable[str] | None = None) -> int:
         """Store one prompt/response pair; returns its version under its key."""
@@ -135,7 +145,9 @@ class GPTMemory:
         tag_list = self._tags("tags", tags)
         key = KEY_PREFIX + (tag_list[0] if tag_list else "untagged")
         data = json.dumps({"prompt": prompt, "response": response}, ensure_ascii=False)
-        version = self.manager.store(key, data, [GPT_TAG, *tag_list])
+        # The limits applied to what the caller passed (above); quoting may make the stored
+        # JSON longer than either, which the store must not refuse under another name.
+        version = self.manager.store(key, data, [GPT_TAG, *tag_list], max_data_len=max(MAX_TEXT, len(data)))
         if self.apply_on_log:
             self.apply_retention()
         return version

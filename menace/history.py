@@ -5,7 +5,8 @@ An entry is the dict :meth:`LearningEngine.evaluate` returns (``engine``,
 is a JSON-lines file (``.jsonl``, one entry a line) or an SQLite file
 (``.db`` / ``.sqlite``, table ``evaluations``); several engines may share a
 file, each reads back its own entries. An unreadable line is logged and
-skipped.
+skipped; a torn last line (a crash or a full disk during an append) is
+dropped from the file, and an append writes its whole line or nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FieldError
+from .files import append_line, private_dir, read_lines
 from .validation import check_text, expand_path
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ class EvaluationHistory:
     def __init__(self, engine: str, path: str | os.PathLike[str] | None = None) -> None:
         self.engine = engine
         self.path = check_history_path(path)
-        self.entries: list[dict[str, Any]] = self.load() if self.path is not None else []
+        self.entries: list[dict[str, Any]] = self.load(repair=True) if self.path is not None else []
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -68,16 +70,16 @@ class EvaluationHistory:
         if self.path is None:
             return
         line = json.dumps(entry, allow_nan=False, sort_keys=True)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.exists():
+            private_dir(self.path.parent, tighten=False)
         if self.path.suffix.lower() == ".jsonl":
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(line + "\n")
+            append_line(self.path, line)  # the whole line or nothing, 0600, no link followed
             return
         from .storage import connect, write_transaction
 
         conn = connect(self.path)
         try:
-            with write_transaction(conn):
+            with write_transaction(conn, str(self.path)):
                 conn.execute(_TABLE)
                 conn.execute(
                     "INSERT INTO evaluations(engine, ts, data) VALUES (?, ?, ?)", (self.engine, entry["ts"], line)
@@ -85,13 +87,16 @@ class EvaluationHistory:
         finally:
             conn.close()
 
-    def load(self) -> list[dict[str, Any]]:
-        """This engine's stored entries from ``path``, oldest first (``[]`` without one)."""
+    def load(self, *, repair: bool = False) -> list[dict[str, Any]]:
+        """This engine's stored entries from ``path``, oldest first (``[]`` without one).
+
+        ``repair``: cut a torn last line off the file (done once, when the history is opened).
+        """
         path = self.path
         if path is None or not path.exists():
             return []
         entries: list[dict[str, Any]] = []
-        for number, line in self._lines(path):
+        for number, line in self._lines(path, repair):
             if not line.strip():
                 continue
             try:
@@ -104,10 +109,9 @@ class EvaluationHistory:
         return entries
 
     @staticmethod
-    def _lines(path: Path) -> list[tuple[int, str]]:
+    def _lines(path: Path, repair: bool) -> list[tuple[int, str]]:
         if path.suffix.lower() == ".jsonl":
-            with open(path, encoding="utf-8") as fh:
-                return list(enumerate(fh, start=1))
+            return list(read_lines(path, repair=repair and os.access(path, os.W_OK)))
         from .storage import connect
 
         conn = connect(path)

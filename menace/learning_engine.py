@@ -51,7 +51,7 @@ from .prequential import DEFAULT_DELTA, DEFAULT_WINDOW, Drift, OnlineQuality, Pr
 from .progress import Progress, check_cancel, check_hooks, report, within
 from .protocols import EmbeddingSource, PathwayStore
 from .run_ledger import RunLedger
-from .validation import check_number, check_positive_int, check_text, expand_path
+from .validation import check_name, check_number, check_positive_int, check_text, expand_path
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class LearningEngine:
             raise FieldError("pathway_db", "pathway_db is required")
         self.pathway_db = pathway_db
         self.memory_mgr = memory_mgr
-        self.name = check_text("name", name, allow_empty=False, max_len=100).strip()
+        self.name = check_name("name", name)  # part of file names: no path separators
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise FieldError("seed", f"seed must be a non-negative integer, got {seed!r}")
         self.seed = seed
@@ -176,6 +176,7 @@ class LearningEngine:
         )
         self.score_updates = bool(score_updates)
 
+        self._newest_run = 0  # the store's newest run id as last read (run ids beyond are checked)
         self._lock = threading.RLock()  # one trainer at a time
         self._live: LiveModel | None = None
         self._replay = ReplayBuffer(check_positive_int("replay_size", replay_size))
@@ -382,6 +383,7 @@ class LearningEngine:
         parsed = [
             self.pipeline.example(item, "record" if single else f"batch[{i}]") for i, item in enumerate(items)
         ]
+        self._check_run_ids(parsed)
         with self._lock:
             fresh, batch_ids = [], set()
             for example in parsed:
@@ -394,6 +396,22 @@ class LearningEngine:
             if not fresh:
                 return False
             return self._learn(fresh, batch_ids)
+
+    def _check_run_ids(self, parsed: list) -> None:
+        """Refuse run ids ahead of the store's newest run (``FieldError``): learning one would
+        mark every run up to it as learned, so the runs logged later would never be learned."""
+        top = max((example[0] for example in parsed), default=-1)
+        if top <= self._newest_run:
+            return
+        try:
+            self._newest_run = self.pathway_db.newest_run_id()
+        except Exception as exc:  # a store without the method, or unreadable: nothing to compare
+            logger.debug("%s: cannot read the newest run id: %s", self.name, exc)
+            return
+        if top > self._newest_run:
+            raise FieldError(
+                "run_id", f"run_id {top} is ahead of the newest run in the store ({self._newest_run})"
+            )
 
     def _learned(self, run_id: int) -> bool:
         return run_id <= self.trained_through_run_id or run_id in self.learned_runs
@@ -632,18 +650,44 @@ class LearningEngine:
         if loaded is None:
             return
         estimator, meta = loaded
+        learned = self._saved_ledger(meta)
+        if not self._plausible(meta["trained_through_run_id"], learned):
+            return
         self._live = LiveModel(family, estimator)
-        self.n_seen = int(meta.get("n_seen", 0))
-        self.trained_through_run_id = int(meta.get("trained_through_run_id", 0))
-        try:
-            self.learned_runs = RunLedger(meta.get("learned_runs") or (), what="learned runs")
-        except (TypeError, ValueError) as exc:  # a damaged list only costs the deduplication
-            logger.warning("%s: ignoring the saved list of learned runs (%s)", self.name, exc)
-            self.learned_runs = RunLedger(what="learned runs")
+        self.n_seen = meta["n_seen"]  # checked by model_store.check_meta
+        self.trained_through_run_id = meta["trained_through_run_id"]
+        self.learned_runs = learned
         self.quality.restore(meta.get("prequential"))
         self.metrics.observe_saved_training(self.name, meta.get("saved_at"))
         logger.info("%s: loaded %s model from %s (%d examples)", self.name, family.name,
                     self.model_path(), self.n_seen)
+
+    def _saved_ledger(self, meta: dict[str, Any]) -> RunLedger:
+        try:
+            return RunLedger(meta.get("learned_runs") or (), what="learned runs")
+        except (TypeError, ValueError) as exc:  # a damaged list only costs the deduplication
+            logger.warning("%s: ignoring the saved list of learned runs (%s)", self.name, exc)
+            return RunLedger(what="learned runs")
+
+    def _plausible(self, trained_through: int, learned: RunLedger) -> bool:
+        """Whether the saved model's runs exist: a model that claims runs beyond the store's
+        newest would skip every run up to that id (it would never learn again)."""
+        claimed = max(trained_through, learned.newest())
+        if claimed <= 0:
+            return True
+        try:
+            newest = self.pathway_db.newest_run_id()
+        except Exception as exc:  # a store without the method, or unreadable: nothing to compare
+            logger.debug("%s: cannot compare the saved model's runs with the store: %s", self.name, exc)
+            return True
+        if claimed <= newest:
+            return True
+        logger.error(
+            "%s: saved model %s cannot be loaded (its metadata cannot be true: it learned run %d, "
+            "but the newest run in the store is %d); starting untrained",
+            self.name, self.model_path(), claimed, newest,
+        )
+        return False
 
 
 def _jsonl_path(name: str, path: Any) -> Path | None:

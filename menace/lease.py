@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
 from . import config
+from .files import atomic_write, open_private, private_dir
 
 logger = logging.getLogger(__name__)
 
@@ -183,8 +184,10 @@ class FileLease:
         """Take the lock if it is free (caller holds ``_mutex``)."""
         if self._fh is not None:
             return True
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        fh = open(self._lock_path, "a+b")  # noqa: SIM115 - kept open for the life of the lease
+        if not self.data_dir.exists():
+            private_dir(self.data_dir)
+        # 0600, never through a planted link or another user's file; kept open for the lease's life
+        fh = os.fdopen(open_private(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_APPEND), "a+b")
         if not _try_lock(fh):
             fh.close()
             return False
@@ -238,9 +241,7 @@ class FileLease:
             self._write_holder()
 
     def _write_holder(self) -> None:
-        tmp = self._holder_path.with_name(f".{HOLDER_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self._details), encoding="utf-8")
-        os.replace(tmp, self._holder_path)
+        atomic_write(self._holder_path, json.dumps(self._details).encode())  # 0600, a random temp name
 
     def holder(self) -> LeaseHolder | None:
         with self._mutex:

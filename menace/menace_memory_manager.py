@@ -23,7 +23,14 @@ import numpy as np
 from . import events
 from .embeddings import Embedder, default_embedder
 from .storage import SQLiteStore, escape_like, fts_query, truncate_wal
-from .validation import check_positive_int, check_tags, check_text, decode_tags, encode_tags
+from .validation import (
+    MAX_TEXT,
+    check_positive_int,
+    check_tags,
+    check_text,
+    decode_tags,
+    encode_tags,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -117,11 +124,14 @@ class MenaceMemoryManager(SQLiteStore):
         logger.info("memory %s: embedder %s", self.path, self.embedder.name)
 
     # -- writing -----------------------------------------------------------
-    def store(self, key: str, data: Any, tags: Iterable[str] | str | None = None) -> int:
+    def store(
+        self, key: str, data: Any, tags: Iterable[str] | str | None = None, *, max_data_len: int = MAX_TEXT
+    ) -> int:
         """Store ``data`` (text, or a JSON-serialisable value) as the next version of ``key``.
 
         Returns the new version number. Raises ``ValueError`` for a bad key,
-        data or tags; nothing is written then.
+        data (longer than ``max_data_len`` characters) or tags (at most
+        :data:`~menace.validation.MAX_TAGS`); nothing is written then.
         """
         key = check_text("key", key, allow_empty=False, max_len=1000).strip()
         if not isinstance(data, str):
@@ -129,7 +139,7 @@ class MenaceMemoryManager(SQLiteStore):
                 data = json.dumps(data, allow_nan=False)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"data must be text or JSON-serialisable: {exc}") from None
-        data = check_text("data", data)
+        data = check_text("data", data, max_len=max_data_len)
         tag_list = check_tags("tags", tags)
         ts = time.time()
         with self._write() as conn:

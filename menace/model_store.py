@@ -2,10 +2,14 @@
 
 One file (or directory, for the transformer) per model family in
 ``model_dir``: ``<model_dir>/<family><suffix>``. A save writes a new file
-beside the old one and renames it into place, so a reader finds the old
-model or the new one, never half of one. A load that fails (a damaged file,
-an untrusted type, metadata that does not fit this engine) is logged in one
-line naming the file, and the engine starts untrained.
+(``0600``, a random name made exclusively) beside the old one and renames it
+into place, so a reader finds the old model or the new one, never half of
+one; a directory model is saved as a new version behind a symbolic link
+(:mod:`menace.model_versions`). A load that fails (a damaged file, an
+untrusted type, a file expanding beyond :func:`max_model_bytes`, metadata
+that does not fit this engine or cannot be true) is logged in one line
+naming the file, and the engine starts untrained. A model that would expand
+beyond the limit is not saved either (logged; the previous file stays).
 
 The metadata saved with a model (:func:`model_meta`) says what it was
 trained on (feature set, embedder, number of features) and how far it got
@@ -16,13 +20,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-import shutil
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
+from . import model_versions
+from .errors import UnsafePathError
+from .files import atomic_write, check_owned_file, private_dir, read_private, temporary_path
 from .models import ModelFamily, available_models, get_family
+from .validation import MAX_INT
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +39,82 @@ logger = logging.getLogger(__name__)
 MODEL_FORMAT = 1
 #: Metadata that must match the engine for a saved model to be used.
 MUST_MATCH = ("format", "model", "features", "embedder", "n_features")
+#: Default of :func:`max_model_bytes`: 1 GiB expanded (a forest of 100 trees on ~50,000 runs
+#: is a few hundred MB; the transformer's MiniLM directory about 90 MB).
+DEFAULT_MAX_MODEL_BYTES = 1 << 30
+#: Most members a saved model file (a zip) may have.
+MAX_MODEL_MEMBERS = 100_000
+
+
+def max_model_bytes() -> int:
+    """Largest expanded size of a saved model, bytes: ``MENACE_MAX_MODEL_BYTES`` or 1 GiB.
+
+    Loading a larger one is refused before it is read (a small file can expand
+    to gigabytes), and a model that would be larger is not saved.
+    """
+    raw = os.environ.get("MENACE_MAX_MODEL_BYTES", "")
+    try:
+        value = int(raw) if raw else DEFAULT_MAX_MODEL_BYTES
+    except ValueError:
+        raise ValueError(f"MENACE_MAX_MODEL_BYTES must be a number of bytes, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"MENACE_MAX_MODEL_BYTES must be >= 1, got {value}")
+    return value
+
+
+class ModelTooLarge(ValueError):
+    """A saved model expands beyond :func:`max_model_bytes`."""
+
+
+def expanded_size(path: Path) -> int:
+    """What loading ``path`` reads, bytes: a zip's declared uncompressed sizes (the members
+    cannot yield more), a directory's files, or the file's size."""
+    if path.is_dir():
+        total = 0
+        for root, _dirs, files in os.walk(path):
+            total += sum(os.lstat(os.path.join(root, name)).st_size for name in files)
+        return total
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_MODEL_MEMBERS:
+                raise ModelTooLarge(f"{path} has {len(members)} members, at most {MAX_MODEL_MEMBERS}")
+            return sum(member.file_size for member in members)
+    return path.stat().st_size
+
+
+def check_size(path: Path, limit: int) -> None:
+    """Raise :class:`ModelTooLarge` if ``path`` expands beyond ``limit`` bytes."""
+    size = expanded_size(path)
+    if size > limit:
+        raise ModelTooLarge(
+            f"{path} expands to {size:,} bytes, more than the limit of {limit:,} "
+            "(MENACE_MAX_MODEL_BYTES)"
+        )
+
+
+def _count(meta: dict[str, Any], key: str) -> None:
+    value = meta.get(key)
+    if type(value) is not int or not 0 <= value <= MAX_INT:
+        raise ValueError(f"{key}={value!r:.60} is not an integer in 0..{MAX_INT}")
+
+
+def check_meta(meta: Any) -> None:
+    """Raise ``ValueError`` naming the key if saved metadata cannot be true (a count that is
+    not a whole number, a run id beyond SQLite's integers, a time that is not a number)."""
+    if not isinstance(meta, dict):
+        raise ValueError(f"metadata is {type(meta).__name__}, not a dict")
+    _count(meta, "n_seen")
+    _count(meta, "trained_through_run_id")
+    if not isinstance(meta.get("learned_runs") or [], list):
+        raise ValueError(f"learned_runs={meta.get('learned_runs')!r:.60} is not a list")
+    saved_at = meta.get("saved_at")
+    if saved_at is not None and (
+        isinstance(saved_at, bool) or not isinstance(saved_at, int | float) or not math.isfinite(saved_at)
+    ):
+        raise ValueError(f"saved_at={saved_at!r:.60} is not a time")
+    if meta.get("prequential") is not None and not isinstance(meta["prequential"], dict):
+        raise ValueError("prequential is not a dict")
 
 
 def model_meta(
@@ -58,7 +143,15 @@ CHOICE_FILE = "live.json"
 
 
 class ModelStore:
-    """Saved models of one engine in ``model_dir`` (``None``: nothing is saved)."""
+    """Saved models of one engine in ``model_dir`` (``None``: nothing is saved).
+
+    ``max_bytes``: the largest expanded model size (default :func:`max_model_bytes`).
+    """
+
+    def __init__(self, engine: str, model_dir: Path | None, max_bytes: int | None = None) -> None:
+        self.engine = engine
+        self.model_dir = model_dir
+        self.max_bytes = max_bytes if max_bytes is not None else max_model_bytes()
 
     def chosen(self) -> str | None:
         """The model name remembered by :meth:`remember_choice`, or ``None``."""
@@ -66,7 +159,7 @@ class ModelStore:
             return None
         path = self.model_dir / CHOICE_FILE
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_private(path))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
@@ -83,17 +176,11 @@ class ModelStore:
         if self.model_dir is None:
             return
         path = self.model_dir / CHOICE_FILE
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"model": model, "ts": time.time()}), encoding="utf-8")
-            os.replace(tmp, path)
+            private_dir(self.model_dir)
+            atomic_write(path, json.dumps({"model": model, "ts": time.time()}).encode())
         except OSError as exc:
             logger.warning("%s: could not remember the model choice in %s: %s", self.engine, path, exc)
-
-    def __init__(self, engine: str, model_dir: Path | None) -> None:
-        self.engine = engine
-        self.model_dir = model_dir
 
     def path(self, model: str | ModelFamily) -> Path | None:
         """Where the model ``model`` (a name or a family) is saved."""
@@ -107,39 +194,49 @@ class ModelStore:
         path = self.path(family)
         if path is None:
             return None
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            family.save(estimator, meta, tmp)
-            if tmp.is_dir() and path.is_dir():  # a directory cannot be os.replace'd onto another
-                old = path.with_name(f".{path.name}.{os.getpid()}.old")
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
+            private_dir(self.model_dir)
+            if family.saves_directory:
+                model_versions.save(path, lambda version: self._write(family, estimator, meta, version))
             else:
-                os.replace(tmp, path)
+                self._save_file(family, estimator, meta, path)
+        except ModelTooLarge as exc:
+            logger.error("%s: not saving the model: %s; the previous file stays", self.engine, exc)
+            return None
         except Exception:
             logger.exception("%s: could not save model to %s", self.engine, path)
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink(missing_ok=True)
             return None
         return path
+
+    def _write(self, family: ModelFamily, estimator: Any, meta: dict[str, Any], target: Path) -> None:
+        family.save(estimator, meta, target)
+        check_size(target, self.max_bytes)
+
+    def _save_file(self, family: ModelFamily, estimator: Any, meta: dict[str, Any], path: Path) -> None:
+        tmp = temporary_path(path)  # 0600, a random name, made exclusively
+        try:
+            self._write(family, estimator, meta, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def load(self, family: ModelFamily, expected: dict[str, Any]) -> tuple[Any, dict[str, Any]] | None:
         """The saved ``family`` model and its metadata, or ``None`` (none saved, or unusable: logged)."""
         path = self.path(family)
-        if path is None or not path.exists():
+        if path is None or (not family.saves_directory and not os.path.lexists(path)):
             return None
         try:
-            estimator, meta = family.load(path)
+            loaded = self._read(family, path)
         except Exception as exc:
             logger.error(
                 "%s: saved model %s cannot be loaded (%s: %s); starting untrained",
                 self.engine, path, type(exc).__name__, exc,
             )
             return None
+        if loaded is None:
+            return None
+        estimator, meta = loaded
         for key in MUST_MATCH:
             if meta.get(key) != expected[key]:
                 logger.warning(
@@ -147,4 +244,24 @@ class ModelStore:
                     self.engine, path, key, meta.get(key), expected[key],
                 )
                 return None
+        return estimator, meta
+
+    def _read(self, family: ModelFamily, path: Path) -> tuple[Any, dict[str, Any]] | None:
+        if family.saves_directory:
+            with model_versions.reading(path) as version:
+                if version is None:
+                    return None
+                return self._read_checked(family, version)
+        if path.is_dir() or path.is_symlink():
+            raise UnsafePathError(f"{path} is not a plain file")
+        check_owned_file(path, os.lstat(path))
+        return self._read_checked(family, path)
+
+    def _read_checked(self, family: ModelFamily, path: Path) -> tuple[Any, dict[str, Any]]:
+        check_size(path, self.max_bytes)  # before a byte of it is expanded
+        estimator, meta = family.load(path)
+        try:
+            check_meta(meta)
+        except ValueError as exc:
+            raise ValueError(f"its metadata cannot be true: {exc}") from None
         return estimator, meta

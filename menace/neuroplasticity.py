@@ -33,7 +33,7 @@ from .errors import FieldError
 from .labels import Outcome, label_of
 from .run_ledger import RunLedger
 from .storage import SQLiteStore, escape_like, write_transaction
-from .validation import check_number, check_positive_int, check_text
+from .validation import check_id, check_number, check_positive_int, check_text
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +139,9 @@ def decay_factor(age_seconds: float, half_life_days: float) -> float:
 #: the ``pathways`` rows (see the class docstring).
 FOLD_EVERY = 8192
 _MAX_ID = (1 << 63) - 1
+#: Largest weight of one link (:meth:`PathwayDB.link`): far beyond any count of runs,
+#: far below where sums of weights lose their precision or overflow.
+MAX_LINK_WEIGHT = 1e15
 #: Most pathways whose aggregates one PathwayDB keeps in memory.
 CACHE_LIMIT = 100_000
 #: Most runs of other connections one PathwayDB reads back before a log (see ``_catch_up``).
@@ -402,7 +405,7 @@ class PathwayDB(SQLiteStore):
         self._logged = RunLedger(what="runs logged by this PathwayDB")
         super().__init__(path)
         # Reused on every log (a new cursor per statement costs ~5% of a log).
-        self._transaction = write_transaction(self._conn)
+        self._transaction = write_transaction(self._conn, self.path)
         self._insert_cursor = self._conn.cursor()
 
     # -- writing -----------------------------------------------------------
@@ -682,14 +685,29 @@ class PathwayDB(SQLiteStore):
         return count
 
     def link(self, from_id: int, to_id: int, weight: float = 1.0) -> None:
-        """Strengthen the link ``from_id -> to_id`` by ``weight``."""
+        """Strengthen the link ``from_id -> to_id`` by ``weight`` (0..:data:`MAX_LINK_WEIGHT`).
+
+        A link's total weight stays at most :data:`MAX_LINK_WEIGHT`: a ``weight``
+        that would take it beyond is a ``ValueError`` (nothing is written), so a
+        weight can never overflow to infinity.
+        """
         check_positive_int("from_id", from_id)
         check_positive_int("to_id", to_id)
-        weight = check_number("weight", weight, minimum=0.0)
+        weight = check_number("weight", weight, minimum=0.0, maximum=MAX_LINK_WEIGHT)
         with self._write() as conn:
             for pid, name in ((from_id, "from_id"), (to_id, "to_id")):
                 if conn.execute("SELECT 1 FROM pathways WHERE id=?", (pid,)).fetchone() is None:
-                    raise ValueError(f"{name}: no pathway with id {pid}")
+                    raise FieldError(name, f"{name}: no pathway with id {pid}")
+            row = conn.execute(
+                f"{_LINKS_FROM} SELECT weight FROM weights WHERE to_id = :to_id",
+                {"from_id": from_id, "to_id": to_id},
+            ).fetchone()
+            stored = row[0] if row is not None else 0.0  # folded weight plus the runs since
+            if stored + weight > MAX_LINK_WEIGHT:
+                raise FieldError(
+                    "weight", f"weight: the link {from_id}->{to_id} would weigh {stored + weight:.6g}, "
+                    f"more than {MAX_LINK_WEIGHT:.0e}"
+                )
             conn.execute(_UPSERT_LINK, (from_id, to_id, weight))
 
     @contextmanager
@@ -697,7 +715,7 @@ class PathwayDB(SQLiteStore):
         """A write transaction that folds; a rollback also drops what is cached."""
         with self._lock:
             try:
-                with write_transaction(self._conn) as conn:
+                with write_transaction(self._conn, self.path) as conn:
                     yield conn
             except BaseException:
                 self._forget()
@@ -738,6 +756,8 @@ class PathwayDB(SQLiteStore):
         return Pathway(**{k: row[k] for k in _PATHWAY_FIELDS})
 
     def get(self, pathway_id: int) -> Pathway | None:
+        """The pathway with this id, or ``None``; ``ValueError`` for an id no store can hold."""
+        check_id("pathway_id", pathway_id)
         rows = self._read(_ONE_PATHWAY.format(where="p.id = ?"), (pathway_id,))
         return self._pathway(rows[0]) if rows else None
 
@@ -757,9 +777,11 @@ class PathwayDB(SQLiteStore):
 
     def pathways(self, limit: int | None = None, offset: int = 0) -> list[Pathway]:
         """All pathways by id (for tables and exports)."""
+        limit = -1 if limit is None else check_positive_int("limit", limit, minimum=0)
+        check_positive_int("offset", offset, minimum=0)
         rows = self._read(
             "SELECT * FROM pathway_stats ORDER BY id LIMIT ? OFFSET ?",
-            (-1 if limit is None else limit, offset),
+            (limit, offset),
         )
         return [self._pathway(r) for r in rows]
 
@@ -777,6 +799,7 @@ class PathwayDB(SQLiteStore):
 
     def next_pathway(self, pathway_id: int) -> Pathway | None:
         """The pathway most often run right after ``pathway_id``, or ``None``."""
+        check_id("pathway_id", pathway_id)
         rows = self._read(
             _LINKS_FROM
             + _ONE_PATHWAY.format(where="p.id = (SELECT to_id FROM weights ORDER BY weight DESC, to_id LIMIT 1)"),
@@ -786,6 +809,7 @@ class PathwayDB(SQLiteStore):
 
     def links(self, pathway_id: int) -> list[tuple[int, float]]:
         """``(to_id, weight)`` for each link leaving ``pathway_id``, strongest first."""
+        check_id("pathway_id", pathway_id)
         rows = self._read(
             f"{_LINKS_FROM} SELECT to_id, weight FROM weights ORDER BY weight DESC, to_id",
             {"from_id": pathway_id},
@@ -801,6 +825,7 @@ class PathwayDB(SQLiteStore):
         check_positive_int("since_id", since_id, minimum=0)
         limit = -1 if limit is None else check_positive_int("limit", limit, minimum=0)
         if pathway_id is not None:
+            check_id("pathway_id", pathway_id)
             rows = self._read(_PATHWAY_RUNS, (pathway_id, since_id, since_id, limit))
         else:
             rows = self._read("SELECT * FROM runs WHERE id > ? ORDER BY id LIMIT ?", (since_id, limit))

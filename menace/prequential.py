@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from .files import append_line, private_dir, read_lines
+
 logger = logging.getLogger(__name__)
 
 #: Runs in the rolling window, by default.
@@ -348,9 +350,9 @@ class OnlineQuality:
         if point is None or self.path is None:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(point, allow_nan=False) + "\n")
+            if not self.path.parent.exists():
+                private_dir(self.path.parent, tighten=False)
+            append_line(self.path, json.dumps(point, allow_nan=False))  # 0600, whole line, no link
         except (OSError, ValueError) as exc:
             logger.warning("%s: could not keep the prequential figures in %s: %s", self.engine, self.path, exc)
 
@@ -359,13 +361,17 @@ class OnlineQuality:
         if self.path is None or not self.path.exists():
             return []
         points = []
-        with open(self.path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                try:
-                    point = json.loads(line)
-                except json.JSONDecodeError:
-                    logger.warning("%s: skipping unreadable prequential line %d", self.path, number)
-                    continue
-                if isinstance(point, dict) and point.get("engine") == self.engine:
-                    points.append(point)
+        try:
+            lines = list(read_lines(self.path, repair=False))
+        except OSError as exc:  # a link planted there, another user's file: not read
+            logger.warning("%s: not reading the prequential figures in %s: %s", self.engine, self.path, exc)
+            return []
+        for number, line in lines:
+            try:
+                point = json.loads(line)
+            except json.JSONDecodeError:
+                logger.warning("%s: skipping unreadable prequential line %d", self.path, number)
+                continue
+            if isinstance(point, dict) and point.get("engine") == self.engine:
+                points.append(point)
         return points

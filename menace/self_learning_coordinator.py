@@ -110,6 +110,10 @@ class SelfLearningCoordinator:
         pathway_db: the store used to look up a workflow plan's pathway
             statistics; default the main engine's ``pathway_db``.
         max_queue: queued events beyond this are refused and counted as failed.
+        max_queue_bytes: the same for the estimated bytes of the queued events
+            (:func:`menace.training_queue.payload_bytes`; default 64 MB), so a
+            flood of large runs cannot take more memory; ``stats()`` counts the
+            refusals in ``refused_queue_full`` and shows ``queue_bytes``.
         prefetch: embed new text on a second thread ahead of training (needs
             ``memory``); off, the worker embeds it inside ``partial_train``.
         eval_cv, eval_test_split: arguments of periodic ``evaluate()`` calls.
@@ -134,6 +138,7 @@ class SelfLearningCoordinator:
         memory: EmbeddingSource | None = None,
         pathway_db: PathwayStore | None = None,
         max_queue: int = 100_000,
+        max_queue_bytes: int = config.DEFAULT_MAX_QUEUE_BYTES,
         prefetch: bool = True,
         eval_cv: int = 5,
         eval_test_split: float = 0.2,
@@ -153,7 +158,9 @@ class SelfLearningCoordinator:
             max_batch_size=check_positive_int("max_batch_size", max_batch_size, minimum=batch_size),
             batch_wait=_seconds("batch_wait", batch_wait),
             max_queue=check_positive_int("max_queue", max_queue),
+            max_bytes=check_positive_int("max_queue_bytes", max_queue_bytes),
         )
+        self._refused_full = 0
         self.schedule = EvaluationSchedule(
             self.engines,
             check_positive_int("eval_every_examples", eval_every_examples, minimum=0),
@@ -325,7 +332,7 @@ class SelfLearningCoordinator:
         if type(payload) is not events.CheckedPayload:
             try:
                 events.validate_input(topic, payload)
-            except ValueError as exc:
+            except (ValueError, ArithmeticError) as exc:  # 10**400 in a number: refused, counted
                 logger.warning("skipping malformed %s event: %s", topic, exc)
                 self.stats_.note_failed(topic)
                 return
@@ -351,10 +358,16 @@ class SelfLearningCoordinator:
 
     def _refuse_full(self, topic: str) -> None:
         self.stats_.note_failed(topic)
+        with self.queue.cond:
+            self._refused_full += 1
+            depth, size = self.queue.depth, self.queue.bytes
         now = time.monotonic()
         if now - self._last_queue_full_warning > QUEUE_FULL_WARNING_INTERVAL:
             self._last_queue_full_warning = now
-            logger.warning("training queue full (%d items): refusing %s events", self.queue.max_queue, topic)
+            logger.warning(
+                "training queue full (%d items, about %.1f MB; limits %d items, %.1f MB): refusing %s events",
+                depth, size / 1e6, self.queue.max_queue, self.queue.max_bytes / 1e6, topic,
+            )
 
     # -- manual jobs -----------------------------------------------------------------
     def _engine_name(self, engine: str | None) -> str:
@@ -458,6 +471,8 @@ class SelfLearningCoordinator:
         return {
             **self.stats_.snapshot(),
             "queue_depth": self.queue.depth,
+            "queue_bytes": self.queue.bytes,
+            "refused_queue_full": self._refused_full,
             "waiting_for_embedding": self.queue.parked(),
         }
 

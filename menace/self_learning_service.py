@@ -56,6 +56,8 @@ from typing import Any
 from . import config, events
 from .code_db import CodeDB
 from .config import Settings
+from .errors import start_error_message
+from .files import atomic_write, check_data_dir, read_private
 from .gpt_memory import GPTMemory
 from .lease import FileLease, Lease, LeaseHeldError
 from .menace_memory_manager import MenaceMemoryManager
@@ -68,8 +70,9 @@ from .metrics_exporter import (
 from .models import available_models
 from .neuroplasticity import PathwayDB
 from .run_watcher import RunWatcher
+from .security import warn_if_exposed
 from .self_learning_coordinator import SelfLearningCoordinator
-from .unified_event_bus import UnifiedEventBus
+from .unified_event_bus import JournalRetention, UnifiedEventBus
 from .workflow_db import WorkflowDB
 
 logger = logging.getLogger(__name__)
@@ -194,7 +197,7 @@ def read_state(settings: Settings) -> dict[str, Any]:
     """The service's small state file (``service_state.json``), or ``{}``."""
     path = settings.path(STATE_FILE)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_private(path))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
@@ -204,10 +207,8 @@ def read_state(settings: Settings) -> dict[str, Any]:
 
 
 def write_state(settings: Settings, state: dict[str, Any]) -> None:
-    path = settings.path(STATE_FILE)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state), encoding="utf-8")
-    os.replace(tmp, path)
+    """Replace the state file atomically (a private temporary file with a random name)."""
+    atomic_write(settings.path(STATE_FILE), json.dumps(state).encode())
 
 
 def _newest_learned(engine: Any) -> int | None:
@@ -301,7 +302,7 @@ def start_stack(
     settings = settings if settings is not None else Settings()
     if not isinstance(settings, Settings):
         raise ValueError(f"settings must be a menace.config.Settings, got {type(settings).__name__}")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    check_data_dir(settings.data_dir)  # 0700 if new; another user's or others-writable: refused
     if lease is None:
         lease = FileLease(settings.data_dir)
         lease.acquire()  # LeaseHeldError: another learner runs here
@@ -365,7 +366,8 @@ def start_stack(
 
 def _open_stores(settings: Settings, opened: list[Any]) -> tuple:
     """The bus and the four stores of the data directory (each added to ``opened``)."""
-    bus = UnifiedEventBus(settings.path(config.EVENTS_DB) if settings.journal else None)
+    retention = JournalRetention.from_settings(settings.journal_max_age_days, settings.journal_max_mb)
+    bus = UnifiedEventBus(settings.path(config.EVENTS_DB) if settings.journal else None, retention=retention)
     opened.append(bus)
     pathway_db = PathwayDB(settings.path(config.PATHWAYS_DB), event_bus=bus)
     opened.append(pathway_db)
@@ -382,6 +384,7 @@ def _start_metrics(settings: Settings, required: bool, opened: list[Any]) -> Met
     """The metrics endpoint, or ``None`` (off, or its port taken when not ``required``)."""
     if not settings.metrics_port:
         return None
+    warn_if_exposed(settings.metrics_addr, "the metrics endpoint")
     try:
         server = start_metrics_server(settings.metrics_port, settings.metrics_addr)
     except MetricsServerError as exc:
@@ -445,6 +448,11 @@ def _start_watcher(
     settings: Settings, bus: Any, pathway_db: PathwayDB, engine: Any, opened: list[Any], lease: Any = None
 ) -> RunWatcher:
     since = read_state(settings).get("last_run_id")
+    if isinstance(since, int) and since > pathway_db.newest_run_id():
+        logger.warning(
+            "ignoring %s: last_run_id %d is beyond the newest run in %s", STATE_FILE, since, pathway_db.path
+        )
+        since = None
     if not isinstance(since, int) or isinstance(since, bool):
         # No clean stop recorded (first start, or the last learner was killed):
         # resume where the saved model has learned every run; with no saved model
@@ -588,6 +596,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not keep the durable event journal (events.db)",
     )
     parser.add_argument(
+        "--journal-max-age", metavar="DAYS", type=float,
+        help=f"the journal drops events older than DAYS, 0 for no age limit (env "
+        f"MENACE_JOURNAL_MAX_AGE_DAYS; current: "
+        f"{_env_or('MENACE_JOURNAL_MAX_AGE_DAYS', config.DEFAULT_JOURNAL_MAX_AGE_DAYS)})",
+    )
+    parser.add_argument(
+        "--journal-max-mb", metavar="MB", type=float,
+        help=f"the journal drops its oldest events beyond MB megabytes, 0 for no size limit "
+        f"(env MENACE_JOURNAL_MAX_MB; current: {_env_or('MENACE_JOURNAL_MAX_MB', config.DEFAULT_JOURNAL_MAX_MB)})",
+    )
+    parser.add_argument(
         "--no-watch", action="store_true",
         help="learn only from records logged in this process, not from runs other "
         "processes commit to pathways.db (by default they are picked up within about 50 ms)",
@@ -641,6 +660,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "api_token": getattr(args, "api_token", None),
         "tls_cert": getattr(args, "tls_cert", None),
         "tls_key": getattr(args, "tls_key", None),
+        "journal_max_age_days": args.journal_max_age,
+        "journal_max_mb": args.journal_max_mb,
     }
     overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if args.no_journal:
@@ -695,6 +716,13 @@ def _start_or_explain(
         return 2
     except (ValueError, MetricsServerError) as exc:
         print(f"menace-service: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # an unusable data directory or file: one line naming it, exit 2
+        message = start_error_message(exc)
+        if message is None:
+            raise
+        logger.debug("start failed", exc_info=True)
+        print(f"menace-service: error: {message}", file=sys.stderr)
         return 2
     if stack is None:
         logger.info("stopped while waiting to take over %s", settings.data_dir)

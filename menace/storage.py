@@ -10,6 +10,7 @@ help there; taking the write lock up front makes concurrent writers queue.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
@@ -19,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import StorageError, UnsafePathError
+from .files import prepare_database, private_dir
 from .validation import expand_path
 
 logger = logging.getLogger(__name__)
@@ -54,6 +57,60 @@ class SchemaError(RuntimeError):
     """The database file was written by a newer, unknown schema version."""
 
 
+#: What an SQLite error means, by its primary code, in words a user can act on.
+_CAUSES = {
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_READONLY": "the file or its directory is read-only",
+    "SQLITE_NOTADB": "the file is not an SQLite database",
+    "SQLITE_CORRUPT": "the database file is damaged",
+    "SQLITE_CANTOPEN": "the file cannot be opened (a read-only or missing directory, or no permission)",
+    "SQLITE_IOERR": "the disk reported an I/O error",
+    "SQLITE_PERM": "permission denied",
+    "SQLITE_TOOBIG": "a value is too large for SQLite",
+}
+
+
+def storage_error(path: str, exc: BaseException) -> StorageError | None:
+    """``exc`` as a :class:`~menace.errors.StorageError` naming ``path`` and the cause, or
+    ``None`` when it is not a file problem (a busy database, an SQL error, an error already
+    translated)."""
+    if isinstance(exc, StorageError) or not isinstance(exc, sqlite3.Error):
+        return None
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    primary = "_".join(name.split("_")[:2])
+    cause = _CAUSES.get(primary)
+    if cause is None:
+        text = str(exc)
+        cause = next((c for code, c in _CAUSES.items() if _MESSAGES.get(code, "\0") in text), None)
+    if cause is None:
+        return None
+    return StorageError(path, cause, str(exc))
+
+
+#: SQLite's messages for the codes above, for errors raised without a code.
+_MESSAGES = {
+    "SQLITE_FULL": "disk is full",
+    "SQLITE_READONLY": "readonly database",
+    "SQLITE_NOTADB": "file is not a database",
+    "SQLITE_CORRUPT": "malformed",
+    "SQLITE_CANTOPEN": "unable to open database file",
+    "SQLITE_IOERR": "disk I/O error",
+}
+
+
+@contextmanager
+def naming_file(path: str) -> Iterator[None]:
+    """Re-raise an SQLite file problem inside the block as a :class:`~menace.errors.StorageError`
+    naming ``path`` and the cause (the original is chained)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        translated = storage_error(path, exc)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
 def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """Open ``path`` (creating its folder) with Menace's settings.
 
@@ -67,15 +124,31 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     path = str(path)
     if path != ":memory:":
         path = str(expand_path("path", path))  # "~/menace/pathways.db" means the home folder
-        Path(path).resolve().parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-    )
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    _retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
-    conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
-    conn.execute("PRAGMA foreign_keys=ON")
+        folder = Path(path).resolve().parent
+        if not folder.exists():
+            private_dir(folder, tighten=False)
+        try:
+            prepare_database(path)  # 0600, no link followed, no other user's file
+        except PermissionError as exc:
+            if isinstance(exc, UnsafePathError):
+                raise
+            raise StorageError(path, "the file or its directory is read-only", str(exc)) from exc
+        except OSError as exc:
+            cause = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+            raise StorageError(path, cause, str(exc)) from exc
+    with naming_file(path):
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            _retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+            conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            conn.close()
+            raise
     return conn
 
 
@@ -93,9 +166,13 @@ def _retry(action, attempts: int = 50):
     return None
 
 
-def write_transaction(conn: sqlite3.Connection) -> WriteTransaction:
-    """``with write_transaction(conn):`` ``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception."""
-    return WriteTransaction(conn)
+def write_transaction(conn: sqlite3.Connection, path: str = "database") -> WriteTransaction:
+    """``with write_transaction(conn):`` ``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception.
+
+    A file problem (a full disk, a read-only file) is raised as a
+    :class:`~menace.errors.StorageError` naming ``path`` and the cause.
+    """
+    return WriteTransaction(conn, path)
 
 
 class WriteTransaction:
@@ -106,18 +183,20 @@ class WriteTransaction:
     about a tenth of a commit.
     """
 
-    __slots__ = ("conn", "_cursor")
+    __slots__ = ("conn", "path", "_cursor")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: str = "database") -> None:
         self.conn = conn
+        self.path = path
         self._cursor = conn.cursor()
 
     def __enter__(self) -> sqlite3.Connection:
         execute = self._cursor.execute
-        try:
-            execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:
-            _retry(lambda: execute("BEGIN IMMEDIATE"))
+        with naming_file(self.path):
+            try:
+                execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                _retry(lambda: execute("BEGIN IMMEDIATE"))
         return self.conn
 
     def __exit__(self, kind, exc, traceback) -> bool:
@@ -125,23 +204,38 @@ class WriteTransaction:
         if kind is not None:
             if conn.in_transaction:  # SQLite may already have rolled back (e.g. on SQLITE_FULL)
                 execute("ROLLBACK")
+            translated = storage_error(self.path, exc)
+            if translated is not None:
+                raise translated from exc
             return False
         try:
             execute("COMMIT")
-        except sqlite3.OperationalError:
-            try:
-                _retry(lambda: execute("COMMIT"))
-            except BaseException:
-                if conn.in_transaction:
-                    execute("ROLLBACK")
-                raise
+        except sqlite3.OperationalError as first:
+            # Only a busy database is worth another COMMIT: after any other failure SQLite
+            # has rolled back, and a retry would only say "no transaction is active".
+            translated = storage_error(self.path, first)
+            if translated is None and _busy(first) and conn.in_transaction:
+                try:
+                    _retry(lambda: execute("COMMIT"))
+                    return False
+                except sqlite3.OperationalError as again:
+                    first, translated = again, storage_error(self.path, again)
+            if conn.in_transaction:
+                execute("ROLLBACK")
+            if translated is not None:
+                raise translated from first
+            raise
         return False
+
+
+def _busy(exc: BaseException) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[str], name: str) -> None:
     """Bring the schema up to ``len(migrations)``; each entry is one version's script."""
     target = len(migrations)
-    with write_transaction(conn):
+    with write_transaction(conn, name):
         current = conn.execute("PRAGMA user_version").fetchone()[0]
         if current > target:
             raise SchemaError(
@@ -196,17 +290,23 @@ class SQLiteStore:
         self.path = str(path) if str(path) == ":memory:" else str(expand_path("path", path))
         self._lock = threading.RLock()
         self._conn = connect(self.path)
-        if self.SECURE_DELETE:
-            self._conn.execute("PRAGMA secure_delete=ON")
-        migrate(self._conn, self.MIGRATIONS, type(self).__name__)
+        try:
+            with naming_file(self.path):
+                if self.SECURE_DELETE:
+                    self._conn.execute("PRAGMA secure_delete=ON")
+                migrate(self._conn, self.MIGRATIONS, self.path)
+        except BaseException:
+            self._conn.close()
+            raise
+        self._writing = write_transaction(self._conn, self.path)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, write_transaction(self._conn) as conn:
+        with self._lock, self._writing as conn:
             yield conn
 
     def _read(self, sql: str, params: Sequence | dict = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, naming_file(self.path):
             return _retry(lambda: self._conn.execute(sql, params).fetchall())
 
     def schema_version(self) -> int:

@@ -14,12 +14,16 @@ it back at the front, in arrival order, so a run whose text is still being
 embedded does not hold up the runs behind it.
 
 ``pending`` counts what is queued, parked or being worked on; it reaches 0
-only when everything handed in has been done (:meth:`wait_idle`).
+only when everything handed in has been done (:meth:`wait_idle`). The queue
+is bounded twice: by count (``max_queue``) and by the estimated bytes of the
+events waiting (``max_bytes``, :func:`payload_bytes`), so large runs cannot
+take more memory than that however many arrive.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 from collections import deque
@@ -29,14 +33,41 @@ from typing import Any
 
 from .jobs import Job
 
+_sizeof = sys.getsizeof
+
 
 @dataclass
 class Input:
-    """One accepted input event, waiting for the worker."""
+    """One accepted input event, waiting for the worker; ``size`` estimates its bytes."""
 
     topic: str
     payload: dict[str, Any]
     received: float  # time.monotonic()
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.size:
+            self.size = payload_bytes(self.payload)
+
+
+#: What a queued event costs beyond its texts: the dict, its numbers, the Input (measured
+#: with tracemalloc on pathway:new payloads: about 0.8 KB each besides their texts).
+EVENT_OVERHEAD = 800
+
+
+def payload_bytes(payload: dict[str, Any]) -> int:
+    """An estimate of the memory a queued event holds: its texts (``sys.getsizeof``: one,
+    two or four bytes a character as Python keeps them) plus :data:`EVENT_OVERHEAD`; texts
+    in lists and dicts (tags, steps) count too."""
+    size = EVENT_OVERHEAD
+    for value in payload.values():
+        kind = type(value)
+        if kind is str:
+            size += _sizeof(value)
+        elif kind is list or kind is dict:
+            items = value.values() if kind is dict else value
+            size += sum(_sizeof(v) if type(v) is str else 32 for v in items)
+    return size
 
 
 #: Decides whether an input must wait: a key to park it under, or ``None`` to go now.
@@ -46,11 +77,17 @@ Gate = Callable[[Input], "str | None"]
 class TrainingQueue:
     """See the module doc. Every method is thread-safe; :attr:`cond` guards the state."""
 
-    def __init__(self, *, batch_size: int, max_batch_size: int, batch_wait: float, max_queue: int) -> None:
+    def __init__(
+        self, *, batch_size: int, max_batch_size: int, batch_wait: float, max_queue: int,
+        max_bytes: int = 64 << 20,
+    ) -> None:
         self.batch_size = batch_size
         self.max_batch_size = max_batch_size
         self.batch_wait = batch_wait
         self.max_queue = max_queue
+        self.max_bytes = max_bytes
+        #: Estimated bytes of the events queued, parked or on the side queue (not yet handed out).
+        self.bytes = 0
         self.cond = threading.Condition()
         self.gate: Gate | None = None
         self.pending = 0
@@ -66,7 +103,10 @@ class TrainingQueue:
         when refused (full, or stopping). Caller holds :attr:`cond`."""
         if self.stopping or len(self._items) + len(self._side) >= self.max_queue:
             return None
+        if self.bytes + item.size > self.max_bytes and self.bytes:  # one event always fits
+            return None
         (self._side if side else self._items).append(item)
+        self.bytes += item.size
         self.pending += 1
         self.cond.notify_all()
         return len(self._items)
@@ -137,6 +177,7 @@ class TrainingQueue:
         if key is not None:
             self._parked.setdefault(key, []).append(item)
         else:
+            self.bytes -= item.size
             batch.append(item)
 
     def take_side(self, limit: int) -> list[Input]:
@@ -144,6 +185,7 @@ class TrainingQueue:
         taken = []
         while self._side and len(taken) < limit:
             taken.append(self._side.popleft())
+            self.bytes -= taken[-1].size
         return taken
 
     def has_side(self) -> bool:
@@ -196,6 +238,7 @@ class TrainingQueue:
             left = [item for item in self._items if isinstance(item, Input)] + list(self._side)
             self._items.clear()
             self._side.clear()
+            self.bytes = sum(item.size for items in self._parked.values() for item in items)
             if not worker_alive:
                 self.pending = 0
             self.cond.notify_all()

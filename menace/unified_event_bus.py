@@ -34,9 +34,10 @@ from typing import Any
 
 import orjson
 
+from . import config
 from .events import ALL, CheckedPayload, Event
 from .storage import SQLiteStore, truncate_wal
-from .validation import check_number, check_text
+from .validation import check_number, check_positive_int, check_text
 
 logger = logging.getLogger(__name__)
 
@@ -72,44 +73,96 @@ _isfinite = math.isfinite
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
-def _check_json(value: Any, topic: str, depth: int = 0) -> None:
-    """Raise ``ValueError`` unless ``json.dumps(value, allow_nan=False)`` would succeed."""
+#: Largest payload the bus takes, in characters of text (keys and strings) plus 8 per other
+#: value: an estimate of its JSON size made while checking it, the same with or without a
+#: journal. A store's own payloads clip their texts (4,000 characters) and stay far below.
+MAX_PAYLOAD_CHARS = 1_000_000
+#: Integers a payload may hold: what JSON readers and the journal's encoder (64 bits) keep.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+def _not_json(topic: str, what: str) -> ValueError:
+    return ValueError(f"payload for {topic!r} is not JSON-serialisable: {what}")
+
+
+def _check_json(value: Any, topic: str, depth: int = 0) -> int:
+    """Raise ``ValueError`` unless ``value`` is JSON Menace can journal and read back (finite
+    numbers, integers within 64 bits, text keys); returns its size estimate (see
+    :data:`MAX_PAYLOAD_CHARS`). The same check whether the bus keeps a journal or not."""
     if depth > _MAX_DEPTH:
-        raise ValueError(f"payload for {topic!r} is not JSON-serialisable: nested too deeply")
+        raise _not_json(topic, "nested too deeply")
     if isinstance(value, dict):
-        _check_mapping(value, topic, depth)
-        return
+        return _check_mapping(value, topic, depth)
     if isinstance(value, (list, tuple)):
-        for item in value:
-            _check_json(item, topic, depth + 1)
-        return
+        return _check_list(value, topic, depth)
     if isinstance(value, float):
         if not _isfinite(value):
-            raise ValueError(f"payload for {topic!r} is not JSON-serialisable: {value!r}")
-        return
-    if isinstance(value, _JSON_SCALARS):  # str / int subclasses (enums) too
-        return
-    raise ValueError(
-        f"payload for {topic!r} is not JSON-serialisable: {type(value).__name__} {value!r:.60}"
-    )
+            raise _not_json(topic, f"{value!r}")
+        return 8
+    if isinstance(value, str):
+        return len(value) + 2
+    if isinstance(value, bool) or value is None:
+        return 8
+    if isinstance(value, int):  # enums too
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise _not_json(topic, f"an integer beyond 64 bits ({_digits(value)} digits)")
+        return 8
+    raise _not_json(topic, f"{type(value).__name__} {value!r:.60}")
 
 
-def _check_mapping(value: dict, topic: str, depth: int) -> None:
+def _check_list(value: list | tuple, topic: str, depth: int) -> int:
+    size = 2
+    for item in value:
+        if type(item) is str:  # lists of texts (tags, steps) without a call per item
+            size += len(item) + 2
+        else:
+            size += _check_json(item, topic, depth + 1)
+    return size
+
+
+def _digits(value: int) -> int:
+    return int(abs(value).bit_length() * 0.30103) + 1
+
+
+def _check_mapping(value: dict, topic: str, depth: int) -> int:
+    size = 2
     for key, item in value.items():
-        if not (type(key) is str or _json_key(key)):
-            raise ValueError(
-                f"payload for {topic!r} is not JSON-serialisable: key {key!r} "
-                f"of type {type(key).__name__}"
-            )
+        kind = type(key)
+        if kind is str:
+            size += len(key) + 3
+        elif _json_key(key):
+            size += 24
+        else:
+            raise _not_json(topic, f"key {key!r} of type {type(key).__name__}")
         kind = type(item)
         # Scalars inline: one call per container, not per value.
-        if kind is str or kind is int or kind is bool or item is None:
-            continue
-        if kind is float:
+        if kind is str:
+            size += len(item) + 2
+        elif kind is int:
+            if not _INT_MIN <= item <= _INT_MAX:
+                raise _not_json(topic, f"{key!r} is an integer beyond 64 bits ({_digits(item)} digits)")
+            size += 8
+        elif kind is bool or item is None:
+            size += 8
+        elif kind is float:
             if not _isfinite(item):
-                raise ValueError(f"payload for {topic!r} is not JSON-serialisable: {key!r} is {item!r}")
-            continue
-        _check_json(item, topic, depth + 1)
+                raise _not_json(topic, f"{key!r} is {item!r}")
+            size += 8
+        else:
+            size += _check_json(item, topic, depth + 1)
+    return size
+
+
+def _check_payload(payload: dict, topic: str) -> None:
+    """The one check of a payload, journaled or not (``ValueError``)."""
+    if type(payload) is CheckedPayload:
+        return  # built by a store from checked values, its texts clipped (events.pathway_new)
+    size = _check_mapping(payload, topic, 0)
+    if size > MAX_PAYLOAD_CHARS:
+        raise ValueError(
+            f"payload for {topic!r} is too large (about {size:,} characters, at most "
+            f"{MAX_PAYLOAD_CHARS:,}); keep large texts in a store and publish their ids"
+        )
 
 
 def _check_batch(topic: Any, payloads: list) -> None:
@@ -125,6 +178,40 @@ def _json_key(key: Any) -> bool:
     if isinstance(key, float):
         return _isfinite(key)
     return isinstance(key, _JSON_SCALARS)
+
+
+@dataclass(frozen=True)
+class JournalRetention:
+    """How long the journal keeps events: the oldest go once they are older than
+    ``max_age_s`` seconds or once the events take more than ``max_bytes`` (``None``: no such
+    limit). Checked every ``check_every`` published events, deleting at most ``chunk`` events
+    at a time so a publisher never waits long. The file stops growing near ``max_bytes``
+    (freed pages are reused); ``VACUUM`` gives the space back to the disk."""
+
+    max_age_s: float | None = config.DEFAULT_JOURNAL_MAX_AGE_DAYS * 86_400.0
+    max_bytes: int | None = config.DEFAULT_JOURNAL_MAX_MB << 20
+    check_every: int = 500
+    chunk: int = 5000
+
+    def __post_init__(self) -> None:
+        if self.max_age_s is not None:
+            check_number("max_age_s", self.max_age_s, minimum=0.0)
+        if self.max_bytes is not None:
+            check_positive_int("max_bytes", self.max_bytes, minimum=1)
+        check_positive_int("check_every", self.check_every)
+        check_positive_int("chunk", self.chunk)
+
+    @classmethod
+    def from_settings(cls, max_age_days: float, max_mb: float) -> JournalRetention:
+        """Days and megabytes as the service's settings give them (0: no such limit)."""
+        return cls(
+            max_age_s=max_age_days * 86_400.0 if max_age_days else None,
+            max_bytes=max(1, int(max_mb * (1 << 20))) if max_mb else None,
+        )
+
+
+#: Keep everything: no retention (for tests and tools that replay all history).
+KEEP_ALL = JournalRetention(max_age_s=None, max_bytes=None)
 
 
 class EventJournal(SQLiteStore):
@@ -210,6 +297,52 @@ class EventJournal(SQLiteStore):
     def count(self) -> int:
         return self._read("SELECT COUNT(*) FROM events")[0][0]
 
+    def oldest_id(self) -> int:
+        """The id of the oldest event still kept (0 when empty)."""
+        return int(self._read("SELECT coalesce(min(id), 0) FROM events")[0][0])
+
+    def used_bytes(self) -> int:
+        """Bytes of the file holding data (pages in use; free pages are not counted)."""
+        with self._lock:
+            pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+            free = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
+            size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+        return (pages - free) * size
+
+    def prune(self, retention: JournalRetention, now: float | None = None) -> int:
+        """Delete up to ``retention.chunk`` of the oldest events beyond the retention; how many.
+
+        Age is measured back from ``now``, by default the time of the newest event (so a
+        clock that jumps, or a quiet month, never empties the journal at once).
+        """
+        if now is None:
+            now = self._read("SELECT coalesce(max(ts), 0.0) FROM events")[0][0]
+        deleted = 0
+        if retention.max_age_s is not None:
+            with self._write() as conn:
+                deleted += conn.execute(
+                    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ? ORDER BY id LIMIT ?)",
+                    (now - retention.max_age_s, retention.chunk),
+                ).rowcount
+        if retention.max_bytes is not None and deleted < retention.chunk:
+            deleted += self._prune_size(retention.max_bytes, retention.chunk - deleted)
+        if deleted:
+            logger.debug("%s: retention deleted %d old events", self.path, deleted)
+        return deleted
+
+    def _prune_size(self, max_bytes: int, limit: int) -> int:
+        used = self.used_bytes()
+        if used <= max_bytes:
+            return 0
+        with self._write() as conn:
+            (count,) = conn.execute("SELECT count(*) FROM events").fetchone()
+            # Down to 90% of the limit, so the next check does not prune again at once.
+            excess = math.ceil(count * (1 - 0.9 * max_bytes / used))
+            return conn.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?)",
+                (max(1, min(excess, limit)),),
+            ).rowcount
+
     #: Forgotten events are overwritten with zeros in the file, not only unlinked.
     SECURE_DELETE = True
 
@@ -266,6 +399,7 @@ class UnifiedEventBus:
         *,
         collect_errors: bool = False,
         raise_errors: bool = False,
+        retention: JournalRetention | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._count_lock = threading.Lock()
@@ -281,6 +415,11 @@ class UnifiedEventBus:
         #: Subscriber failures, per topic.
         self.failed: Counter[str] = Counter()
         self._journal = EventJournal(persist_path) if persist_path is not None else None
+        #: How long the journal keeps events (default: :class:`JournalRetention`'s).
+        self.retention = retention if retention is not None else JournalRetention()
+        if not isinstance(self.retention, JournalRetention):
+            raise ValueError(f"retention must be a JournalRetention, got {retention!r:.60}")
+        self._until_prune = 0  # prune at the first publish, then every retention.check_every
 
     # -- subscriptions -----------------------------------------------------
     def subscribe(self, topic: str, callback: Callback) -> None:
@@ -341,13 +480,12 @@ class UnifiedEventBus:
                 self._checked_topics.add(topic)
         if not isinstance(payload, dict):
             raise ValueError(f"payload must be a dict, got {type(payload).__name__}")
-        if type(payload) is not CheckedPayload:
-            # One check whatever the configuration: a type walk refuses exactly what
-            # json.dumps(allow_nan=False) would, at a third of its cost.
-            _check_json(payload, topic)
+        # One check whatever the configuration (a type walk at a third of json.dumps' cost).
+        _check_payload(payload, topic)
         if self._journal is not None:
             ts = time.time()
             event_id = self._journal.append(ts, topic, _encode(payload))
+            self._maybe_prune(1)
         else:
             ts, event_id = 0.0, next(self._ids)
         self._deliver(topic, payload)
@@ -366,11 +504,11 @@ class UnifiedEventBus:
             return []
         _check_batch(topic, payloads)
         for payload in payloads:
-            if type(payload) is not CheckedPayload:
-                _check_json(payload, topic)
+            _check_payload(payload, topic)
         ts = time.time()
         if self._journal is not None:
             ids = self._journal.append_many(ts, topic, [_encode(p) for p in payloads])
+            self._maybe_prune(len(ids))
         else:
             ids = [next(self._ids) for _ in payloads]
         for event_id, payload in zip(ids, payloads, strict=True):
@@ -378,6 +516,34 @@ class UnifiedEventBus:
             if self._event_subscribers:
                 self._deliver_event(Event(event_id, ts, topic, payload))
         return ids
+
+    def _maybe_prune(self, published: int) -> None:
+        """Apply the retention every ``check_every`` journaled events (a failure is logged)."""
+        with self._count_lock:
+            self._until_prune -= published
+            if self._until_prune > 0:
+                return
+            self._until_prune = self.retention.check_every
+        try:
+            self._journal.prune(self.retention)
+        except Exception:  # retention must never stop a publish
+            logger.exception("%s: could not apply the journal's retention", self._journal.path)
+
+    def prune_journal(self, now: float | None = None) -> int:
+        """Apply the retention now, to the end; returns how many events were deleted."""
+        if self._journal is None:
+            return 0
+        total = 0
+        while True:
+            deleted = self._journal.prune(self.retention, now)
+            total += deleted
+            if deleted < self.retention.chunk:
+                return total
+
+    def oldest_event_id(self) -> int:
+        """The id of the oldest event the journal still keeps (0 without one or when empty):
+        a monitor resuming from an older id missed the events retention deleted."""
+        return self._journal.oldest_id() if self._journal is not None else 0
 
     def _deliver_event(self, event: Event) -> None:
         for callback in self._event_subscribers:

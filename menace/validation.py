@@ -18,6 +18,9 @@ from .errors import FieldError
 
 MAX_TEXT = 1_000_000  # characters; a single stored text larger than this is refused
 MAX_INT = 2**63 - 1  # the largest SQLite INTEGER: a larger limit or id would overflow in a query
+#: Most tags on one record, and the longest tag (characters).
+MAX_TAGS = 100
+MAX_TAG_CHARS = 200
 
 
 def _short(value: Any) -> str:
@@ -62,6 +65,18 @@ def check_text(name: str, value: Any, *, allow_empty: bool = True, max_len: int 
     return value
 
 
+def check_name(name: str, value: Any, *, max_len: int = 100) -> str:
+    """Return ``value`` stripped if it can name a file in a folder: no path separator, not
+    ``.`` or ``..``, no control character; else ``ValueError`` naming ``name``."""
+    value = check_text(name, value, allow_empty=False, max_len=max_len).strip()
+    bad = sorted({c for c in value if c in "/\\" or ord(c) < 32 or ord(c) == 127})
+    if bad or value in (".", ".."):
+        raise FieldError(
+            name, f"{name} must not contain path separators or control characters, got {_short(value)}"
+        )
+    return value
+
+
 def check_number(
     name: str,
     value: Any,
@@ -81,6 +96,8 @@ def check_number(
         raise FieldError(name, f"{name} must be a number, got {_short(value)}")
     try:
         number = float(value)
+    except OverflowError:  # an int beyond any float (10**400): not a finite number
+        raise FieldError(name, f"{name} must be a finite number, got {_short(value)}") from None
     except (TypeError, ValueError):
         raise FieldError(name, f"{name} must be a number, got {_short(value)}") from None
     if not math.isfinite(number):
@@ -103,24 +120,36 @@ def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
     return value
 
 
-def check_tags(name: str, value: Any) -> list[str]:
-    """Return a clean list of tags (non-empty strings without whitespace edges)."""
+def check_id(name: str, value: Any) -> int:
+    """Return ``value`` if it is an id a store can hold (an int in 1..:data:`MAX_INT`), else
+    ``ValueError`` naming ``name`` (an int beyond SQLite's range would overflow in a query)."""
+    if type(value) is int and 0 < value <= MAX_INT:
+        return value
+    return check_positive_int(name, value)
+
+
+def check_tags(name: str, value: Any, *, max_tags: int | None = None) -> list[str]:
+    """Return a clean list of tags (non-empty strings without whitespace edges), duplicates
+    dropped, in one linear pass; at most ``max_tags`` (default :data:`MAX_TAGS`) distinct tags
+    of :data:`MAX_TAG_CHARS` characters each, else ``ValueError`` naming ``name`` and the limit."""
+    limit = MAX_TAGS if max_tags is None else max_tags
     if value is None:
         return []
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, Iterable):
         raise FieldError(name, f"{name} must be a list of strings, got {_short(value)}")
-    tags: list[str] = []
+    tags: dict[str, None] = {}  # ordered and a set at once: no quadratic "not in list"
     for tag in value:
         if not isinstance(tag, str):
             raise FieldError(name, f"{name} must contain only strings, got {_short(tag)}")
-        tag = check_text(name, tag, max_len=200).strip()
+        tag = check_text(name, tag, max_len=MAX_TAG_CHARS).strip()
         if not tag:
             raise FieldError(name, f"{name} must not contain empty tags")
-        if tag not in tags:
-            tags.append(tag)
-    return tags
+        tags[tag] = None
+        if len(tags) > limit:
+            raise FieldError(name, f"{name} has more than {limit} tags (the limit)")
+    return list(tags)
 
 
 def encode_tags(tags: list[str]) -> str:

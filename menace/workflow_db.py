@@ -14,8 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import events
+from .errors import FieldError
 from .storage import SQLiteStore
-from .validation import check_positive_int, check_tags, check_text, decode_tags, encode_tags
+from .validation import (
+    check_id,
+    check_positive_int,
+    check_tags,
+    check_text,
+    decode_tags,
+    encode_tags,
+)
 
 STEP_SEPARATOR = "->"
 
@@ -32,6 +40,13 @@ class Workflow:
     @property
     def actions(self) -> str:
         return STEP_SEPARATOR.join(self.steps)
+
+
+#: Most steps in one workflow; the ``workflows:new`` payload carries the first
+#: :data:`PAYLOAD_STEPS` of them, each cut to :data:`PAYLOAD_STEP_CHARS` (the store keeps all).
+MAX_STEPS = 1000
+PAYLOAD_STEPS = 100
+PAYLOAD_STEP_CHARS = 200
 
 
 class WorkflowDB(SQLiteStore):
@@ -72,6 +87,8 @@ class WorkflowDB(SQLiteStore):
             steps = [s for s in steps.split(STEP_SEPARATOR)]
         if not isinstance(steps, Sequence) or not steps:
             raise ValueError("steps must be a non-empty list of step names")
+        if len(steps) > MAX_STEPS:
+            raise FieldError("steps", f"steps has {len(steps)} steps, more than {MAX_STEPS} (the limit)")
         clean = []
         for i, step in enumerate(steps):
             step = check_text(f"steps[{i}]", step, allow_empty=False, max_len=10_000).strip()
@@ -90,7 +107,8 @@ class WorkflowDB(SQLiteStore):
                 {
                     "workflow_id": workflow_id,
                     "name": name,
-                    "steps": clean,
+                    "steps": [events.clip(step, PAYLOAD_STEP_CHARS) for step in clean[:PAYLOAD_STEPS]],
+                    "n_steps": len(clean),
                     "actions": events.clip(STEP_SEPARATOR.join(clean)),
                     "description": events.clip(description),
                     "tags": tag_list,
@@ -107,6 +125,7 @@ class WorkflowDB(SQLiteStore):
         )
 
     def get(self, workflow_id: int) -> Workflow | None:
+        check_id("workflow_id", workflow_id)
         rows = self._read("SELECT * FROM workflows WHERE id=?", (workflow_id,))
         return self._workflow(rows[0]) if rows else None
 

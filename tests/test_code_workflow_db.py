@@ -79,7 +79,7 @@ def test_workflow_add_publishes_steps_and_pathway_style_actions(workflow_db, bus
     bus.subscribe("workflows:new", lambda t, p: got.append(p))
     wid = workflow_db.add("nightly", ["fetch", " parse ", "store"], "nightly import", tags=["etl"])
     payload = got[0]
-    assert set(payload) == {"workflow_id", "name", "steps", "actions", "description", "tags", "ts"}
+    assert set(payload) == {"workflow_id", "name", "steps", "n_steps", "actions", "description", "tags", "ts"}
     assert payload["workflow_id"] == wid
     assert payload["steps"] == ["fetch", "parse", "store"]
     assert payload["actions"] == "fetch->parse->store"

@@ -7,6 +7,7 @@ with the hashing embedder (see tests/test_service.py for the same set-up).
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import random
@@ -621,3 +622,242 @@ def test_stop_while_a_forest_trains_leaves_no_thread_and_the_data_whole(data_dir
     check_integrity(data_dir)
     with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb:
         assert pdb.count_runs() == 8_020
+
+
+# -- full disk, read-only and broken files (issue 15, items 12-14) -------------------------------
+ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def mount(*args: str) -> bool:
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs: a disk that really fills up (root only)."""
+    if not ROOT_USER:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not mount("-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(disk)):
+        pytest.skip("cannot mount a tmpfs here")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.fixture
+def read_only_view(tmp_path):
+    """``make(folder)``: a read-only bind mount of ``folder`` (root only); unmounted after."""
+    if not ROOT_USER:
+        pytest.skip("a read-only bind mount needs root")
+    mounted: list[Path] = []
+
+    def make(folder: Path) -> Path:
+        view = tmp_path / f"ro-{len(mounted)}"
+        view.mkdir(mode=0o700)
+        if not (mount("--bind", str(folder), str(view)) and mount("-o", "remount,ro,bind", str(view))):
+            pytest.skip("cannot make a read-only bind mount here")
+        mounted.append(view)
+        return view
+
+    yield make
+    for view in mounted:
+        subprocess.run(["umount", "-l", str(view)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Fill ``disk`` to the last byte; returns the filler (unlink it to free the space)."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 16, 1 << 12, 1 << 8, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    return filler
+
+
+def evaluation(i: int, pad: int = 0) -> dict:
+    return {"engine": "pathways", "model": "logreg", "ts": float(i), "cv_score": 0.5, "notes": "x" * pad}
+
+
+def test_a_full_disk_never_tears_a_line_of_the_evaluation_history(small_disk):
+    from menace.history import EvaluationHistory
+
+    path = small_disk / config.EVALUATIONS_FILE
+    history = EvaluationHistory("pathways", path)
+    for i in range(3):
+        history.append(evaluation(i))
+    filler = fill(small_disk)
+    with pytest.raises(OSError) as caught:
+        history.append(evaluation(3, pad=20_000))  # more than the last free page: a short write
+    assert caught.value.errno == errno.ENOSPC
+    assert path.read_bytes().endswith(b"\n")  # the part that fitted was cut off again
+    filler.unlink()
+    history.append(evaluation(4))
+    reloaded = EvaluationHistory("pathways", path)
+    assert [e["ts"] for e in reloaded] == [0.0, 1.0, 2.0, 4.0]  # nothing after the failure is lost
+
+
+def test_a_torn_last_line_is_repaired_when_the_history_is_opened(tmp_path, caplog):
+    from menace.history import EvaluationHistory
+
+    path = tmp_path / config.EVALUATIONS_FILE
+    path.write_text(json.dumps(evaluation(0)) + "\n" + '{"cv')  # a crash in the middle of a line
+    with caplog.at_level(logging.WARNING):
+        history = EvaluationHistory("pathways", path)
+    assert [e["ts"] for e in history] == [0.0] and "torn last line" in caplog.text
+    assert path.read_bytes().endswith(b"\n")
+    history.append(evaluation(1))
+    assert [e["ts"] for e in EvaluationHistory("pathways", path)] == [0.0, 1.0]
+
+
+def test_the_prequential_figures_are_appended_whole_after_a_torn_line(tmp_path):
+    from menace.files import append_line, read_lines
+
+    path = tmp_path / config.PREQUENTIAL_FILE
+    path.write_bytes(b'{"a": 1}\n{"engine": "pa')
+    append_line(path, '{"b": 2}')
+    assert [line for _, line in read_lines(path)] == ['{"a": 1}', '{"b": 2}']
+
+
+def test_on_a_full_disk_log_names_the_disk_and_the_file_not_an_empty_transaction(small_disk):
+    from menace.errors import StorageError
+
+    pdb = PathwayDB(small_disk / config.PATHWAYS_DB)
+    try:
+        pdb.log_many(runs(10))
+        filler = fill(small_disk)
+        with pytest.raises(StorageError) as caught:
+            for i in range(2000):  # the WAL grows until the disk refuses a commit
+                pdb.log(PathwayRecord(f"step {i} -> " + "x" * 2000))
+        message = str(caught.value)
+        assert str(small_disk / config.PATHWAYS_DB) in message and "the disk is full" in message
+        assert "no transaction is active" not in message
+        filler.unlink()
+        pdb.log_many(runs(3))  # and it works again once there is room
+    finally:
+        pdb.close()
+
+
+def test_a_read_only_store_names_the_file_and_the_cause(tmp_path, read_only_view):
+    from menace.errors import StorageError
+
+    folder = tmp_path / "data"
+    folder.mkdir(mode=0o700)
+    PathwayDB(folder / config.PATHWAYS_DB).close()
+    view = read_only_view(folder)
+    with pytest.raises(StorageError) as caught:
+        pdb = PathwayDB(view / config.PATHWAYS_DB)
+        pdb.log_many(runs(2))
+    assert str(view / config.PATHWAYS_DB) in str(caught.value) and "read-only" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "content, cause", [(b"garbage " * 600, "not an SQLite database"), (b"SQLite format 3\0" + b"\xff" * 5000, "")]
+)
+def test_a_garbage_database_file_names_the_file_and_the_cause(tmp_path, content, cause):
+    from menace.errors import StorageError
+
+    path = tmp_path / config.PATHWAYS_DB
+    path.write_bytes(content)
+    with pytest.raises(StorageError) as caught:
+        PathwayDB(path)
+    assert str(path) in str(caught.value) and cause in str(caught.value)
+
+
+def service_start_error(data_dir: Path, user: int | None = None) -> tuple[int, str]:
+    """Start menace-service on ``data_dir`` (as ``user`` in a forked child, if given):
+    its exit status and what it wrote to stderr."""
+    if user is None:
+        proc = subprocess.run(
+            [sys.executable, "-m", "menace.self_learning_service", "--data-dir", str(data_dir),
+             "--metrics-port", "0", "--log-level", "ERROR", "--no-watch"],
+            capture_output=True, text=True, timeout=120, env=env(), stdin=subprocess.DEVNULL,
+        )
+        return proc.returncode, proc.stderr
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: become another user, start, report
+        code = 99
+        try:
+            os.dup2(write, 2)
+            sys.stderr = os.fdopen(2, "w", closefd=False)
+            os.setgid(user)
+            os.setuid(user)
+            from menace import self_learning_service
+
+            code = self_learning_service.main(
+                ["--data-dir", str(data_dir), "--metrics-port", "0", "--log-level", "ERROR", "--no-watch"]
+            )
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as fh:
+        err = fh.read()
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), err
+
+
+def assert_one_error_line(code: int, err: str, *needles: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, err[-3000:]
+    assert lines[0].startswith("menace-service: error: ") and "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_the_service_on_a_full_disk_exits_2_with_one_line(small_disk):
+    data_dir = small_disk / "data"
+    data_dir.mkdir(mode=0o700)
+    filler = fill(small_disk)
+    code, err = service_start_error(data_dir)
+    assert_one_error_line(code, err, str(data_dir), "disk is full")
+    filler.unlink()
+
+
+def test_the_service_on_a_read_only_mount_exits_2_with_one_line(tmp_path, read_only_view):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    start, stop = run_background(data_dir=data_dir, metrics_port=0, watch_runs=False)
+    start().pathway_db.log_many(runs(5))
+    stop()
+    view = read_only_view(data_dir)
+    code, err = service_start_error(view)
+    assert_one_error_line(code, err, str(view), "read-only")
+
+
+@pytest.mark.skipif(not ROOT_USER, reason="starting the service as another user needs root")
+def test_the_service_on_a_read_only_directory_exits_2_with_one_line():
+    import shutil
+    import tempfile
+
+    reachable = Path(tempfile.mkdtemp(prefix="menace-ro-"))  # pytest's tmp_path is root-only
+    try:
+        os.chmod(reachable, 0o755)  # the other user may reach it, not write it
+        data_dir = reachable / "data"
+        data_dir.mkdir(mode=0o500)
+        os.chown(data_dir, 65534, 65534)
+        code, err = service_start_error(data_dir, user=65534)
+        assert_one_error_line(code, err, str(data_dir), "read-only")
+    finally:
+        shutil.rmtree(reachable, ignore_errors=True)
+
+
+def test_the_service_with_a_garbage_pathways_db_exits_2_with_one_line(data_dir):
+    (data_dir / config.PATHWAYS_DB).write_bytes(b"this is not a database at all " * 200)
+    code, err = service_start_error(data_dir)
+    assert_one_error_line(code, err, str(data_dir / config.PATHWAYS_DB), "not an SQLite database")
+
+
+def test_the_service_with_a_database_of_a_newer_schema_exits_2_with_one_line(data_dir):
+    PathwayDB(data_dir / config.PATHWAYS_DB).close()
+    conn = sqlite3.connect(data_dir / config.PATHWAYS_DB)
+    conn.execute("PRAGMA user_version=99")
+    conn.close()
+    code, err = service_start_error(data_dir)
+    assert_one_error_line(code, err, str(data_dir / config.PATHWAYS_DB), "newer than this Menace")

@@ -432,3 +432,47 @@ def test_a_limit_beyond_sqlite_integers_is_a_value_error_not_an_overflow(stores)
                  lambda: stores[0].runs(limit=2**63)):
         with pytest.raises(ValueError, match="limit"):
             call()
+
+
+# -- names that become file names, and saved metadata (issue 15, items 9 and 22) ------------------
+
+
+@FAST
+@given(name=st.one_of(st.text(max_size=30), st.sampled_from(["../x", "..", ".", "a/b", "a\\b", "~/x", "/abs"])))
+def test_an_engine_name_names_a_folder_inside_models_or_is_a_value_error(engines, name):
+    pdb, _, _ = engines
+    try:
+        engine = LearningEngine(pdb, MenaceMemoryManager(":memory:", embedder="hashing"), name=name)
+    except ValueError as exc:
+        assert "name" in str(exc)
+        return
+    folder = Path(pdb.path).resolve().parent / "models"
+    assert engine.model_dir.resolve().parent == folder.resolve()  # one level below models/, never outside
+
+
+meta_values = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30), st.floats(),
+    st.text(max_size=5), st.lists(st.integers(), max_size=3),
+)
+
+
+@FAST
+@given(n_seen=meta_values, through=meta_values, saved_at=meta_values)
+def test_saved_metadata_loads_or_starts_untrained_never_raises(engines, tmp_path_factory, n_seen, through, saved_at):
+    from menace.models.tabular import sio
+
+    pdb, _, trained = engines
+    folder = tmp_path_factory.mktemp("saved")
+    mm = MenaceMemoryManager(":memory:", embedder="hashing")
+    engine = LearningEngine(pdb, mm, model_dir=folder)
+    engine.train()
+    path = engine.model_path()
+    data = sio.load(str(path), trusted=sio.get_untrusted_types(file=str(path)))
+    data["meta"].update(n_seen=n_seen, trained_through_run_id=through, saved_at=saved_at)
+    sio.dump(data, str(path))
+    restarted = LearningEngine(pdb, mm, model_dir=folder)  # never raises
+    plausible = all(type(v) is int and 0 <= v <= pdb.newest_run_id() for v in (through,)) and (
+        type(n_seen) is int and 0 <= n_seen < 2**63
+    ) and (saved_at is None or (type(saved_at) in (int, float) and math.isfinite(saved_at)))
+    assert restarted.is_trained is plausible
+    mm.close()

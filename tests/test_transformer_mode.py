@@ -392,8 +392,10 @@ def test_saving_again_replaces_the_saved_directory(pdb, tiny_params):
     assert engine.partial_train([PathwayRecord(actions="skip checks", outcome="FAILURE")] * 2)
     again = make_engine(pdb, tiny_params)
     assert np.allclose(predictions(again), predictions(engine), atol=1e-5)
-    leftovers = [p.name for p in engine.model_path().parent.iterdir() if p.name.startswith(".")]
-    assert leftovers == []
+    saved = engine.model_path()
+    hidden = sorted(p.name for p in saved.parent.iterdir() if p.name.startswith("."))
+    # one version left, the current one (saved is a link to it), and the savers' lock file
+    assert hidden == sorted([saved.resolve().name, f".{saved.name}.lock"])
 
 
 # -- without scikit-learn -----------------------------------------------------------
@@ -473,3 +475,52 @@ def test_minilm_fine_tune_beats_the_majority_class(tmp_path):
     accuracy = float(np.mean((p >= 0.5) == labels))
     majority = max(labels.mean(), 1 - labels.mean())
     assert accuracy >= majority + 0.15, (accuracy, majority)
+
+
+# -- a planted model directory (issue 15, item 8) ----------------------------------------------
+PLANTED_LOADER = textwrap.dedent(
+    """
+    import sys
+    from menace.learning_engine import LearningEngine
+    from menace.neuroplasticity import PathwayDB
+
+    folder, base = sys.argv[1], sys.argv[2]
+    engine = LearningEngine(PathwayDB(folder + "/pathways.db"), None, model="transformer",
+                            model_params={"model_path": base, "threads": 1}, model_dir=folder + "/models")
+    print("TRAINED" if engine.is_trained else "UNTRAINED", flush=True)
+    """
+)
+
+
+def plant_custom_code_model(models: Path, base: Path, marker: Path) -> Path:
+    """A transformer.hf whose config asks for custom code that would create ``marker``."""
+    planted = models / "transformer.hf"
+    planted.mkdir(parents=True)
+    code = f"open({str(marker)!r}, 'w').write('ran')\n"
+    for module in ("configuration_evil", "modeling_evil", "tokenization_evil"):
+        (planted / f"{module}.py").write_text(code + "class Evil: pass\nEvilConfig = EvilModel = Evil\n")
+    auto_map = {
+        "AutoConfig": "configuration_evil.EvilConfig",
+        "AutoModelForSequenceClassification": "modeling_evil.EvilModel",
+        "AutoTokenizer": ["tokenization_evil.Evil", None],
+    }
+    (planted / "config.json").write_text(json.dumps({"model_type": "evil-unknown", "auto_map": auto_map}))
+    (planted / "tokenizer_config.json").write_text(json.dumps({"auto_map": auto_map}))
+    (planted / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    meta = {"format_version": 1, "params": {"model_path": str(base)}, "meta": {}}
+    (planted / "menace_transformer.json").write_text(json.dumps(meta))
+    return planted
+
+
+def test_a_planted_model_with_custom_code_is_refused_without_asking(tmp_path, tiny_model_dir):
+    marker = tmp_path / "custom-code-ran"
+    planted = plant_custom_code_model(tmp_path / "models", tiny_model_dir, marker)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, "-c", PLANTED_LOADER, str(tmp_path), str(tiny_model_dir)],
+        input="y\ny\ny\n", capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert not marker.exists(), "the planted custom code ran"
+    assert "Do you wish to run the custom code" not in result.stdout + result.stderr  # never asked
+    assert result.returncode == 0 and result.stdout.strip() == "UNTRAINED", result.stderr[-2000:]
+    assert "cannot be loaded" in result.stderr and str(planted) in result.stderr

@@ -73,6 +73,9 @@ class ModelFamily:
     incremental: str = ""
     #: Appended to ``<model_dir>/<name>`` to make the saved model's path.
     file_suffix: str = ".skops"
+    #: True if :meth:`save` writes a directory (saved as versions, see
+    #: :mod:`menace.model_versions`) rather than one file.
+    saves_directory: bool = False
     #: True if :meth:`partial_update` learns from the replay window (filled from
     #: the newest runs after a restart).
     needs_replay: bool = False

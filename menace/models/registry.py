@@ -11,6 +11,7 @@ import importlib
 import threading
 from typing import Any
 
+from ..validation import check_name
 from .base import ModelFamily
 
 _REGISTRY: dict[str, str] = {
@@ -33,6 +34,7 @@ def register(name: str, target: str) -> None:
     """Add or replace a family: ``target`` is ``"package.module:ClassName"``."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"name must be a non-empty string, got {name!r}")
+    name = check_name("name", name)  # the saved model's file name: no path separators
     if not isinstance(target, str) or ":" not in target:
         raise ValueError(f"target must look like 'package.module:ClassName', got {target!r}")
     with _lock:

