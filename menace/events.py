@@ -77,7 +77,8 @@ Output topics (the coordinator and the service publish):
 ``learning:drift``  the error rate of the live model rose: ``engine`` str,
     ``model`` str, ``n_examples`` int (runs scored when it was found),
     ``error_before`` and ``error_after`` (0..1), ``runs_after`` int (runs
-    since the change), ``action`` ("retrain" | "none": the drift policy),
+    since the change), ``action`` ("retrain" | "retrain pending": one is
+    already scheduled | "none": the drift policy),
     ``ts`` float.
 ``service:started`` / ``service:stopped``  ``data_dir`` str, ``model`` str,
     ``metrics_url`` str or null, ``ts`` float.

@@ -24,6 +24,7 @@ drift. river is imported on first use, not by ``import menace``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -165,7 +166,8 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Drift:
     """A rise of the error rate: ``error_before`` / ``error_after`` (0..1) around the cut,
-    ``runs_after`` runs since it, found after ``n_examples`` scored runs."""
+    ``runs_after`` runs since it, found after ``n_examples`` scored runs (counted since the
+    model's figures began, see :class:`OnlineQuality`)."""
 
     error_before: float
     error_after: float
@@ -295,6 +297,8 @@ class OnlineQuality:
         labels = None if self._fresh else y  # the guessing rule waits for a grown model
         drift = self._drift.update(((proba >= 0.5).astype(np.int8) != y).astype(np.int8), labels)
         if drift is not None:
+            # The monitor counts since its own reset; report the position on the figures' count.
+            drift = dataclasses.replace(drift, n_examples=self.score_.n_total)
             logger.warning(
                 "%s: drift in %s's errors after %d runs: error %.3f -> %.3f over the last %d runs",
                 self.engine, model, drift.n_examples, drift.error_before, drift.error_after, drift.runs_after,

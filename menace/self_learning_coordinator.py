@@ -181,7 +181,8 @@ class SelfLearningCoordinator:
         self.evaluator = PeriodicEvaluator(self._periodic_evaluate)
         self._prequential_sent: dict[str, float] = {}
         self._prequential_due: set[str] = set()
-        self._retrain_after: dict[str, int] = {}  # engine -> scored-run count where its change began
+        self._retrain_after: dict[str, int] = {}  # engine -> scored-run count when its drift was found
+        self._drift_jobs: dict[str, Job] = {}  # engine -> its drift retrain, until it ends
         self.memory = memory if memory is not None else main.memory_mgr
         self.pathway_db = pathway_db if pathway_db is not None else main.pathway_db
 
@@ -570,28 +571,36 @@ class SelfLearningCoordinator:
 
     def _on_drift(self, name: str, engine: Learner, drift: Any) -> None:
         """Announce a drift and apply the drift policy (see the class doc)."""
+        pending = self._retrain_after.get(name) is not None or self._drift_retrain_running(name)
+        action = "none" if self.drift_policy != "retrain" else ("retrain pending" if pending else "retrain")
         self._publish(events.LEARNING_DRIFT, {
             "engine": name, "model": engine.model_name, "n_examples": drift.n_examples,
             "error_before": drift.error_before, "error_after": drift.error_after,
-            "runs_after": drift.runs_after, "action": self.drift_policy, "ts": time.time(),
+            "runs_after": drift.runs_after, "action": action, "ts": time.time(),
         })
-        if self.drift_policy == "retrain":
-            self._retrain_after[name] = drift.n_examples - drift.runs_after
+        if action == "retrain":
+            self._retrain_after[name] = drift.n_examples
+
+    def _drift_retrain_running(self, name: str) -> bool:
+        job = self._drift_jobs.get(name)
+        return job is not None and not job.state.ended
 
     def _retrain_if_ready(self, name: str, engine: Learner) -> None:
         """The drift policy: once :data:`~menace.config.DRIFT_RETRAIN_MIN` runs came after the
-        change, retrain on them (at most :data:`~menace.config.DRIFT_RETRAIN_MAX`), so the new
-        model learns what the workflow is now, not a mix with what it was."""
-        change = self._retrain_after.get(name)
-        snapshot = engine.prequential_snapshot() if change is not None else None
+        drift was found, retrain on those runs (the newest; at most
+        :data:`~menace.config.DRIFT_RETRAIN_MAX`): runs after the finding are the workflow as it
+        is now, where ADWIN's cut may still hold runs from before the change."""
+        found = self._retrain_after.get(name)
+        snapshot = engine.prequential_snapshot() if found is not None else None
         if snapshot is None:
             return
-        since = snapshot["n_total"] - change
+        since = snapshot["n_total"] - found
         if since < config.DRIFT_RETRAIN_MIN:
             return
         del self._retrain_after[name]
         runs = min(since, config.DRIFT_RETRAIN_MAX)
         job_id = self._submit(JobKind.TRAIN, name, {"recent": runs, "reason": "drift"})
+        self._drift_jobs[name] = self._jobs[job_id]
         logger.info("%s: drift policy: retraining on the newest %d runs (job %d)", name, runs, job_id)
 
     def _embed(self, texts: list[str]) -> None:
