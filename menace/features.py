@@ -53,7 +53,7 @@ from .models import ModelFamily
 from .neuroplasticity import PathwayRecord, decay_factor
 from .progress import Progress, check_cancel, report
 from .protocols import EmbeddingSource, PathwayStore
-from .validation import check_id, check_number, check_text
+from .validation import MAX_ABS, MAX_SECONDS, check_id, check_number, check_text
 
 SEED_FEATURES = ("prior_frequency", "exec_time", "roi", "prior_myelination", "embedding_mean")
 FEATURE_SETS = ("full", "embedding", "seed")
@@ -296,9 +296,9 @@ class FeaturePipeline:
     def query_row(freq: Any, exec_time: Any, roi: Any, myelination: Any, actions: Any) -> tuple[tuple, str]:
         """The checked inputs of ``predict_success``: the four numbers and the action text."""
         row = (
-            check_number("freq", freq, minimum=0.0),
-            check_number("exec_time", exec_time, minimum=0.0),
-            check_number("roi", roi),
-            check_number("myelination", myelination),
+            check_number("freq", freq, minimum=0.0, maximum=MAX_ABS),
+            check_number("exec_time", exec_time, minimum=0.0, maximum=MAX_SECONDS),
+            check_number("roi", roi, minimum=-MAX_ABS, maximum=MAX_ABS),
+            check_number("myelination", myelination, minimum=-MAX_ABS, maximum=MAX_ABS),
         )
         return row, check_text("actions", actions, allow_empty=False, max_len=100_000).strip()

@@ -33,7 +33,15 @@ from .errors import FieldError
 from .labels import Outcome, label_of
 from .run_ledger import RunLedger
 from .storage import SQLiteStore, escape_like, write_transaction
-from .validation import check_id, check_number, check_positive_int, check_text
+from .validation import (
+    MAX_ABS,
+    MAX_SECONDS,
+    MAX_TS,
+    check_id,
+    check_number,
+    check_positive_int,
+    check_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +76,10 @@ class PathwayRecord:
         self.inputs = check_text("inputs", self.inputs)
         self.outputs = check_text("outputs", self.outputs)
         self.resources = check_text("resources", self.resources)
-        self.exec_time = check_number("exec_time", self.exec_time, minimum=0.0)
-        self.roi = check_number("roi", self.roi)
+        self.exec_time = check_number("exec_time", self.exec_time, minimum=0.0, maximum=MAX_SECONDS)
+        self.roi = check_number("roi", self.roi, minimum=-MAX_ABS, maximum=MAX_ABS)
         self.outcome = Outcome.coerce(self.outcome)
-        self.ts = check_number("ts", self.ts, minimum=0.0)
+        self.ts = check_number("ts", self.ts, minimum=0.0, maximum=MAX_TS)
         self._validated = self._values()
 
     def _values(self) -> tuple:

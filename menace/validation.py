@@ -17,7 +17,13 @@ from typing import Any
 from .errors import FieldError
 
 MAX_TEXT = 1_000_000  # characters; a single stored text larger than this is refused
-MAX_INT = 2**63 - 1  # the largest SQLite INTEGER: a larger limit or id would overflow in a query
+MAX_INT = 2**63 - 1
+#: Bounds on a run's numbers, for every entry point (library, API, forms): the stores could
+#: keep any finite number, but a model cannot learn from one whose square overflows
+#: (1e200 seconds is a typo, not a run).
+MAX_SECONDS = 1e9  # execution time, seconds (31 years)
+MAX_ABS = 1e12  # |roi|, |myelination|, frequency
+MAX_TS = 1e11  # seconds since the epoch (the year 5138)  # the largest SQLite INTEGER: a larger limit or id would overflow in a query
 #: Most tags on one record, and the longest tag (characters).
 MAX_TAGS = 100
 MAX_TAG_CHARS = 200

@@ -15,18 +15,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..labels import Outcome
-from ..validation import MAX_TEXT
+from ..validation import MAX_ABS, MAX_SECONDS, MAX_TEXT, MAX_TS  # bounds of every entry point
 
 #: Most runs or queries in one request.
 MAX_BATCH = 10_000
 #: Longest ``actions`` text (as :class:`~menace.neuroplasticity.PathwayRecord`).
 MAX_ACTIONS = 100_000
 
-#: Bounds on numbers: the stores take any finite number, but a model cannot
-#: learn from one whose square overflows (1e200 seconds is a typo, not a run).
-MAX_SECONDS = 1e9
-MAX_ABS = 1e12
-MAX_TS = 1e11
+
 #: Stored text may not hold NUL; an action sequence needs something besides spaces.
 NO_NUL = r"^[^\x00]*$"
 SOME_WORD = r"^[^\x00]*[^\x00\s][^\x00]*$"
