@@ -1,9 +1,16 @@
 """Entry point of the desktop monitor: ``menace-gui`` / ``python -m menace_gui``.
 
 Takes the service's own flags (``--data-dir``, ``--model``, ``--metrics-port``,
-...; see ``menace-gui --help``) plus ``--max-log-rows``. Without
-``--data-dir`` or ``MENACE_DATA_DIR`` the data directory used last time is
-opened again (else the service's default). The Settings dialog's choices
+...; see ``menace-gui --help``) plus ``--max-log-rows`` and ``--connect``.
+Without ``--data-dir`` or ``MENACE_DATA_DIR`` the data directory used last
+time is opened again (else the service's default).
+
+Three ways to run: on a data directory nobody learns from, the monitor runs
+the learning stack itself (in a thread); on a data directory a running
+``menace-service`` owns, it attaches to that service as a client (no second
+learner) and says so in the status bar; with ``--connect URL`` it shows the
+service at that URL over its API (token from ``--api-token``,
+``MENACE_API_TOKEN``, the one remembered for that URL, or asked for once). The Settings dialog's choices
 (model, evaluation policy, test-then-train window, drift policy) apply here,
 where no flag or environment variable sets them.
 
@@ -20,7 +27,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from urllib.parse import urlsplit
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
@@ -28,6 +36,7 @@ from PySide6.QtWidgets import QApplication
 
 from . import gui_settings
 from .main_window import MainWindow
+from .remote_source import RemoteClientSource
 from .widgets.event_log import DEFAULT_MAX_ROWS
 
 logger = logging.getLogger(__name__)
@@ -78,23 +87,49 @@ def build_gui_parser():
         "--max-log-rows", metavar="N", type=int, default=None,
         help=f"rows the live event log keeps (default {DEFAULT_MAX_ROWS:,}, remembered)",
     )
+    parser.add_argument(
+        "--connect", metavar="URL",
+        help="show the Menace service at URL (e.g. http://host:8001) over its API instead of running "
+        "one here; the token comes from --api-token, MENACE_API_TOKEN, the one remembered for URL, "
+        "or is asked for",
+    )
     return parser
 
 
-def service_from_args(argv: Sequence[str], qsettings: QSettings):
-    """Parse ``argv`` (with the Settings dialog's choices) into a ServiceThread and the log's row limit.
+def service_from_args(argv: Sequence[str], qsettings: QSettings, ask_token: TokenPrompt | None = None):
+    """Parse ``argv`` into the window's client source and the log's row limit.
 
-    Raises ``SystemExit`` (argparse's usage error) for bad flags.
+    The source is a :class:`RemoteClientSource` for ``--connect URL`` or for a
+    data directory a running service owns, else a ServiceThread running the
+    stack here (with the Settings dialog's choices). ``ask_token(url)`` is
+    asked when no token is known for a URL. Raises ``SystemExit``
+    (argparse's usage error) for bad flags.
     """
-    from menace.self_learning_service import TORCH_THREADS, settings_from_args
-
-    from .service_thread import ServiceThread
-
     parser = build_gui_parser()
     args = parser.parse_args(list(argv))
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.max_log_rows is not None and args.max_log_rows < 1:
         parser.error(f"--max-log-rows must be >= 1, got {args.max_log_rows}")
+    max_rows = args.max_log_rows or qsettings.value(MAX_ROWS_KEY, DEFAULT_MAX_ROWS, type=int)
+    qsettings.setValue(MAX_ROWS_KEY, max_rows)
+    if args.connect:
+        url = check_url(parser, args.connect)
+        token = args.api_token or os.environ.get("MENACE_API_TOKEN") or remembered_token(qsettings, url)
+        if not token and ask_token is not None:
+            token = ask_token(url)
+        if token:
+            remember_token(qsettings, url, token)
+        return RemoteClientSource(url, token or None), max_rows
+    return _local_or_attached(parser, args, qsettings), max_rows
+
+
+def _local_or_attached(parser, args, qsettings: QSettings):
+    """A ServiceThread on the data directory, or a client of the service that owns it."""
+    from menace.lease import owner_of
+    from menace.self_learning_service import TORCH_THREADS, settings_from_args
+
+    from .service_thread import ServiceThread
+
     if args.data_dir is None and not os.environ.get("MENACE_DATA_DIR"):
         last = qsettings.value(LAST_DATA_DIR_KEY, "", type=str)
         if last:
@@ -106,19 +141,74 @@ def service_from_args(argv: Sequence[str], qsettings: QSettings):
     except ValueError as exc:
         parser.error(str(exc))
     qsettings.setValue(LAST_DATA_DIR_KEY, str(settings.data_dir))
-    max_rows = args.max_log_rows or qsettings.value(MAX_ROWS_KEY, DEFAULT_MAX_ROWS, type=int)
-    qsettings.setValue(MAX_ROWS_KEY, max_rows)
+    holder = owner_of(settings.data_dir)
+    if holder is not None and holder.api_url:
+        from menace.api.tokens import read_token
+
+        logger.info("%s is owned by the service of pid %d at %s: attaching to it", settings.data_dir,
+                    holder.pid, holder.api_url)
+        return RemoteClientSource(
+            holder.api_url, args.api_token or os.environ.get("MENACE_API_TOKEN") or read_token(settings.data_dir),
+            note=f"attached to the service of this data directory (pid {holder.pid}; it learns, this window watches)",
+        )
     explicit_port = args.metrics_port is not None or bool(os.environ.get("MENACE_METRICS_PORT"))
     # As the headless service does: torch (MiniLM) on one thread unless the user
     # says otherwise; more threads contending here made each call ~10x slower.
     os.environ.setdefault("OMP_NUM_THREADS", str(TORCH_THREADS))
-    return ServiceThread(settings, metrics_required=explicit_port), max_rows
+    return ServiceThread(settings, metrics_required=explicit_port)
+
+
+# -- connecting to a service elsewhere ------------------------------------------------------
+
+TokenPrompt = Callable[[str], str | None]
+TOKENS_KEY = "connect/tokens"
+
+
+def check_url(parser, url: str) -> str:
+    """``url`` with no trailing slash, if it is an http(s) URL with a host; else a usage error."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        parser.error(f"--connect needs a URL like http://host:8001, got {url!r}")
+    return url.strip().rstrip("/")
+
+
+def remembered_token(qsettings: QSettings, url: str) -> str:
+    return qsettings.value(f"{TOKENS_KEY}/{_key(url)}", "", type=str)
+
+
+def remember_token(qsettings: QSettings, url: str, token: str) -> None:
+    """Keep the token for ``url`` in the monitor's settings file, readable by this user only."""
+    qsettings.setValue(f"{TOKENS_KEY}/{_key(url)}", token)
+    qsettings.sync()
+    path = qsettings.fileName()
+    if path and os.path.exists(path):
+        os.chmod(path, 0o600)
+
+
+def _key(url: str) -> str:
+    return url.replace("://", "_").replace("/", "_").replace(":", "_")
+
+
+def ask_token(parent) -> TokenPrompt:
+    """A prompt for the API token of a URL, as a password field (``None`` if cancelled)."""
+
+    def ask(url: str) -> str | None:
+        from PySide6.QtWidgets import QInputDialog, QLineEdit
+
+        token, ok = QInputDialog.getText(
+            parent, "Menace service token",
+            f"The API token of {url}\n(in the service's data directory, file api_token):",
+            QLineEdit.EchoMode.Password,
+        )
+        return token.strip() if ok and token.strip() else None
+
+    return ask
 
 
 def _start_service(app: QApplication, window: MainWindow, argv: Sequence[str], qsettings: QSettings) -> None:
     """After the first paint: read the flags, then start the service in its thread."""
     try:
-        service, max_rows = service_from_args(argv, qsettings)
+        service, max_rows = service_from_args(argv, qsettings, ask_token(window))
     except SystemExit as exc:  # argparse said what was wrong on stderr
         window.close()
         app.exit(exc.code if isinstance(exc.code, int) else 2)

@@ -24,6 +24,8 @@ RUNNING = "running"
 STOPPING = "stopping"
 STOPPED = "stopped"
 CRASHED = "crashed"
+#: A remote service is away; its client retries and resumes the events where they stopped.
+RECONNECTING = "disconnected, retrying"
 
 
 @runtime_checkable

@@ -43,7 +43,7 @@ from menace.client import MenaceClient
 
 from . import gui_settings
 from .bridge import EventBridge
-from .client_source import CRASHED, RUNNING, STOPPED, STOPPING, ClientSource
+from .client_source import CRASHED, RECONNECTING, RUNNING, STOPPED, STOPPING, ClientSource
 from .panels import Area, Panel
 from .task_runner import TaskRunner
 from .theme import SYSTEM, ThemeSwitcher
@@ -437,6 +437,11 @@ class MainWindow(QMainWindow):
         elif state == STOPPED:
             self.banner.show_message("The self-learning service has stopped.", "plain")
             self.detach_client()
+        elif state == RECONNECTING:
+            self.banner.show_message(
+                f"Disconnected from the service ({detail}). Retrying; the window keeps what it shows "
+                "and catches up with every event it missed once the service answers again.", "plain"
+            )
         elif state == RUNNING:
             self.banner.clear_message()
 

@@ -68,11 +68,12 @@ class LogRow:
     every event cost ~3 ms of each 500-event batch.
     """
 
-    __slots__ = ("number", "ts", "topic", "payload", "_summary")
+    __slots__ = ("number", "ts", "topic", "payload", "_summary", "event_id")
 
     def __init__(self, number: int, ts: float, topic: str, payload: dict[str, Any],
-                 summary: str | None = None) -> None:
+                 summary: str | None = None, event_id: int = 0) -> None:
         self.number, self.ts, self.topic, self.payload, self._summary = number, ts, topic, payload, summary
+        self.event_id = event_id  # the event's id (the journal's), 0 when unknown
 
     @property
     def summary(self) -> str:
@@ -114,7 +115,7 @@ class EventLogModel(QAbstractTableModel):
             batch = batch[skipped:]
             start_number += skipped
         new_rows = [
-            LogRow(start_number + i, e.ts, e.topic, e.payload)
+            LogRow(start_number + i, e.ts, e.topic, e.payload, event_id=e.id)
             for i, e in enumerate(batch)
         ]
         overflow = len(self._rows) + len(new_rows) - self.max_rows
@@ -126,6 +127,10 @@ class EventLogModel(QAbstractTableModel):
         self.beginInsertRows(QModelIndex(), first, first + len(new_rows) - 1)
         self._rows.extend(new_rows)
         self.endInsertRows()
+
+    def rows(self) -> list[LogRow]:
+        """The rows shown, oldest first (a copy)."""
+        return list(self._rows)
 
     def clear(self) -> None:
         self.beginResetModel()

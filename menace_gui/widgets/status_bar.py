@@ -16,7 +16,7 @@ from menace import events
 from menace.client import ClientStatus, Counts, MenaceClient
 from menace.events import Event
 
-from ..client_source import CRASHED, RUNNING, STARTING, STOPPED, STOPPING
+from ..client_source import CRASHED, RECONNECTING, RUNNING, STARTING, STOPPED, STOPPING
 from ..panels import Area, PanelDefaults
 from ..task_runner import TaskRunner
 from .forms import error_color, ok_color
@@ -163,10 +163,10 @@ class StatusPanel(PanelDefaults, QStatusBar):
         label_palette = QPalette(palette)  # the window's colours now: a theme switch comes back here
         if state == RUNNING:
             label_palette.setColor(QPalette.ColorRole.WindowText, ok_color(palette))
-        elif state == CRASHED:
+        elif state in (CRASHED, RECONNECTING):
             label_palette.setColor(QPalette.ColorRole.WindowText, error_color(palette))
         text = f"● {state}…" if state in (STOPPING, STARTING) else f"● {state}"
-        if state == CRASHED and detail:
+        if state in (CRASHED, RECONNECTING) and detail:
             text += f": {detail[:80]}"
         self.state_label.setPalette(label_palette)
         self.state_label.setText(text)
