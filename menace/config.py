@@ -28,6 +28,7 @@ PREQUENTIAL_FILE = "prequential.jsonl"
 API_TOKEN_FILE = "api_token"
 LEARNER_LOCK = "learner.lock"
 LEARNER_FILE = "learner.json"
+SERVICE_STATE_FILE = "service_state.json"
 
 DEFAULT_MODEL = "logreg"
 DEFAULT_METRICS_ADDR = "127.0.0.1"
@@ -108,6 +109,12 @@ class Settings:
     bearer token is ``api_token``, or the one in ``<data dir>/api_token``
     (made on first start). ``metrics_auth``: ``/metrics`` also requires the
     token. ``tls_cert`` / ``tls_key``: serve HTTPS (both or neither).
+
+    ``database_url`` (``postgresql://...``): every store, the saved models,
+    the evaluations and the learner lease live in that PostgreSQL database
+    instead of the data directory, which then keeps only what is per host
+    (the API token, the test-then-train curve). ``None``: SQLite files in
+    ``data_dir``.
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -137,6 +144,9 @@ class Settings:
     metrics_auth: bool = field(default_factory=lambda: _env_flag("MENACE_METRICS_AUTH", False))
     tls_cert: Path | None = field(default_factory=lambda: _env_path("MENACE_TLS_CERT"))
     tls_key: Path | None = field(default_factory=lambda: _env_path("MENACE_TLS_KEY"))
+    database_url: str | None = field(
+        default_factory=lambda: os.environ.get("MENACE_DATABASE_URL") or None, repr=False
+    )
 
     def __post_init__(self) -> None:
         self.data_dir = expand_path("data_dir", check_text("data_dir", str(self.data_dir), allow_empty=False))
@@ -160,8 +170,23 @@ class Settings:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, expand_path(name, check_text(name, str(value), allow_empty=False)))
+        if self.database_url is not None:
+            from .postgres.database import (
+                check_database_url,  # no psycopg import: only the URL check
+            )
+
+            check_database_url(self.database_url)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise FieldError("tls_cert", "tls_cert and tls_key go together: give both or neither")
 
     def path(self, name: str) -> Path:
         return self.data_dir / name
+
+    @property
+    def store_location(self) -> str:
+        """Where the stores live, for messages: the database URL without its password, or the data directory."""
+        if self.database_url:
+            from .postgres.database import redact
+
+            return redact(self.database_url)
+        return str(self.data_dir)
