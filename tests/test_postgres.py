@@ -16,7 +16,6 @@ import threading
 import time
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from menace import events
@@ -32,6 +31,7 @@ from menace.run_watcher import RunWatcher
 from menace.storage import SchemaError
 from menace.unified_event_bus import UnifiedEventBus
 
+psycopg = pytest.importorskip("psycopg", reason="PostgreSQL tests: pip install -e '.[postgres]'")
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from menace.postgres.backend import PostgresBackend
 
+psycopg = pytest.importorskip("psycopg", reason="PostgreSQL tests: pip install -e '.[postgres]'")
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "failover-token-0123456789abcdef"

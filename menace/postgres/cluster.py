@@ -9,9 +9,9 @@ everything on :meth:`~ThrowawayCluster.stop`::
         url = cluster.create_database("menace")
         ...
 
-The binaries are found in ``$MENACE_PG_BINDIR``, then from ``pg_config
---bindir``, then in Debian's ``/usr/lib/postgresql/<version>/bin``
-(``apt-get install postgresql``). The server refuses to run as root: as root,
+The binaries are found in ``$MENACE_PG_BINDIR`` (when set, only there), else
+from ``pg_config --bindir``, in Debian's ``/usr/lib/postgresql/<version>/bin``
+(``apt-get install postgresql``) or on the ``PATH``. The server refuses to run as root: as root,
 every server command runs as the ``postgres`` user through ``runuser``.
 """
 
@@ -43,8 +43,9 @@ class ClusterError(RuntimeError):
 def find_bindir() -> Path | None:
     """The folder holding ``initdb`` and ``pg_ctl``, or ``None`` when they are not installed."""
     candidates: list[str] = []
-    if os.environ.get("MENACE_PG_BINDIR"):
-        candidates.append(os.environ["MENACE_PG_BINDIR"])
+    if os.environ.get("MENACE_PG_BINDIR"):  # when set, the only place looked at
+        folder = Path(os.environ["MENACE_PG_BINDIR"])
+        return folder if all((folder / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")) else None
     pg_config = shutil.which("pg_config")
     if pg_config:
         try:
