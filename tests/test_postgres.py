@@ -156,8 +156,12 @@ def test_concurrent_writers_of_one_pathway_keep_its_aggregate_exact(pg):
 
     def write(store, k):
         for i in range(25):
-            store.log_many([PathwayRecord("shared", roi=float(k), outcome="SUCCESS" if i % 2 else "FAILURE"),
-                            PathwayRecord(f"own-{k}", roi=1.0)])
+            shared = PathwayRecord("shared", roi=float(k), outcome="SUCCESS" if i % 2 else "FAILURE")
+            if i % 3:  # one run from the remembered aggregate (guarded), or a batch (read under lock)
+                store.log(shared)
+                store.log(PathwayRecord(f"own-{k}", roi=1.0))
+            else:
+                store.log_many([shared, PathwayRecord(f"own-{k}", roi=1.0)])
 
     threads = [threading.Thread(target=write, args=(s, k), name=f"writer-{k}") for k, s in enumerate(stores)]
     for thread in threads:

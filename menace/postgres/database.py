@@ -124,7 +124,7 @@ class Database:
             raise RuntimeError(f"Menace needs PostgreSQL 13 or newer; {self.location} runs {version}")
         self.pool = ConnectionPool(
             self.url, min_size=min_size, max_size=max_size, kwargs=self._kwargs, open=False,
-            timeout=timeout, name="menace", check=None,
+            timeout=timeout, name="menace", check=None, configure=configure,
         )
         try:
             self.pool.open(wait=True, timeout=timeout)
@@ -156,7 +156,9 @@ class Database:
             own = conninfo_to_dict(self.url).get("options")
             if own:
                 kwargs["options"] = f"{own} {kwargs['options']}"
-        return self._psycopg.connect(self.url, **{**self._kwargs, **kwargs})
+        conn = self._psycopg.connect(self.url, **{**self._kwargs, **kwargs})
+        configure(conn)
+        return conn
 
     # -- names and keys ------------------------------------------------------------------------
     def lock_id(self, which: int) -> int:
@@ -210,6 +212,22 @@ class Database:
 
     def __repr__(self) -> str:
         return f"<Database {self.location} schema {self.schema}>"
+
+
+def configure(conn: Any) -> None:
+    """Set up a new connection for the stores' statements.
+
+    Python ints are sent as ``bigint`` (else psycopg picks ``smallint``,
+    ``integer`` or ``bigint`` by value, and one statement is prepared again for
+    each mix of sizes), and prepared statements keep one generic plan: the
+    stores' statements are key lookups and range scans, whose plans do not
+    depend on the values, and planning a log's statements anew each time cost
+    more than executing them (0.9 ms against 0.25 ms).
+    """
+    from psycopg.types.numeric import Int8Dumper
+
+    conn.adapters.register_dumper(int, Int8Dumper)
+    conn.execute("SET plan_cache_mode = force_generic_plan")
 
 
 def _one_line(exc: BaseException) -> str:

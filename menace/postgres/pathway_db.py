@@ -48,6 +48,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
+from contextlib import nullcontext
 from typing import Any
 
 from .. import events
@@ -75,6 +76,8 @@ _isfinite = math.isfinite
 SETTLE_WAIT = 0.05
 #: Most candidate watermarks kept while writers are in flight.
 _PENDING_LIMIT = 256
+#: Most pathways whose newest aggregate one store object remembers.
+CACHE_LIMIT = 100_000
 
 _PATHWAY_COLUMNS = "id, actions, frequency, successes, success_rate, avg_exec_time, avg_roi, last_activation, myelination_score"
 _RUN_COLUMNS = (
@@ -82,24 +85,82 @@ _RUN_COLUMNS = (
     " prior_frequency, prior_myelination, previous_run_id, successes, avg_exec_time, avg_roi,"
     " last_activation, link_from"
 )
-_RUN_TYPES = (
-    "int8[]", "int8[]", "text[]", "text[]", "text[]", "float8[]", "text[]", "text[]", "float8[]", "float8[]",
-    "int4[]", "int8[]", "float8[]", "int8[]", "int8[]", "float8[]", "float8[]", "float8[]", "int8[]",
+_COPY_RUNS = f"COPY runs({_RUN_COLUMNS}) FROM STDIN WITH (FORMAT BINARY)"
+_COPY_TYPES = (
+    "int8", "int8", "text", "text", "text", "float8", "text", "text", "float8", "float8", "int4", "int8",
+    "float8", "int8", "int8", "float8", "float8", "float8", "int8",
 )
-_INSERT_RUNS = (
-    f"INSERT INTO runs({_RUN_COLUMNS}) SELECT * FROM unnest("
-    + ", ".join(f"%s::{t}" for t in _RUN_TYPES) + ")"
-)
+# A log's first statements (one round trip with BEGIN): take the transaction id
+# before any run id is drawn (see _Settled), then the pathways' locks; then, as of
+# after the locks, their aggregates, the newest run, and the run ids.
+_LOCK_ONE = "SELECT pg_current_xact_id(), pg_advisory_xact_lock(%s::int4, %s::int4)"
+_LOCK_MANY = "SELECT pg_current_xact_id(), pg_advisory_xact_lock(%s::int4, k) FROM unnest(%b::int4[]) AS k"
+_STATE = "SELECT actions, id, frequency, successes, avg_exec_time, avg_roi, last_activation, last_run_id FROM pathways"
+# The rows are locked too, in id order (as apply_decay locks them): a log from a remembered
+# aggregate locks its one row the same way, so either waits for the other.
+_STATE_ONE = _STATE + " WHERE actions_key = %s FOR UPDATE"
+_STATE_MANY = _STATE + " WHERE actions_key = ANY(%b) ORDER BY id FOR UPDATE"
+_IDS_AND_NEWEST = """
+    SELECT (SELECT array_agg(nextval('runs_id_seq')) FROM generate_series(1, %s)), r.pathway_id, r.ts
+    FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT pathway_id, ts FROM runs ORDER BY id DESC LIMIT 1) AS r ON true"""
+# One run's writes in one statement: the run, its pathway's new aggregate, its link, the wake-up.
+_WRITE_ONE = f"""
+    WITH run AS (INSERT INTO runs({_RUN_COLUMNS}) VALUES ({", ".join(["%s"] * 19)})),
+    pathway AS (
+        UPDATE pathways SET frequency = %s, successes = %s, success_rate = %s, avg_exec_time = %s,
+            avg_roi = %s, last_activation = %s, myelination_score = %s, last_run_id = %s
+        WHERE id = %s
+    ),
+    link AS (
+        INSERT INTO links(from_id, to_id, weight) SELECT %s::int8, %s::int8, 1.0 WHERE %s::int8 IS NOT NULL
+        ON CONFLICT (from_id, to_id) DO UPDATE SET weight = links.weight + excluded.weight
+    )
+    SELECT pg_notify(%s, '')"""
+# One run of a pathway this object logged last, from its remembered aggregate, in one
+# statement and one commit (autocommit). The pathway row is rewritten first, only if its
+# newest run is still the one remembered: the UPDATE locks the row, and after waiting
+# for a concurrent writer it checks that condition again on the row as that writer left
+# it, so a stale aggregate is never written; nothing comes back then, and the caller
+# reads and tries again. The run's id is drawn by the UPDATE once its condition held,
+# and the condition first takes the transaction's id (drawn run ids must come after it:
+# see _Settled). The link is found here too: the newest run committed before this one,
+# within the window.
+_WRITE_REMEMBERED = f"""
+    WITH pathway AS (
+        UPDATE pathways SET frequency = %(frequency)s, successes = %(successes)s,
+            success_rate = %(success_rate)s, avg_exec_time = %(avg_exec_time)s, avg_roi = %(avg_roi)s,
+            last_activation = %(last)s, myelination_score = %(myelination)s,
+            last_run_id = nextval('runs_id_seq')
+        WHERE id = %(pathway)s AND pg_current_xact_id() IS NOT NULL
+            AND last_run_id IS NOT DISTINCT FROM %(previous)s
+        RETURNING last_run_id AS id
+    ),
+    run AS (
+        INSERT INTO runs({_RUN_COLUMNS})
+        SELECT p.id, %(pathway)s, %(actions)s, %(inputs)s, %(outputs)s, %(exec_time)s,
+            %(resources)s, %(outcome)s, %(roi)s, %(ts)s, %(label)s, %(prior_frequency)s, %(prior_myelination)s,
+            %(previous)s, %(successes)s, %(avg_exec_time)s, %(avg_roi)s, %(last)s,
+            CASE WHEN n.pathway_id <> %(pathway)s AND %(ts)s - n.ts BETWEEN 0 AND %(window)s THEN n.pathway_id END
+        FROM pathway AS p
+        LEFT JOIN LATERAL (SELECT pathway_id, ts FROM runs ORDER BY id DESC LIMIT 1) AS n ON true
+        RETURNING id, link_from
+    ),
+    link AS (
+        INSERT INTO links(from_id, to_id, weight) SELECT link_from, %(pathway)s, 1.0 FROM run
+        WHERE link_from IS NOT NULL
+        ON CONFLICT (from_id, to_id) DO UPDATE SET weight = links.weight + excluded.weight
+    )
+    SELECT id, pg_notify(%(channel)s, '') FROM run"""
 _UPDATE_PATHWAYS = """
     UPDATE pathways p SET frequency = u.frequency, successes = u.successes,
         success_rate = u.successes::float8 / u.frequency, avg_exec_time = u.avg_exec_time,
         avg_roi = u.avg_roi, last_activation = u.last_activation,
         myelination_score = u.successes * u.avg_roi, last_run_id = u.last_run_id
-    FROM unnest(%s::int8[], %s::int8[], %s::int8[], %s::float8[], %s::float8[], %s::float8[], %s::int8[])
+    FROM unnest(%b::int8[], %b::int8[], %b::int8[], %b::float8[], %b::float8[], %b::float8[], %b::int8[])
         AS u(id, frequency, successes, avg_exec_time, avg_roi, last_activation, last_run_id)
     WHERE p.id = u.id"""
 _UPSERT_LINKS = """
-    INSERT INTO links(from_id, to_id, weight) SELECT * FROM unnest(%s::int8[], %s::int8[], %s::float8[])
+    INSERT INTO links(from_id, to_id, weight) SELECT * FROM unnest(%b::int8[], %b::int8[], %b::float8[])
     ON CONFLICT (from_id, to_id) DO UPDATE SET weight = links.weight + excluded.weight"""
 _RUN_EVENTS = (
     "SELECT id, pathway_id, ts, actions, inputs, outputs, exec_time, resources, outcome, roi, label,"
@@ -194,7 +255,7 @@ class PgPathwayDB:
         CREATE SEQUENCE runs_id_seq;
         CREATE TABLE runs (
             id bigint PRIMARY KEY,
-            pathway_id bigint NOT NULL REFERENCES pathways(id),
+            pathway_id bigint NOT NULL,
             actions text NOT NULL,
             inputs text NOT NULL,
             outputs text NOT NULL,
@@ -240,6 +301,12 @@ class PgPathwayDB:
         #: Where the store lives: the database URL without its password.
         self.path = self._db.location
         self._logged = RunLedger(what="runs logged by this PathwayDB")
+        # The aggregate after the newest run this object logged of each pathway, as
+        # [pathway id, frequency, successes, avg_exec_time, avg_roi, last_activation, run id]:
+        # a log of the same pathway needs no read while it is still the newest.
+        self._remembered: dict[str, list] = {}
+        self._inflight = 0  # logs whose run id is not known yet
+        self._inflight_lock = threading.Lock()
         self._settled = _Settled()
         self._channel = self._db.channel("runs")
         self._listener: Any = None
@@ -279,42 +346,121 @@ class PgPathwayDB:
         return payloads
 
     def _commit(self, records: tuple[PathwayRecord, ...]) -> list[dict[str, Any]]:
-        """Write valid records in one transaction; their payloads (in order)."""
+        """Write valid records in one transaction; their payloads (in order).
+
+        Two round trips for one run (reads, then one statement of writes and
+        the commit); a batch sends its runs with ``COPY``.
+        """
         if not records:
             return []
-        keys = {}
+        if len(records) == 1:
+            entry = self._remembered.get(records[0].actions)
+            if entry is not None:
+                payload = self._log_remembered(records[0], entry)
+                if payload is not None:
+                    return [payload]
+        keys: dict[str, bytes] = {}
         for record in records:
             if record.actions not in keys:
                 keys[record.actions] = action_key(record.actions)
-        locks = sorted({_lock_key(k) for k in keys.values()})
-        with self._db.connection() as conn:
-            with conn.pipeline(), conn.transaction():
-                conn.execute("SELECT pg_current_xact_id()")  # before the run ids: see _Settled
-                conn.execute("SELECT pg_advisory_xact_lock(%s, k) FROM unnest(%s::int4[]) AS k", (self._db.key, locks))
-                states = conn.execute(
-                    "SELECT actions, id, frequency, successes, avg_exec_time, avg_roi, last_activation, last_run_id"
-                    " FROM pathways WHERE actions_key = ANY(%s)", (list(keys.values()),),
-                )
-                newest = conn.execute("SELECT pathway_id, ts FROM runs ORDER BY id DESC LIMIT 1")
-                allocated = conn.execute(
-                    "SELECT nextval('runs_id_seq') FROM generate_series(1, %s)", (len(records),)
-                )
-                cache = {row[0]: list(row[1:]) for row in states.fetchall()}
-                prev = newest.fetchone()
-                run_ids = [row[0] for row in allocated.fetchall()]
-                missing = [a for a in keys if a not in cache]
-                if missing:
-                    self._insert_pathways(conn, records, missing, keys, cache)
-                rows, payloads, touched, pairs = self._runs(records, cache, run_ids, prev)
-                # Noted before the commit, so a watcher never sees one of these runs
-                # committed yet unknown as ours (a rolled-back id noted costs only a wait).
-                self._logged.add_range(run_ids[0], run_ids[-1])
-                conn.execute(_INSERT_RUNS, rows)
-                conn.execute(_UPDATE_PATHWAYS, _columns([cache_row(cache[a]) for a in sorted(touched, key=lambda a: cache[a][0])]))
-                if pairs:
-                    conn.execute(_UPSERT_LINKS, _columns([(a, b, float(n)) for (a, b), n in sorted(pairs.items())]))
-                conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+        single = len(records) == 1
+        with self._db.connection() as conn, (conn.pipeline() if single else nullcontext()), conn.transaction():
+            cache, run_ids, prev = self._read_state(conn, keys, len(records))
+            missing = [a for a in keys if a not in cache]
+            if missing:
+                self._insert_pathways(conn, records, missing, keys, cache)
+            rows, payloads, touched, _pairs = self._runs(records, cache, run_ids, prev)
+            # Noted before the commit, so a watcher never sees one of these runs
+            # committed yet unknown as ours (a rolled-back id noted costs only a wait).
+            self._logged.add_range(run_ids[0], run_ids[-1])
+            if single:  # queued with the commit: one round trip
+                self._write_one(conn, rows[0], cache[records[0].actions])
+            else:
+                self._write_many(conn, rows, [tuple(cache[a]) for a in touched], _pairs)
+        self._remember({a: cache[a] for a in touched})
         return payloads
+
+    def _remember(self, entries: dict[str, list]) -> None:
+        if len(self._remembered) + len(entries) > CACHE_LIMIT:
+            self._remembered.clear()
+        self._remembered.update(entries)
+
+    def _log_remembered(self, rec: PathwayRecord, remembered: list) -> dict[str, Any] | None:
+        """Log ``rec`` from its pathway's remembered aggregate in one round trip; its payload, or
+        ``None`` when another writer logged the pathway since (nothing was written then)."""
+        entry = list(remembered)
+        pathway_id = entry[0]
+        outcome = rec.outcome._value_
+        label = _LABELS[outcome]
+        after = advance(entry, rec, label, self._half_life_s)
+        prior_freq, prior_myel, previous_run_id, successes, avg_time, avg_roi, last = after
+        _check_finite(after)
+        freq = prior_freq + 1
+        params = {
+            "pathway": pathway_id, "actions": rec.actions, "inputs": rec.inputs, "outputs": rec.outputs,
+            "exec_time": rec.exec_time, "resources": rec.resources, "outcome": outcome, "roi": rec.roi,
+            "ts": rec.ts, "label": label, "prior_frequency": prior_freq, "prior_myelination": prior_myel,
+            "previous": previous_run_id, "successes": successes, "avg_exec_time": avg_time, "avg_roi": avg_roi,
+            "last": last, "window": self.link_window, "frequency": freq, "success_rate": successes / freq,
+            "myelination": successes * avg_roi, "channel": self._channel,
+        }
+        with self._inflight_lock:
+            self._inflight += 1  # the run's id is known only once committed: see logged_here
+        try:
+            with self._db.connection() as conn:
+                written = conn.execute(_WRITE_REMEMBERED, params).fetchone()
+            if written is not None:
+                self._logged.add(written[0])
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+        if written is None:
+            self._remembered.pop(rec.actions, None)
+            return None
+        run_id = written[0]
+        entry[1:] = (freq, successes, avg_time, avg_roi, last, run_id)
+        self._remembered[rec.actions] = entry
+        return _payload(rec, pathway_id, run_id, outcome, label, after)
+
+    def _read_state(self, conn: Any, keys: dict[str, bytes], count: int) -> tuple[dict, list[int], Any]:
+        """Lock the pathways, then read their aggregates, the newest run and ``count`` run ids."""
+        locks = sorted({_lock_key(k) for k in keys.values()})
+        with conn.pipeline():
+            if len(locks) == 1:
+                conn.execute(_LOCK_ONE, (self._db.key, locks[0]))
+            else:
+                conn.execute(_LOCK_MANY, (self._db.key, locks))
+            if len(keys) == 1:
+                states = conn.execute(_STATE_ONE, (next(iter(keys.values())),))
+            else:
+                states = conn.execute(_STATE_MANY, (list(keys.values()),))
+            ids = conn.execute(_IDS_AND_NEWEST, (count,))
+            cache = {row[0]: list(row[1:]) for row in states.fetchall()}
+            run_ids, prev_pathway, prev_ts = ids.fetchone()
+        return cache, run_ids, (prev_pathway, prev_ts) if prev_pathway is not None else None
+
+    def _write_one(self, conn: Any, row: tuple, entry: list) -> None:
+        """One run, its pathway's aggregate, its link and the wake-up, in one statement."""
+        pathway_id, freq, successes, avg_time, avg_roi, last, run_id = entry
+        link_from = row[-1]
+        conn.execute(_WRITE_ONE, (
+            *row,
+            freq, successes, successes / freq, avg_time, avg_roi, last, successes * avg_roi, run_id, pathway_id,
+            link_from, pathway_id, link_from,
+            self._channel,
+        ))
+
+    def _write_many(self, conn: Any, rows: list[tuple], entries: list[tuple], pairs: dict) -> None:
+        """Many runs by ``COPY``, then the pathways' aggregates, the links and the wake-up."""
+        with conn.cursor() as cur, cur.copy(_COPY_RUNS) as copy:
+            copy.set_types(_COPY_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        with conn.pipeline():
+            conn.execute(_UPDATE_PATHWAYS, _columns(sorted(entries)))  # in id order, as apply_decay locks them
+            if pairs:
+                conn.execute(_UPSERT_LINKS, _columns([(a, b, float(n)) for (a, b), n in sorted(pairs.items())]))
+            conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
 
     @staticmethod
     def _insert_pathways(conn: Any, records: tuple, missing: list[str], keys: dict, cache: dict) -> None:
@@ -325,7 +471,7 @@ class PgPathwayDB:
         cursor = conn.execute(
             "INSERT INTO pathways(actions, actions_key, frequency, successes, success_rate, avg_exec_time,"
             " avg_roi, last_activation, myelination_score)"
-            " SELECT a, k, 0, 0, 0.0, 0.0, 0.0, t, 0.0 FROM unnest(%s::text[], %s::bytea[], %s::float8[]) AS n(a, k, t)"
+            " SELECT a, k, 0, 0, 0.0, 0.0, 0.0, t, 0.0 FROM unnest(%s::text[], %b::bytea[], %b::float8[]) AS n(a, k, t)"
             " RETURNING actions, id",
             (missing, [keys[a] for a in missing], [first_ts[a] for a in missing]),
         )
@@ -346,9 +492,8 @@ class PgPathwayDB:
             label = _LABELS[outcome]
             ts = rec.ts
             after = advance(entry, rec, label, half_life_s)
-            prior_freq, prior_myel, previous_run_id, successes, avg_time, avg_roi, last = after
-            if not (_isfinite(avg_time) and _isfinite(avg_roi * successes) and _isfinite(prior_myel)):
-                raise ValueError("roi or exec_time is too large: the pathway's averages overflow")
+            prior_freq, _, _, successes, avg_time, avg_roi, last = after
+            _check_finite(after)
             link_from = None
             if prev is not None and prev[0] != pathway_id and 0 <= ts - prev[1] <= window:
                 link_from = prev[0]
@@ -361,19 +506,8 @@ class PgPathwayDB:
                 run_id, pathway_id, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
                 outcome, rec.roi, ts, label, *after, link_from,
             ))
-            payloads.append(events.pathway_new(
-                pathway_id, run_id, ts, rec.actions, rec.inputs, rec.outputs, rec.exec_time,
-                rec.resources, outcome, rec.roi, label, prior_freq, prior_myel,
-                {
-                    "frequency": freq,
-                    "success_rate": successes / freq,
-                    "avg_exec_time": avg_time,
-                    "avg_roi": avg_roi,
-                    "myelination_score": successes * avg_roi,
-                    "last_activation": last,
-                },
-            ))
-        return _columns(rows), payloads, touched, pairs
+            payloads.append(_payload(rec, pathway_id, run_id, outcome, label, after))
+        return rows, payloads, touched, pairs
 
     def fold(self) -> int:
         """Nothing to fold: pathway rows are current after every commit. Returns 0."""
@@ -544,8 +678,12 @@ class PgPathwayDB:
         return found
 
     def logged_here(self, run_id: int) -> bool:
-        """Whether this object wrote run ``run_id`` (then it publishes ``pathway:new`` itself)."""
-        return run_id in self._logged
+        """Whether this object wrote run ``run_id`` (then it publishes ``pathway:new`` itself).
+
+        While a log whose id is not known yet is in flight, any run newer than
+        the ones this object noted may be it: the watcher waits for it to come.
+        """
+        return run_id in self._logged or (self._inflight > 0 and run_id > self._logged.newest())
 
     def newest_run_id(self) -> int:
         """The id of the newest settled run (0 when there is none)."""
@@ -629,9 +767,29 @@ class PgPathwayDB:
         return f"<PgPathwayDB {self.path}>"
 
 
-def cache_row(entry: list) -> tuple:
-    """A cache entry as an ``_UPDATE_PATHWAYS`` row (id, frequency, successes, averages, last, run)."""
-    return tuple(entry)
+def _check_finite(after: tuple) -> None:
+    """Raise (rolling the transaction back) when a run's aggregate overflowed."""
+    _, prior_myel, _, successes, avg_time, avg_roi, _ = after
+    if not (_isfinite(avg_time) and _isfinite(avg_roi * successes) and _isfinite(prior_myel)):
+        raise ValueError("roi or exec_time is too large: the pathway's averages overflow")
+
+
+def _payload(rec: PathwayRecord, pathway_id: int, run_id: int, outcome: str, label: int, after: tuple) -> dict:
+    """The ``pathway:new`` payload of a run just written, from its columns (``after``: see ``advance``)."""
+    prior_freq, prior_myel, _, successes, avg_time, avg_roi, last = after
+    freq = prior_freq + 1
+    return events.pathway_new(
+        pathway_id, run_id, rec.ts, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
+        outcome, rec.roi, label, prior_freq, prior_myel,
+        {
+            "frequency": freq,
+            "success_rate": successes / freq,
+            "avg_exec_time": avg_time,
+            "avg_roi": avg_roi,
+            "myelination_score": successes * avg_roi,
+            "last_activation": last,
+        },
+    )
 
 
 def _columns(rows: list[tuple]) -> list[list]:
