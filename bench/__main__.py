@@ -24,7 +24,9 @@ ROOT = HERE.parent
 OUTPUT = ROOT / "BENCHMARKS.md"
 
 #: Run order: quick ones first.
-BENCHMARKS = ["cold_start", "ingest", "engine_speed", "quality", "freshness", "api", "gui_storm", "transformer"]
+BENCHMARKS = [
+    "cold_start", "ingest", "engine_speed", "quality", "freshness", "api", "postgres", "gui_storm", "transformer",
+]
 
 MARK = "<!-- bench:{} -->"
 

@@ -4,18 +4,24 @@ The same public methods, payloads and numbers as the SQLite store (the same
 :func:`~menace.neuroplasticity.advance` computes every aggregate and the
 ``prior_*`` features), with what a server shared by many writers needs:
 
-**Writers serialize per pathway, not globally.** A log takes a
-transaction-scoped advisory lock on each pathway it writes (keys from a hash
-of the action text, taken in sorted order, so two batches never deadlock),
-reads those pathways' aggregates, allocates run ids from the ``runs_id_seq``
-sequence, inserts the runs and rewrites the pathway rows, and commits: two
-round trips (pipelined) and one commit per log or batch. Runs of one pathway
-thus get ids in commit order, so each run's ``prior_*`` features and the
-aggregate after it are exact, while runs of different pathways commit in
-parallel. Pathway rows are current after every commit (there is nothing to
-fold; :meth:`PgPathwayDB.fold` returns 0). ``link_from`` is the pathway of the
-newest run committed before this one (with concurrent writers, "the run just
-before" is whichever committed last).
+**Writers serialize per pathway, not globally.** Every writer of a pathway
+locks its row (``FOR UPDATE``, or by updating it) before it computes a run
+from the row's aggregate, and draws the run's id from the ``runs_id_seq``
+sequence while it holds the lock; so runs of one pathway get ids in commit
+order, each run's ``prior_*`` features and the aggregate after it are exact,
+and runs of different pathways commit in parallel. A log of a pathway this
+store object logged last needs no read: it remembers the aggregate, and one
+statement (one round trip, one commit) rewrites the pathway row only if its
+newest run is still the remembered one (checked again after any lock wait),
+draws the id, inserts the run and its link and sends the wake-up; otherwise
+(another writer logged the pathway since, or it is new here) the log reads
+under the lock first: transaction-scoped advisory locks on a hash of each
+action text, taken in sorted order (two batches never deadlock, and a new
+pathway is inserted once), then the rows ``FOR UPDATE`` in id order. A batch
+sends its runs with ``COPY``. Pathway rows are current after every commit
+(there is nothing to fold; :meth:`PgPathwayDB.fold` returns 0). ``link_from``
+is the pathway of the newest run committed before this one (with concurrent
+writers, "the run just before" is whichever committed last).
 
 **Readers of new runs see only settled ids.** Sequence values are not
 committed in order: a run with id 10 can commit after run 11, and a reader
