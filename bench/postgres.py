@@ -262,14 +262,16 @@ WRITER = textwrap.dedent(
 )
 
 
-def start_writers(url: str, folder: Path, rate: float, seconds: float, start_at: float) -> list:
+def start_writers(url: str, folder: Path, rate: float, seconds: float, start_at: float,
+                  count: int = 4, name: str = "w") -> list:
     script = folder / "writer.py"
     script.write_text(WRITER)
     env = dict(os.environ, MENACE_EMBEDDER="hashing")
     return [
-        subprocess.Popen([sys.executable, str(script), url, str(folder / f"w{k}.txt"), str(rate / 4), str(seconds),
-                          str(start_at), str(k)], env=env, stderr=subprocess.PIPE, text=True)
-        for k in range(4)
+        subprocess.Popen([sys.executable, str(script), url, str(folder / f"{name}{k}.txt"), str(rate / count),
+                          str(seconds), str(start_at), str(k + 100 * (name != "w"))],
+                         env=env, stderr=subprocess.PIPE, text=True)
+        for k in range(count)
     ]
 
 
@@ -277,7 +279,6 @@ def freshness(cluster: ThrowawayCluster, args: argparse.Namespace) -> dict:
     os.environ["MENACE_EMBEDDER"] = "hashing"
     from menace import events
     from menace.config import Settings
-    from menace.neuroplasticity import PathwayRecord
     from menace.self_learning_service import run_background
 
     url = new_schema(cluster)
@@ -298,9 +299,13 @@ def freshness(cluster: ThrowawayCluster, args: argparse.Namespace) -> dict:
                         learned.setdefault(run_id, now)
 
             stack.bus.subscribe(events.LEARNING_TRAINED, on_trained)
+            drifts: list[dict] = []
+            stack.bus.subscribe(events.LEARNING_DRIFT, lambda _t, p: drifts.append(p))
             stack.bus.subscribe(events.PATHWAY_NEW, lambda _t, p: announced.setdefault(p["run_id"], time.time()))
-            stack.pathway_db.log_many(PathwayRecord(f"warm->up->{i % 50}", roi=1.0,
-                                                    outcome="SUCCESS" if i % 3 else "FAILURE") for i in range(500))
+            # Warm-up (not counted): the same kind of runs, so the measured ones find the model
+            # trained, the embedding cache warm and no change of distribution to react to.
+            for warm in start_writers(url, folder, 250.0, 2.0, time.time() + 0.5, count=1, name="warm"):
+                warm.communicate(timeout=120)
             stack.coordinator.wait_idle(60)
             writers = start_writers(url, folder, args.rate, args.seconds, time.time() + 2.0)
             for writer in writers:
@@ -335,7 +340,7 @@ def freshness(cluster: ThrowawayCluster, args: argparse.Namespace) -> dict:
         "median_ms": statistics.median(latencies) if latencies else float("nan"),
         "p90_ms": percentile(latencies, 90), "p99_ms": percentile(latencies, 99),
         "max_ms": max(latencies) if latencies else float("nan"),
-        "batches": depth["training_runs"].get("pathways/partial", 0),
+        "batches": depth["training_runs"].get("pathways/partial", 0), "drifts": len(drifts),
     }
 
 
@@ -477,7 +482,8 @@ def markdown(args: argparse.Namespace, results: dict) -> str:
             f"{r['late_logs']} | {r['batches']} | {yes(ok)} |",
             "",
             f"From `log()` to the run's `pathway:new` on the service's bus (the watcher's part): median "
-            f"{r['announced_p50_ms']:.1f} ms, p99 {r['announced_p99_ms']:.1f} ms.",
+            f"{r['announced_p50_ms']:.1f} ms, p99 {r['announced_p99_ms']:.1f} ms. Drifts found while measuring: "
+            f"{r['drifts']}.",
             "",
         ]
     if "failover" in results:
@@ -510,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synchronous-commit", default="on", choices=["on", "off"],
                         help="the server's synchronous_commit (default on: every commit waits for its WAL flush)")
     parser.add_argument("--write", action="store_true", help="also write bench/results/postgres.md")
+    parser.add_argument("--append", action="store_true", help="also append to bench/results/postgres.md")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     results: dict = {}
@@ -522,8 +529,12 @@ def main(argv: list[str] | None = None) -> int:
     command = "python bench/postgres.py " + " ".join(argv if argv is not None else sys.argv[1:])
     body = body.replace("\n\n", f"\n\n```\n{command.strip()}\n```\n\nMeasured {time.strftime('%Y-%m-%d %H:%M')}. ", 1)
     print(body)
+    out = HERE / "results" / "postgres.md"
     if args.write:
-        (HERE / "results" / "postgres.md").write_text(body + "\n")
+        out.write_text(body + "\n")
+    elif args.append:
+        with open(out, "a", encoding="utf-8") as fh:
+            fh.write("\n" + body.replace("# PostgreSQL: ingest, freshness, failover", "## Another run", 1) + "\n")
     return 0
 
 

@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 PAGE = 2000
 #: Longest wait for a wake-up from a store that sends them, seconds.
 WAKE_TIMEOUT = 0.25
+#: Least time between two looks when woken, seconds: runs that arrive meanwhile are read and
+#: journaled together (at 1,000 runs/s, one journal commit per 10 runs instead of per run).
+WAKE_GAP = 0.01
 
 
 def run_stats(row: dict[str, Any]) -> dict[str, Any]:
@@ -150,10 +153,14 @@ class RunWatcher:
 
     def _run(self) -> None:
         wait_for_runs = getattr(self.pathway_db, "wait_for_runs", None) if self.wake else None
+        looked = 0.0
         while not self._stop.is_set():
             if callable(wait_for_runs):
                 try:
                     wait_for_runs(WAKE_TIMEOUT)
+                    gap = looked + WAKE_GAP - time.monotonic()
+                    if gap > 0 and self._stop.wait(gap):
+                        return
                 except Exception:  # a closed store while stopping; else logged, and looked at anyway
                     if self._stop.is_set():
                         return
@@ -163,6 +170,7 @@ class RunWatcher:
                     return
             elif self._stop.wait(self.interval):
                 return
+            looked = time.monotonic()
             try:
                 self.poll()
             except Exception:  # a locked or closed database must not end the watcher quietly

@@ -67,7 +67,7 @@ class PgEventJournal:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_id,))
             cursor = conn.execute(
                 "INSERT INTO events(ts, topic, payload) SELECT %s, %s, p"
-                " FROM unnest(%s::text[]) WITH ORDINALITY AS n(p, i) ORDER BY i RETURNING id",
+                " FROM unnest(%b::text[]) WITH ORDINALITY AS n(p, i) ORDER BY i RETURNING id",
                 (ts, topic, payloads_json),
             )
             ids = sorted(row[0] for row in cursor.fetchall())  # drawn in order, under the lock
