@@ -39,10 +39,14 @@ delays one writer's commit to prove it). With ids settled, "every run up to N
 was handed out" stays true, which the learner's ledger, the service's resume
 point and full training all rely on, on both backends alike.
 
-**New runs wake the watcher.** Every log ends with ``pg_notify`` on the
-schema's ``runs`` channel; :meth:`wait_for_runs` waits on a ``LISTEN``
-connection of its own, so a run logged on any host reaches the learner in
-milliseconds without polling.
+**New runs wake the watcher.** After each commit the store sends
+``pg_notify`` on the schema's ``runs`` channel, from a thread of its own
+(``menace-pg-notify``, one connection; wake-ups that pile up while one is sent
+go as one): not inside the log's transaction, because PostgreSQL serializes
+the commits of notifying transactions, WAL flush included, which cut four
+writers' durable logs to a third of one writer's rate here.
+:meth:`wait_for_runs` waits on a ``LISTEN`` connection of its own, so a run
+logged on any host reaches the learner in milliseconds without polling.
 """
 
 from __future__ import annotations
@@ -121,7 +125,7 @@ _WRITE_ONE = f"""
         INSERT INTO links(from_id, to_id, weight) SELECT %s::int8, %s::int8, 1.0 WHERE %s::int8 IS NOT NULL
         ON CONFLICT (from_id, to_id) DO UPDATE SET weight = links.weight + excluded.weight
     )
-    SELECT pg_notify(%s, '')"""
+    SELECT 1"""
 # One run of a pathway this object logged last, from its remembered aggregate, in one
 # statement and one commit (autocommit). The pathway row is rewritten first, only if its
 # newest run is still the one remembered: the UPDATE locks the row, and after waiting
@@ -156,7 +160,7 @@ _WRITE_REMEMBERED = f"""
         WHERE link_from IS NOT NULL
         ON CONFLICT (from_id, to_id) DO UPDATE SET weight = links.weight + excluded.weight
     )
-    SELECT id, pg_notify(%(channel)s, '') FROM run"""
+    SELECT id FROM run"""
 _UPDATE_PATHWAYS = """
     UPDATE pathways p SET frequency = u.frequency, successes = u.successes,
         success_rate = u.successes::float8 / u.frequency, avg_exec_time = u.avg_exec_time,
@@ -189,6 +193,61 @@ def action_key(actions: str) -> bytes:
 
 def _lock_key(key: bytes) -> int:
     return int.from_bytes(key[:4], "big", signed=True)
+
+
+class _Notifier:
+    """Sends the ``runs`` wake-up after commits, from its own thread (see the module doc).
+
+    :meth:`poke` returns at once; pokes that arrive while a wake-up is being
+    sent are answered by one more. The thread and its connection start with
+    the first poke and end with :meth:`close`.
+    """
+
+    THREAD_NAME = "menace-pg-notify"
+
+    def __init__(self, db: Database, channel: str) -> None:
+        self._db = db
+        self._channel = channel
+        self._wanted = threading.Event()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def poke(self) -> None:
+        if self._thread is None:
+            with self._start:
+                if self._thread is None and not self._closing:
+                    self._thread = threading.Thread(target=self._run, name=self.THREAD_NAME, daemon=True)
+                    self._thread.start()
+        self._wanted.set()
+
+    def _run(self) -> None:
+        conn = None
+        while True:
+            self._wanted.wait()
+            if self._closing:
+                break
+            self._wanted.clear()
+            try:
+                if conn is None:
+                    conn = self._db.connect()
+                conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+            except Exception as exc:  # the watcher still looks every WAKE_TIMEOUT: log, reconnect next time
+                logger.warning("pathways: could not send the wake-up (%s)", exc)
+                if conn is not None:
+                    conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the thread (after any wake-up it is sending) and close its connection; idempotent."""
+        with self._start:
+            self._closing = True
+            thread = self._thread
+        self._wanted.set()
+        if thread is not None:
+            thread.join(timeout)
 
 
 class _Settled:
@@ -312,9 +371,11 @@ class PgPathwayDB:
         # a log of the same pathway needs no read while it is still the newest.
         self._remembered: dict[str, list] = {}
         self._inflight = 0  # logs whose run id is not known yet
+        self._tries = self._hits = self._skipped = 0  # logs from a remembered aggregate; current; not tried
         self._inflight_lock = threading.Lock()
         self._settled = _Settled()
         self._channel = self._db.channel("runs")
+        self._notifier = _Notifier(self._db, self._channel)
         self._listener: Any = None
         self._listen_lock = threading.Lock()
         self._closed = False
@@ -359,11 +420,13 @@ class PgPathwayDB:
         """
         if not records:
             return []
-        if len(records) == 1:
+        if len(records) == 1 and self._worth_trying():
             entry = self._remembered.get(records[0].actions)
             if entry is not None:
                 payload = self._log_remembered(records[0], entry)
+                self._count_try(payload is not None)
                 if payload is not None:
+                    self._notifier.poke()
                     return [payload]
         keys: dict[str, bytes] = {}
         for record in records:
@@ -384,7 +447,28 @@ class PgPathwayDB:
             else:
                 self._write_many(conn, rows, [tuple(cache[a]) for a in touched], _pairs)
         self._remember({a: cache[a] for a in touched})
+        self._notifier.poke()
         return payloads
+
+    def _worth_trying(self) -> bool:
+        """Whether to log from a remembered aggregate first.
+
+        Where other writers log the same pathways all the time (several bots on
+        one set of workflows), a remembered aggregate is mostly stale and trying
+        it first only adds a round trip: below one hit in two, logs read first,
+        and one log in 64 tries again.
+        """
+        if self._hits * 2 >= self._tries:
+            return True
+        self._skipped += 1
+        return self._skipped % 64 == 0
+
+    def _count_try(self, hit: bool) -> None:
+        """Keep count of remembered aggregates that were still current (halved every 64 tries)."""
+        self._tries += 1
+        self._hits += hit
+        if self._tries >= 64:
+            self._tries, self._hits = self._tries // 2, self._hits // 2
 
     def _remember(self, entries: dict[str, list]) -> None:
         if len(self._remembered) + len(entries) > CACHE_LIMIT:
@@ -408,7 +492,7 @@ class PgPathwayDB:
             "ts": rec.ts, "label": label, "prior_frequency": prior_freq, "prior_myelination": prior_myel,
             "previous": previous_run_id, "successes": successes, "avg_exec_time": avg_time, "avg_roi": avg_roi,
             "last": last, "window": self.link_window, "frequency": freq, "success_rate": successes / freq,
-            "myelination": successes * avg_roi, "channel": self._channel,
+            "myelination": successes * avg_roi,
         }
         with self._inflight_lock:
             self._inflight += 1  # the run's id is known only once committed: see logged_here
@@ -453,7 +537,6 @@ class PgPathwayDB:
             *row,
             freq, successes, successes / freq, avg_time, avg_roi, last, successes * avg_roi, run_id, pathway_id,
             link_from, pathway_id, link_from,
-            self._channel,
         ))
 
     def _write_many(self, conn: Any, rows: list[tuple], entries: list[tuple], pairs: dict) -> None:
@@ -466,7 +549,6 @@ class PgPathwayDB:
             conn.execute(_UPDATE_PATHWAYS, _columns(sorted(entries)))  # in id order, as apply_decay locks them
             if pairs:
                 conn.execute(_UPSERT_LINKS, _columns([(a, b, float(n)) for (a, b), n in sorted(pairs.items())]))
-            conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
 
     @staticmethod
     def _insert_pathways(conn: Any, records: tuple, missing: list[str], keys: dict, cache: dict) -> None:
@@ -760,6 +842,7 @@ class PgPathwayDB:
         if self._closed:
             return
         self._closed = True
+        self._notifier.close()
         self._drop_listener()
         self._hold.close()
 
