@@ -151,6 +151,18 @@ def test_the_watcher_wakes_on_a_commit_from_another_connection_without_polling(p
     assert announced == [1]
 
 
+def test_a_store_wakes_watchers_from_its_own_thread_and_stops_it_on_close(pg):
+    listener = pg.pathway_db()
+    writer = pg.pathway_db()
+    assert listener.wait_for_runs(0.05) is False  # listening from now on
+    writer.log(run())
+    assert listener.wait_for_runs(5.0) is True
+    assert any(t.name == "menace-pg-notify" for t in threading.enumerate())
+    writer.close()
+    listener.close()
+    assert not any(t.name == "menace-pg-notify" and t.is_alive() for t in threading.enumerate())
+
+
 def test_concurrent_writers_of_one_pathway_keep_its_aggregate_exact(pg):
     stores = [pg.pathway_db() for _ in range(4)]
 
