@@ -26,7 +26,7 @@ OUTPUT = ROOT / "BENCHMARKS.md"
 #: Run order: quick ones first.
 BENCHMARKS = [
     "cold_start", "ingest", "engine_speed", "quality", "learning_quality", "freshness", "sustained", "api",
-    "gui_storm", "transformer",
+    "postgres", "gui_storm", "transformer",
 ]
 
 MARK = "<!-- bench:{} -->"

@@ -28,6 +28,7 @@ PREQUENTIAL_FILE = "prequential.jsonl"
 API_TOKEN_FILE = "api_token"
 LEARNER_LOCK = "learner.lock"
 LEARNER_FILE = "learner.json"
+SERVICE_STATE_FILE = "service_state.json"
 
 DEFAULT_MODEL = "logreg"
 DEFAULT_METRICS_ADDR = "127.0.0.1"
@@ -116,6 +117,12 @@ class Settings:
     token. ``tls_cert`` / ``tls_key``: serve HTTPS (both or neither).
     ``journal_max_age_days`` / ``journal_max_mb``: the event journal drops events older
     than that / beyond that size, oldest first (0: no such limit; defaults 30 days, 256 MB).
+
+    ``database_url`` (``postgresql://...``): every store, the saved models,
+    the evaluations and the learner lease live in that PostgreSQL database
+    instead of the data directory, which then keeps only what is per host
+    (the API token, the test-then-train curve). ``None``: SQLite files in
+    ``data_dir``.
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -151,6 +158,9 @@ class Settings:
     journal_max_mb: float = field(
         default_factory=lambda: _env_float("MENACE_JOURNAL_MAX_MB", DEFAULT_JOURNAL_MAX_MB)
     )
+    database_url: str | None = field(
+        default_factory=lambda: os.environ.get("MENACE_DATABASE_URL") or None, repr=False
+    )
 
     def __post_init__(self) -> None:
         self.data_dir = expand_path("data_dir", check_text("data_dir", str(self.data_dir), allow_empty=False))
@@ -176,8 +186,23 @@ class Settings:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, expand_path(name, check_text(name, str(value), allow_empty=False)))
+        if self.database_url is not None:
+            from .postgres.database import (
+                check_database_url,  # no psycopg import: only the URL check
+            )
+
+            check_database_url(self.database_url)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise FieldError("tls_cert", "tls_cert and tls_key go together: give both or neither")
 
     def path(self, name: str) -> Path:
         return self.data_dir / name
+
+    @property
+    def store_location(self) -> str:
+        """Where the stores live, for messages: the database URL without its password, or the data directory."""
+        if self.database_url:
+            from .postgres.database import redact
+
+            return redact(self.database_url)
+        return str(self.data_dir)

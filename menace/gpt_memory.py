@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .menace_memory_manager import MemoryEntry, MenaceMemoryManager
+from .protocols import MemoryStore
 from .redaction import REDACTED, SECRET_PATTERNS, redact
 from .validation import (
     MAX_INT,
@@ -101,7 +102,7 @@ class GPTMemory:
         redact_secrets: bool = True,
         extra_secret_patterns: Iterable[str | re.Pattern[str]] = (),
     ) -> None:
-        if not isinstance(manager, MenaceMemoryManager):
+        if not isinstance(manager, MemoryStore):  # the SQLite store or its PostgreSQL twin
             raise ValueError(f"manager must be a MenaceMemoryManager, got {type(manager).__name__}")
         if retention is not None and not isinstance(retention, RetentionPolicy):
             raise ValueError(f"retention must be a RetentionPolicy, got {type(retention).__name__}")

@@ -117,6 +117,11 @@ class LearningEngine:
         score_updates: test-then-train scoring and drift detection in every
             incremental update (on by default; ``bench/learning_quality.py``
             measures what it costs).
+        history, model_store: where evaluations and saved models live instead
+            of ``persist_path`` and ``model_dir`` (objects with the methods of
+            :class:`~menace.history.EvaluationHistory` and
+            :class:`~menace.model_store.ModelStore`; the PostgreSQL backend
+            keeps both in the database).
 
     ``model=None`` takes the model the engine used last (an ``auto_train``
     choice is remembered in ``model_dir``), else ``logreg``.
@@ -143,6 +148,8 @@ class LearningEngine:
         prequential_path: str | os.PathLike[str] | None = None,
         prequential_save_interval: float = 10.0,
         score_updates: bool = True,
+        history: EvaluationHistory | None = None,
+        model_store: ModelStore | None = None,
     ) -> None:
         if pathway_db is None:
             raise FieldError("pathway_db", "pathway_db is required")
@@ -158,14 +165,18 @@ class LearningEngine:
         if model_params is not None and not isinstance(model_params, dict):
             raise FieldError("model_params", f"model_params must be a dict, got {type(model_params).__name__}")
         self.model_params = dict(model_params or {})
-        self.model_dir = self._default_model_dir(model_dir)
-        self._models = ModelStore(self.name, self.model_dir)
+        if model_store is not None:
+            self.model_dir = model_store.model_dir
+            self._models = model_store
+        else:
+            self.model_dir = self._default_model_dir(model_dir)
+            self._models = ModelStore(self.name, self.model_dir)
         if model is None:
             model = self._models.chosen() or DEFAULT_MODEL
         self._family = self._family_for(model, self.model_params)
         self._params_model = self._family.name  # model_params belong to this model only
         self.metrics = metrics if metrics is not None else _default_metrics()
-        self._history = EvaluationHistory(self.name, persist_path)
+        self._history = history if history is not None else EvaluationHistory(self.name, persist_path)
         #: Test-then-train figures, drift monitor and kept curve (:mod:`menace.prequential`).
         self.quality = OnlineQuality(
             self.name, self.metrics,

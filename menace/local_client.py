@@ -91,7 +91,7 @@ class LocalClient:
         engine = stack.engine
         learned = stack.coordinator.stats().get("examples", {})
         return ClientStatus(
-            location=str(stack.settings.data_dir),
+            location=stack.settings.store_location,
             engine=engine.name,
             model=engine.model_name,
             trained=engine.is_trained,

@@ -245,6 +245,47 @@ _PATHWAY_RUNS = (
 )
 
 
+def advance(entry: list, rec: PathwayRecord, label: int, half_life_s: float) -> tuple:
+    """A run's columns from ``prior_frequency`` on, given its pathway's aggregate before it.
+
+    ``entry`` is ``[pathway id, frequency, successes, avg_exec_time, avg_roi,
+    last_activation, newest run id]``; the answer is ``(prior_frequency,
+    prior_myelination, previous_run_id, successes, avg_exec_time, avg_roi,
+    last_activation)``: the features known before the run, then the pathway's
+    aggregate after it. The one rule every backend applies, so that they agree
+    to the last bit. ``half_life_s`` is the half-life in seconds.
+    """
+    _, prior_freq, successes, avg_time, avg_roi, last, previous_run_id = entry
+    ts = rec.ts
+    if prior_freq:
+        # Derived from the aggregates, so a score apply_decay already decayed
+        # is not decayed a second time.
+        age = ts - last
+        prior_myel = successes * avg_roi * (0.5 ** (age / half_life_s) if age > 0 else 1.0)
+        if ts > last:
+            last = ts
+    else:
+        prior_myel, last = 0.0, ts
+    freq = prior_freq + 1
+    avg_time += (rec.exec_time - avg_time) / freq
+    avg_roi += (rec.roi - avg_roi) / freq
+    successes += label
+    return prior_freq, prior_myel, previous_run_id, successes, avg_time, avg_roi, last
+
+
+def checked_records(records: Iterable[PathwayRecord]) -> tuple[PathwayRecord, ...]:
+    """``records`` as a tuple, each checked again (``FieldError`` naming ``records[i].field``)."""
+    records = tuple(records)
+    for i, record in enumerate(records):
+        if not isinstance(record, PathwayRecord):
+            raise FieldError(f"records[{i}]", f"records[{i}] must be a PathwayRecord, got {type(record).__name__}")
+        try:
+            record.validate()
+        except FieldError as exc:
+            raise FieldError(f"records[{i}].{exc.field}", f"records[{i}].{exc}") from None
+    return records
+
+
 class _Tail:
     """The runs since the last fold, while this connection logged all of them.
 
@@ -444,15 +485,7 @@ class PathwayDB(SQLiteStore):
         return [LoggedRun(p["run_id"], p["pathway_id"]) for p in self._log_all(records)]
 
     def _log_all(self, records: Iterable[PathwayRecord]) -> list[dict[str, Any]]:
-        records = tuple(records)
-        for i, record in enumerate(records):
-            if not isinstance(record, PathwayRecord):
-                raise FieldError(f"records[{i}]", f"records[{i}] must be a PathwayRecord, got {type(record).__name__}")
-            try:
-                record.validate()
-            except FieldError as exc:
-                raise FieldError(f"records[{i}].{exc.field}", f"records[{i}].{exc}") from None
-        payloads = self._commit(records)
+        payloads = self._commit(checked_records(records))
         if self.event_bus is not None:
             publish = self.event_bus.publish
             for payload in payloads:
@@ -515,7 +548,7 @@ class PathwayDB(SQLiteStore):
         outcome = rec.outcome._value_  # .value is a slower descriptor
         label = _LABELS[outcome]
         ts = rec.ts
-        after = self._advance(entry, rec, label)
+        after = advance(entry, rec, label, self._half_life_s)
         link_from = self._link_from(pathway_id, ts)
         run_id = self._insert_cursor.execute(
             _INSERT_RUN,
@@ -530,7 +563,7 @@ class PathwayDB(SQLiteStore):
             if not self._catch_up(conn, below=run_id):
                 row = conn.execute(_LOAD_PATHWAY.format(where="id = ?"), (pathway_id,)).fetchone()
                 entry = self._entry(conn, row, actions, below=run_id)
-            after = self._advance(entry, rec, label)
+            after = advance(entry, rec, label, self._half_life_s)
             link_from = self._link_from(pathway_id, ts)
             conn.execute(_FIX_RUN, (*after, link_from, run_id))
         self._seen = run_id
@@ -562,30 +595,6 @@ class PathwayDB(SQLiteStore):
                 "last_activation": last,
             },
         )
-
-    def _advance(self, entry: list, rec: PathwayRecord, label: int) -> tuple:
-        """The run's columns from ``prior_frequency`` on, given its pathway's cache entry.
-
-        ``(prior_frequency, prior_myelination, previous_run_id, successes,
-        avg_exec_time, avg_roi, last_activation)``: the features known before
-        the run, then the pathway's aggregate after it.
-        """
-        _, prior_freq, successes, avg_time, avg_roi, last, previous_run_id = entry
-        ts = rec.ts
-        if prior_freq:
-            # Derived from the aggregates, so a score apply_decay already decayed
-            # is not decayed a second time.
-            age = ts - last
-            prior_myel = successes * avg_roi * (0.5 ** (age / self._half_life_s) if age > 0 else 1.0)
-            if ts > last:
-                last = ts
-        else:
-            prior_myel, last = 0.0, ts
-        freq = prior_freq + 1
-        avg_time += (rec.exec_time - avg_time) / freq
-        avg_roi += (rec.roi - avg_roi) / freq
-        successes += label
-        return prior_freq, prior_myel, previous_run_id, successes, avg_time, avg_roi, last
 
     def _load(self, conn, rec: PathwayRecord) -> list:
         """The cache entry of ``rec``'s pathway as of now, inserting a new pathway."""

@@ -78,6 +78,24 @@ class EmbeddingSource(Protocol):
 
 
 @runtime_checkable
+class MemoryStore(Protocol):
+    """Versioned text memory as :class:`~menace.gpt_memory.GPTMemory` uses it
+    (:class:`~menace.menace_memory_manager.MenaceMemoryManager`, or its PostgreSQL twin)."""
+
+    def store(self, key: str, data: Any, tags: Iterable[str] | str | None = None) -> int: ...
+
+    def query(self, key: str, limit: int = 10) -> list[Any]: ...
+
+    def latest(self, limit: int = 100, offset: int = 0, key_prefix: str | None = None) -> list[Any]: ...
+
+    def search(self, text: str, limit: int = 20) -> list[Any]: ...
+
+    def search_by_tag(self, tag: str | Iterable[str], limit: int = 100, *, key_prefix: str | None = None) -> list[Any]: ...
+
+    def delete(self, memory_ids: Iterable[int]) -> int: ...
+
+
+@runtime_checkable
 class EventBus(Protocol):
     """Publish and subscribe (the :class:`~menace.unified_event_bus.UnifiedEventBus`)."""
 

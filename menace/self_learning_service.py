@@ -42,7 +42,6 @@ runs without metrics. Port 0 turns metrics off.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -54,10 +53,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from . import config, events
+from .backends import open_backend, read_state_file, write_state_file
 from .code_db import CodeDB
 from .config import Settings
 from .errors import start_error_message
-from .files import atomic_write, check_data_dir, read_private
+from .files import check_data_dir
 from .gpt_memory import GPTMemory
 from .lease import FileLease, Lease, LeaseHeldError
 from .menace_memory_manager import MenaceMemoryManager
@@ -72,6 +72,7 @@ from .neuroplasticity import PathwayDB
 from .run_watcher import RunWatcher
 from .security import warn_if_exposed
 from .self_learning_coordinator import SelfLearningCoordinator
+from .storage import SchemaError
 from .unified_event_bus import JournalRetention, UnifiedEventBus
 from .workflow_db import WorkflowDB
 
@@ -82,7 +83,7 @@ MAIN_ENGINE = "pathways"
 #: Seconds ``stop()`` gives the coordinator to learn what is still queued.
 STOP_TIMEOUT = 3.0
 #: In the data directory: where the run watcher resumes after a restart.
-STATE_FILE = "service_state.json"
+STATE_FILE = config.SERVICE_STATE_FILE
 #: torch threads of the headless service unless ``OMP_NUM_THREADS`` is set.
 TORCH_THREADS = 1
 
@@ -116,6 +117,8 @@ class ServiceStack:
     started: float = 0.0
     lease: Lease | None = None
     session_event_id: int = 0
+    #: Where the stores live (:mod:`menace.backends`): the data directory, or a PostgreSQL database.
+    backend: Any = None
     _stopped: bool = False
 
     @property
@@ -177,7 +180,14 @@ class ServiceStack:
             except Exception:
                 logger.exception("could not close %r", store)
         if self.lease is not None:
-            self.lease.release()  # last: a standby takes over only once everything is saved
+            _close(self.lease)  # last: a standby takes over only once everything is saved
+        if self.backend is not None:
+            self.backend.close()
+
+    def holds_lease(self) -> bool:
+        """Whether the stack still holds its learner lease (a database lease can be lost with its connection)."""
+        check = getattr(self.lease, "check", None)
+        return not callable(check) or bool(check())
 
 
     def _save_state(self, left: list[tuple[str, dict]]) -> None:
@@ -188,27 +198,21 @@ class ServiceStack:
             unlearned = [r for r in unlearned if isinstance(r, int)]
             if unlearned:
                 through = min(through, min(unlearned) - 1)
-            write_state(self.settings, {"last_run_id": through})
+            if self.backend is not None:
+                self.backend.write_state({"last_run_id": through})
+            else:
+                write_state(self.settings, {"last_run_id": through})
         except Exception:
             logger.exception("could not save the service state")
 
 
 def read_state(settings: Settings) -> dict[str, Any]:
     """The service's small state file (``service_state.json``), or ``{}``."""
-    path = settings.path(STATE_FILE)
-    try:
-        data = json.loads(read_private(path))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        logger.warning("ignoring unreadable %s: %s", path, exc)
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_state_file(settings.path(STATE_FILE))
 
 
 def write_state(settings: Settings, state: dict[str, Any]) -> None:
-    """Replace the state file atomically (a private temporary file with a random name)."""
-    atomic_write(settings.path(STATE_FILE), json.dumps(state).encode())
+    write_state_file(settings.path(STATE_FILE), state)
 
 
 def _newest_learned(engine: Any) -> int | None:
@@ -247,20 +251,25 @@ def _describe_restored(name: str, engine: Any) -> None:
 
 
 def make_engine(
-    settings: Settings, pathway_db: PathwayDB, memory: MenaceMemoryManager, **options: Any
+    settings: Settings, pathway_db: PathwayDB, memory: MenaceMemoryManager, *, backend: Any = None,
+    lease: Any = None, **options: Any
 ) -> Any:
-    """The service's main engine on ``settings``; ``options`` are more LearningEngine arguments."""
+    """The service's main engine on ``settings``; ``options`` are more LearningEngine arguments.
+
+    Its evaluations and saved models are where ``backend`` keeps them (files in
+    the data directory by default; the database, saved under ``lease``, on PostgreSQL).
+    """
     from .learning_engine import LearningEngine  # imported here: it pulls in scikit-learn
 
+    backend = backend if backend is not None else open_backend(settings)
     return LearningEngine(
         pathway_db,
         memory,
         model=settings.model,
-        persist_path=settings.path(config.EVALUATIONS_FILE),
-        model_dir=settings.path(config.MODELS_DIR),
         name=MAIN_ENGINE,
         prequential_window=settings.prequential_window,
         prequential_path=settings.path(config.PREQUENTIAL_FILE),
+        **backend.engine_storage(MAIN_ENGINE, lease),
         **options,
     )
 
@@ -303,14 +312,18 @@ def start_stack(
     if not isinstance(settings, Settings):
         raise ValueError(f"settings must be a menace.config.Settings, got {type(settings).__name__}")
     check_data_dir(settings.data_dir)  # 0700 if new; another user's or others-writable: refused
-    if lease is None:
-        lease = FileLease(settings.data_dir)
-        lease.acquire()  # LeaseHeldError: another learner runs here
-    opened: list[Any] = [lease]
+    backend = open_backend(settings)  # ConnectionError: the database cannot be reached
+    opened: list[Any] = [backend]
     try:
-        bus, pathway_db, memory, code_db, workflow_db = _open_stores(settings, opened)
+        if lease is None:
+            lease = backend.lease()
+            opened.append(lease)
+            lease.acquire()  # LeaseHeldError: another learner runs here
+        else:
+            opened.append(lease)
+        bus, pathway_db, memory, code_db, workflow_db = _open_stores(backend, settings, opened)
         session_event_id = bus.newest_event_id()
-        engine = make_engine(settings, pathway_db, memory, **(engine_options or {}))
+        engine = make_engine(settings, pathway_db, memory, backend=backend, lease=lease, **(engine_options or {}))
         engines = {MAIN_ENGINE: engine}
         _describe_restored(MAIN_ENGINE, engine)
         server = None if settings.api else _start_metrics(settings, metrics_required, opened)
@@ -328,7 +341,7 @@ def start_stack(
         )
         coordinator.start()
         opened.append(coordinator)
-        watcher = _start_watcher(settings, bus, pathway_db, engine, opened, lease) if watch_runs else None
+        watcher = _start_watcher(backend, bus, pathway_db, engine, opened, lease) if watch_runs else None
         stack = ServiceStack(
             settings=settings,
             bus=bus,
@@ -345,6 +358,7 @@ def start_stack(
             started=time.time(),
             lease=lease,
             session_event_id=session_event_id,
+            backend=backend,
         )
         if settings.api:
             stack.metrics = _start_api(stack, metrics_required, opened)
@@ -359,23 +373,23 @@ def start_stack(
     stack.announce(events.SERVICE_STARTED)
     logger.info(
         "Menace service running on %s (model %s, metrics %s)",
-        settings.data_dir, engine.model_name, stack.metrics_url or "off",
+        settings.store_location, engine.model_name, stack.metrics_url or "off",
     )
     return stack
 
 
-def _open_stores(settings: Settings, opened: list[Any]) -> tuple:
-    """The bus and the four stores of the data directory (each added to ``opened``)."""
+def _open_stores(backend: Any, settings: Settings, opened: list[Any]) -> tuple:
+    """The bus and the four stores of the backend (each added to ``opened``)."""
     retention = JournalRetention.from_settings(settings.journal_max_age_days, settings.journal_max_mb)
-    bus = UnifiedEventBus(settings.path(config.EVENTS_DB) if settings.journal else None, retention=retention)
+    bus = backend.open_bus(settings.journal, retention=retention)
     opened.append(bus)
-    pathway_db = PathwayDB(settings.path(config.PATHWAYS_DB), event_bus=bus)
+    pathway_db = backend.pathway_db(event_bus=bus)
     opened.append(pathway_db)
-    memory = MenaceMemoryManager(settings.path(config.MEMORY_DB), event_bus=bus)
+    memory = backend.memory(event_bus=bus)
     opened.append(memory)
-    code_db = CodeDB(settings.path(config.CODE_DB), event_bus=bus)
+    code_db = backend.code_db(event_bus=bus)
     opened.append(code_db)
-    workflow_db = WorkflowDB(settings.path(config.WORKFLOWS_DB), event_bus=bus)
+    workflow_db = backend.workflow_db(event_bus=bus)
     opened.append(workflow_db)
     return bus, pathway_db, memory, code_db, workflow_db
 
@@ -397,7 +411,7 @@ def _start_metrics(settings: Settings, required: bool, opened: list[Any]) -> Met
 
 
 def _close(thing: Any) -> None:
-    for name in ("stop", "release", "close"):
+    for name in ("stop", "close", "release"):
         method = getattr(thing, name, None)
         if callable(method):
             method()
@@ -439,19 +453,22 @@ def _learned_without_gap(engine: Any) -> int | None:
     if not getattr(engine, "is_trained", False):
         return None
     through, ledger = getattr(engine, "trained_through_run_id", None), getattr(engine, "learned_runs", None)
+    first_outside = getattr(getattr(engine, "pathway_db", None), "first_run_outside", None)
+    if isinstance(through, int) and callable(first_outside) and callable(getattr(ledger, "ranges", None)):
+        # Ids a rolled-back transaction took never exist: the store skips them (PostgreSQL).
+        first = first_outside(through, ledger.ranges())
+        return engine.pathway_db.newest_run_id() if first is None else first - 1
     if isinstance(through, int) and callable(getattr(ledger, "contiguous_from", None)):
         return ledger.contiguous_from(through)
     return _newest_learned(engine)
 
 
 def _start_watcher(
-    settings: Settings, bus: Any, pathway_db: PathwayDB, engine: Any, opened: list[Any], lease: Any = None
+    backend: Any, bus: Any, pathway_db: PathwayDB, engine: Any, opened: list[Any], lease: Any = None
 ) -> RunWatcher:
-    since = read_state(settings).get("last_run_id")
+    since = backend.read_state().get("last_run_id")
     if isinstance(since, int) and since > pathway_db.newest_run_id():
-        logger.warning(
-            "ignoring %s: last_run_id %d is beyond the newest run in %s", STATE_FILE, since, pathway_db.path
-        )
+        logger.warning("ignoring the saved last_run_id %d: it is beyond the newest run in %s", since, pathway_db.path)
         since = None
     if not isinstance(since, int) or isinstance(since, bool):
         # No clean stop recorded (first start, or the last learner was killed):
@@ -633,9 +650,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the certificate's private key (PEM; env MENACE_TLS_KEY)",
     )
     parser.add_argument(
+        "--database-url", metavar="URL",
+        help="keep every store, the saved models and the learner lease in this PostgreSQL "
+        "database (postgresql://user@host/db; env MENACE_DATABASE_URL, which keeps a password "
+        "out of the process list; default: SQLite files in the data directory)",
+    )
+    parser.add_argument(
         "--standby", action="store_true",
-        help="if another service learns from the data directory, wait and take over when it "
-        "stops or dies (within about a second) instead of exiting with status 2",
+        help="if another service learns from the data directory (or database), wait and take "
+        "over when it stops or dies (within about a second; a lost host within about 10 s) "
+        "instead of exiting with status 2",
     )
     parser.add_argument(
         "--log-level", metavar="LEVEL", default=os.environ.get("MENACE_LOG_LEVEL", "INFO"),
@@ -662,6 +686,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "tls_key": getattr(args, "tls_key", None),
         "journal_max_age_days": args.journal_max_age,
         "journal_max_mb": args.journal_max_mb,
+        "database_url": getattr(args, "database_url", None),
     }
     overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if args.no_journal:
@@ -686,12 +711,14 @@ def _start_service(
 
     def waiting(holder: Any) -> None:
         who = holder.describe() if holder is not None else "another process"
-        logger.info("standby: %s is used by %s; waiting to take over", settings.data_dir, who)
+        logger.info("standby: %s is used by %s; waiting to take over", settings.store_location, who)
 
+    _preload(settings)
     deadline = None
     while True:
-        lease = FileLease(settings.data_dir)
+        lease = _new_lease(settings)
         if not lease.wait(stop, on_wait=waiting):
+            _close(lease)
             return None
         deadline = deadline or time.monotonic() + TAKEOVER_PORT_WAIT
         try:
@@ -700,6 +727,29 @@ def _start_service(
             # The dead learner's socket may outlive its lock by a moment.
             if time.monotonic() > deadline or stop.wait(0.2):
                 raise
+
+
+def _preload(settings: Settings) -> None:
+    """Import what starting the stack needs while a standby waits, so a takeover starts learning sooner."""
+    import importlib
+
+    names = ["menace.learning_engine", "menace.self_learning_coordinator"]
+    if settings.api:
+        names.append("menace.api.server")
+    if settings.database_url:
+        names += ["menace.postgres.backend", "menace.postgres.pathway_db", "menace.postgres.memory",
+                  "menace.postgres.documents", "menace.postgres.journal", "menace.postgres.learner_state"]
+    for name in names:
+        importlib.import_module(name)
+
+
+def _new_lease(settings: Settings) -> Lease:
+    """An unheld lease on the stores of ``settings`` (the database's, or the data directory's)."""
+    if settings.database_url:
+        from .postgres.lease import PgLease
+
+        return PgLease(settings.database_url)
+    return FileLease(settings.data_dir)
 
 
 def _start_or_explain(
@@ -714,7 +764,7 @@ def _start_or_explain(
     except MetricsPortInUseError as exc:
         print(f"menace-service: error: {exc.strerror}", file=sys.stderr)
         return 2
-    except (ValueError, MetricsServerError) as exc:
+    except (ValueError, MetricsServerError, ConnectionError, SchemaError) as exc:
         print(f"menace-service: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # an unusable data directory or file: one line naming it, exit 2
@@ -725,7 +775,7 @@ def _start_or_explain(
         print(f"menace-service: error: {message}", file=sys.stderr)
         return 2
     if stack is None:
-        logger.info("stopped while waiting to take over %s", settings.data_dir)
+        logger.info("stopped while waiting to take over %s", settings.store_location)
         return 0
     return stack
 
@@ -761,11 +811,7 @@ def main(argv: list[str] | None = None) -> int:
         stack = _start_or_explain(settings, args, explicit_port, stop_requested)
         if not isinstance(stack, ServiceStack):
             return stack
-        try:
-            while not stop_requested.wait(0.5):
-                pass
-        finally:
-            stack.stop()
+        status = _run_until_stopped(stack, stop_requested)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -779,8 +825,23 @@ def main(argv: list[str] | None = None) -> int:
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
-    return 0
+        os._exit(status)
+    return status
+
+
+def _run_until_stopped(stack: ServiceStack, stop_requested: threading.Event) -> int:
+    """Run until asked to stop (0) or until the learner lease is lost (3, logged); then stop the stack."""
+    status = 0
+    try:
+        while not stop_requested.wait(0.5):
+            if not stack.holds_lease():
+                logger.error("lost the learner lease on %s; stopping (a standby takes over)",
+                             stack.settings.store_location)
+                status = 3
+                break
+    finally:
+        stack.stop()
+    return status
 
 
 if __name__ == "__main__":

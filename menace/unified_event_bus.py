@@ -389,6 +389,8 @@ class UnifiedEventBus:
 
     Args:
         persist_path: SQLite file for the durable journal, or ``None`` for none.
+        journal: a journal object instead of ``persist_path`` (anything with
+            :class:`EventJournal`'s methods, e.g. ``menace.postgres.PgEventJournal``).
         collect_errors: keep subscriber exceptions in :attr:`errors`.
         raise_errors: re-raise the first subscriber exception to the publisher.
     """
@@ -397,6 +399,7 @@ class UnifiedEventBus:
         self,
         persist_path: str | os.PathLike[str] | None = None,
         *,
+        journal: Any = None,
         collect_errors: bool = False,
         raise_errors: bool = False,
         retention: JournalRetention | None = None,
@@ -414,7 +417,11 @@ class UnifiedEventBus:
         self.published: Counter[str] = Counter()
         #: Subscriber failures, per topic.
         self.failed: Counter[str] = Counter()
-        self._journal = EventJournal(persist_path) if persist_path is not None else None
+        if journal is not None and persist_path is not None:
+            raise ValueError("give persist_path or journal, not both")
+        if journal is None and persist_path is not None:
+            journal = EventJournal(persist_path)
+        self._journal = journal
         #: How long the journal keeps events (default: :class:`JournalRetention`'s).
         self.retention = retention if retention is not None else JournalRetention()
         if not isinstance(self.retention, JournalRetention):

@@ -49,6 +49,42 @@ PAYLOAD_STEPS = 100
 PAYLOAD_STEP_CHARS = 200
 
 
+
+def checked_workflow(
+    name: str, steps: Sequence[str] | str, description: str = "", tags: Iterable[str] | None = None
+) -> tuple[str, list[str], str, list[str]]:
+    """A plan's fields checked (ValueError / FieldError naming the bad one), stripped: every store's rule."""
+    name = check_text("name", name, allow_empty=False, max_len=500).strip()
+    if isinstance(steps, str):
+        steps = [s for s in steps.split(STEP_SEPARATOR)]
+    if not isinstance(steps, Sequence) or not steps:
+        raise ValueError("steps must be a non-empty list of step names")
+    if len(steps) > MAX_STEPS:
+        raise FieldError("steps", f"steps has {len(steps)} steps, more than {MAX_STEPS} (the limit)")
+    clean = []
+    for i, step in enumerate(steps):
+        step = check_text(f"steps[{i}]", step, allow_empty=False, max_len=10_000).strip()
+        clean.append(step)
+    description = check_text("description", description)
+    tag_list = check_tags("tags", tags)
+    return name, clean, description, tag_list
+
+
+def workflow_payload(
+    workflow_id: int, name: str, clean: list[str], description: str, tag_list: list[str], ts: float
+) -> dict[str, Any]:
+    """The ``workflows:new`` payload of a stored plan (long steps and text clipped)."""
+    return {
+        "workflow_id": workflow_id,
+        "name": name,
+        "steps": [events.clip(step, PAYLOAD_STEP_CHARS) for step in clean[:PAYLOAD_STEPS]],
+        "n_steps": len(clean),
+        "actions": events.clip(STEP_SEPARATOR.join(clean)),
+        "description": events.clip(description),
+        "tags": tag_list,
+        "ts": ts,
+    }
+
 class WorkflowDB(SQLiteStore):
     """Workflow plans.
 
@@ -82,19 +118,7 @@ class WorkflowDB(SQLiteStore):
         tags: Iterable[str] | None = None,
     ) -> int:
         """Store a plan; ``steps`` is a list of step names or one ``a->b->c`` string."""
-        name = check_text("name", name, allow_empty=False, max_len=500).strip()
-        if isinstance(steps, str):
-            steps = [s for s in steps.split(STEP_SEPARATOR)]
-        if not isinstance(steps, Sequence) or not steps:
-            raise ValueError("steps must be a non-empty list of step names")
-        if len(steps) > MAX_STEPS:
-            raise FieldError("steps", f"steps has {len(steps)} steps, more than {MAX_STEPS} (the limit)")
-        clean = []
-        for i, step in enumerate(steps):
-            step = check_text(f"steps[{i}]", step, allow_empty=False, max_len=10_000).strip()
-            clean.append(step)
-        description = check_text("description", description)
-        tag_list = check_tags("tags", tags)
+        name, clean, description, tag_list = checked_workflow(name, steps, description, tags)
         ts = time.time()
         with self._write() as conn:
             workflow_id = conn.execute(
@@ -103,17 +127,7 @@ class WorkflowDB(SQLiteStore):
             ).lastrowid
         if self.event_bus is not None:
             self.event_bus.publish(
-                events.WORKFLOWS_NEW,
-                {
-                    "workflow_id": workflow_id,
-                    "name": name,
-                    "steps": [events.clip(step, PAYLOAD_STEP_CHARS) for step in clean[:PAYLOAD_STEPS]],
-                    "n_steps": len(clean),
-                    "actions": events.clip(STEP_SEPARATOR.join(clean)),
-                    "description": events.clip(description),
-                    "tags": tag_list,
-                    "ts": ts,
-                },
+                events.WORKFLOWS_NEW, workflow_payload(workflow_id, name, clean, description, tag_list, ts)
             )
         return workflow_id
 

@@ -1,4 +1,4 @@
-"""CodeDB and WorkflowDB: what they store and what they announce."""
+"""CodeDB and WorkflowDB: what they store and what they announce, on both backends."""
 
 from __future__ import annotations
 
@@ -6,21 +6,19 @@ import json
 
 import pytest
 
-from menace.code_db import CodeDB
 from menace.neuroplasticity import PathwayRecord
-from menace.workflow_db import WorkflowDB
 
 
 @pytest.fixture
-def code_db(tmp_path, bus):
-    store = CodeDB(tmp_path / "code.db", event_bus=bus)
+def code_db(backend, bus):
+    store = backend.code_db(event_bus=bus)
     yield store
     store.close()
 
 
 @pytest.fixture
-def workflow_db(tmp_path, bus):
-    store = WorkflowDB(tmp_path / "workflows.db", event_bus=bus)
+def workflow_db(backend, bus):
+    store = backend.workflow_db(event_bus=bus)
     yield store
     store.close()
 

@@ -1,4 +1,4 @@
-"""Several writers on the same files: other processes and other threads."""
+"""Several writers on the same stores: other processes and other threads, on both backends."""
 
 from __future__ import annotations
 
@@ -10,21 +10,26 @@ import textwrap
 import threading
 import time
 
-from menace.menace_memory_manager import MenaceMemoryManager
-from menace.neuroplasticity import PathwayDB, PathwayRecord
+from menace.neuroplasticity import PathwayRecord
 
 WORKER = textwrap.dedent(
     """
     import json, os, sys, time
     from pathlib import Path
 
-    from menace.menace_memory_manager import MenaceMemoryManager
-    from menace.neuroplasticity import PathwayDB, PathwayRecord
+    from menace.backends import DataDirBackend
+    from menace.neuroplasticity import PathwayRecord
 
-    folder, name, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    folder, name, n, where = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    if where.startswith("postgresql://"):
+        from menace.postgres.backend import PostgresBackend
+
+        backend = PostgresBackend(where)
+    else:
+        backend = DataDirBackend(where)
     # Both processes create the schema at about the same time, then start together.
-    pdb = PathwayDB(folder / "pathways.db")
-    mm = MenaceMemoryManager(folder / "mem.db", embedder="hashing")
+    pdb = backend.pathway_db()
+    mm = backend.memory(embedder="hashing")
     (folder / f"ready-{name}").touch()
     deadline = time.time() + 60
     while not (folder / "go").exists():
@@ -43,14 +48,15 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_two_processes_write_the_same_files_with_exact_counts(tmp_path):
+def test_two_processes_write_the_same_stores_with_exact_counts(tmp_path, backend):
     n = 150
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     env = {**os.environ, "MENACE_EMBEDDER": "hashing"}
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(tmp_path), name, str(n)],
+            [sys.executable, str(script), str(tmp_path), name, str(n),
+             backend.db.url if backend.kind == "postgres" else backend.location],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )
         for name in ("alpha", "beta")
@@ -74,7 +80,7 @@ def test_two_processes_write_the_same_files_with_exact_counts(tmp_path):
     assert max(versions[0]) > min(versions[1]) and max(versions[1]) > min(versions[0])
 
     own_runs = 2 * len(range(0, n, 10))
-    with PathwayDB(tmp_path / "pathways.db") as pdb:
+    with backend.pathway_db() as pdb:
         assert pdb.count_runs() == 2 * n + 2 * own_runs
         for k in range(5):
             pathway = pdb.find(f"shared-{k}")
@@ -93,22 +99,22 @@ def test_two_processes_write_the_same_files_with_exact_counts(tmp_path):
             assert run["prior_frequency"] == seen.get(run["pathway_id"], 0), run
             seen[run["pathway_id"]] = seen.get(run["pathway_id"], 0) + 1
         assert len({r["id"] for r in pdb.runs()}) == pdb.count_runs()
-    with MenaceMemoryManager(tmp_path / "mem.db", embedder="hashing") as mm:
+    with backend.memory(embedder="hashing") as mm:
         assert mm.count() == 2 * n
         assert len(mm.search_by_tag("alpha", limit=1000)) == n
         assert len(mm.search_by_tag("beta", limit=1000)) == n
         assert mm.embedding_cache_size() == 3
 
 
-def test_threads_sharing_one_store_and_threads_with_their_own(tmp_path):
-    shared_pdb = PathwayDB(tmp_path / "pathways.db")
-    shared_mm = MenaceMemoryManager(tmp_path / "mem.db")
+def test_threads_sharing_one_store_and_threads_with_their_own(backend):
+    shared_pdb = backend.pathway_db()
+    shared_mm = backend.memory()
     errors = []
 
     def work(k: int, own: bool) -> None:
         try:
-            pdb = PathwayDB(tmp_path / "pathways.db") if own else shared_pdb
-            mm = MenaceMemoryManager(tmp_path / "mem.db") if own else shared_mm
+            pdb = backend.pathway_db() if own else shared_pdb
+            mm = backend.memory() if own else shared_mm
             for i in range(100):
                 pdb.log(PathwayRecord(f"p{i % 3}", roi=1.0))
                 mm.store("key", f"{k}-{i}")

@@ -12,14 +12,12 @@ import pytest
 from prometheus_client import REGISTRY
 
 from menace import events
-from menace.code_db import CodeDB
 from menace.gpt_memory import GPTMemory
 from menace.learning_engine import LearningEngine
 from menace.menace_memory_manager import MenaceMemoryManager
 from menace.metrics_exporter import start_metrics_server
 from menace.neuroplasticity import PathwayDB, PathwayRecord
 from menace.self_learning_coordinator import JobState, SelfLearningCoordinator
-from menace.workflow_db import WorkflowDB
 
 ACTIONS = ["fetch->parse->store", "login->search->buy", "scan->patch->deploy", "read->summarise"]
 
@@ -76,9 +74,10 @@ def records(n: int, seed: int = 0) -> list[PathwayRecord]:
 
 
 @pytest.fixture
-def stores(tmp_path, bus):
-    pdb = PathwayDB(tmp_path / "pathways.db", event_bus=bus)
-    mm = MenaceMemoryManager(tmp_path / "mem.db", event_bus=bus)
+def stores(backend, bus):
+    """The coordinator's stores, on each backend (SQLite files, PostgreSQL)."""
+    pdb = backend.pathway_db(event_bus=bus)
+    mm = backend.memory(event_bus=bus)
     yield pdb, mm
     pdb.close()
     mm.close()
@@ -378,10 +377,10 @@ def test_replayed_events_are_not_learned_twice(bus, stores, engine, make_coordin
     assert coordinator.stats()["duplicates"] == 12
 
 
-def test_workflow_plans_are_scored_and_memory_text_is_embedded(tmp_path, bus, stores, engine, recorder, make_coordinator):
+def test_workflow_plans_are_scored_and_memory_text_is_embedded(backend, bus, stores, engine, recorder, make_coordinator):
     pdb, mm = stores
-    workflows = WorkflowDB(tmp_path / "workflows.db", event_bus=bus)
-    code = CodeDB(tmp_path / "code.db", event_bus=bus)
+    workflows = backend.workflow_db(event_bus=bus)
+    code = backend.code_db(event_bus=bus)
     coordinator = make_coordinator()
     pdb.log_many(records(40))
     assert coordinator.wait_idle(10)

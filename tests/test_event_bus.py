@@ -1,4 +1,7 @@
-"""UnifiedEventBus: delivery order, failing subscribers, payload checks, the journal."""
+"""UnifiedEventBus: delivery order, failing subscribers, payload checks, the journal.
+
+Journaled buses run on both backends (``backend``: events.db, or the PostgreSQL ``events`` table).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,14 @@ import pytest
 
 from menace.events import CheckedPayload
 from menace.unified_event_bus import UnifiedEventBus
+
+
+@pytest.fixture
+def bus(backend):
+    """A journaled bus on the backend under test."""
+    event_bus = backend.open_bus()
+    yield event_bus
+    event_bus.close()
 
 
 def test_subscribers_run_in_subscription_order_and_star_gets_every_topic(bus):
@@ -71,7 +82,7 @@ def test_raising_subscriber_does_not_stop_the_next_one(bus, caplog):
     assert bus.errors == []  # not collected unless asked
 
 
-def test_collect_errors_keeps_each_failure(tmp_path):
+def test_collect_errors_keeps_each_failure():
     bus = UnifiedEventBus(collect_errors=True)
     seen = []
 
@@ -125,8 +136,8 @@ def test_raise_errors_reraises_the_first_error_after_every_subscriber_ran():
     ],
 )
 @pytest.mark.parametrize("journal", [False, True])
-def test_publish_refuses_payloads_that_are_not_json_dicts(tmp_path, payload, fragment, journal):
-    bus = UnifiedEventBus(tmp_path / "events.db" if journal else None)
+def test_publish_refuses_payloads_that_are_not_json_dicts(backend, payload, fragment, journal):
+    bus = backend.open_bus(journal)
     got = []
     bus.subscribe("*", lambda t, p: got.append(p))
     with pytest.raises(ValueError, match=fragment):
@@ -161,9 +172,8 @@ def test_subscribe_refuses_a_non_callable(bus):
     assert bus.subscriber_count() == 0
 
 
-def test_journal_keeps_every_event_and_replay_does_not_write_them_again(tmp_path):
-    path = tmp_path / "events.db"
-    bus = UnifiedEventBus(path)
+def test_journal_keeps_every_event_and_replay_does_not_write_them_again(backend):
+    bus = backend.open_bus()
     bus.publish("pathway:new", {"n": 1})
     bus.publish("memory:new", {"n": 2, "tags": ["a b", "ü"]})
     assert bus.journal_size() == 2
@@ -180,7 +190,7 @@ def test_journal_keeps_every_event_and_replay_does_not_write_them_again(tmp_path
     bus.close()
 
     # A later process (a new bus on the same file) replays what was journaled.
-    again = UnifiedEventBus(path)
+    again = backend.open_bus()
     seen = []
     again.subscribe("memory:new", lambda t, p: seen.append(p["n"]))
     assert again.replay() == 2
@@ -189,12 +199,12 @@ def test_journal_keeps_every_event_and_replay_does_not_write_them_again(tmp_path
     again.close()
 
 
-def test_replay_since_skips_older_events(tmp_path, monkeypatch):
+def test_replay_since_skips_older_events(backend, monkeypatch):
     import menace.unified_event_bus as ueb
 
     clock = iter([100.0, 200.0, 300.0])
     monkeypatch.setattr(ueb.time, "time", lambda: next(clock))
-    bus = UnifiedEventBus(tmp_path / "events.db")
+    bus = backend.open_bus()
     for n in range(3):
         bus.publish("a:b", {"n": n})
     seen = []
@@ -257,8 +267,8 @@ def test_a_subscriber_may_subscribe_or_publish_while_being_called(bus):
     assert ("late", 5) in seen
 
 
-def test_a_stores_checked_payload_is_delivered_and_journaled_like_any_dict(tmp_path):
-    bus = UnifiedEventBus(tmp_path / "events.db")
+def test_a_stores_checked_payload_is_delivered_and_journaled_like_any_dict(backend):
+    bus = backend.open_bus()
     got = []
     bus.subscribe("*", lambda t, p: got.append(p))
     bus.publish("a:b", CheckedPayload({"n": 1, "stats": {"rate": 0.5}, "text": "t"}))
@@ -279,8 +289,8 @@ def test_a_stores_checked_payload_is_delivered_and_journaled_like_any_dict(tmp_p
     bus.close()
 
 
-def test_replay_reads_a_long_journal_in_pages_in_order_and_is_not_extended_by_its_subscribers(tmp_path):
-    bus = UnifiedEventBus(tmp_path / "events.db")
+def test_replay_reads_a_long_journal_in_pages_in_order_and_is_not_extended_by_its_subscribers(backend):
+    bus = backend.open_bus()
     for i in range(2500):  # more than two pages
         bus.publish("a:b", {"i": i})
     got = []
@@ -297,8 +307,8 @@ def test_replay_reads_a_long_journal_in_pages_in_order_and_is_not_extended_by_it
     bus.close()
 
 
-def test_event_ids_let_a_late_monitor_read_exactly_what_it_missed(tmp_path):
-    bus = UnifiedEventBus(tmp_path / "events.db")
+def test_event_ids_let_a_late_monitor_read_exactly_what_it_missed(backend):
+    bus = backend.open_bus()
     seen = []
     first = bus.publish("pathway:new", {"n": 1})
     bus.subscribe_events(seen.append)
@@ -331,8 +341,8 @@ def test_event_ids_without_a_journal_still_grow():
     assert bus.events_since(0) == []
 
 
-def test_replay_reaches_event_subscribers_with_the_journal_ids(tmp_path):
-    bus = UnifiedEventBus(tmp_path / "events.db")
+def test_replay_reaches_event_subscribers_with_the_journal_ids(backend):
+    bus = backend.open_bus()
     ids = [bus.publish("x:y", {"n": i}) for i in range(3)]
     seen = []
     bus.subscribe_events(seen.append)

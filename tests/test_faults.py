@@ -2,6 +2,9 @@
 
 Services and writers here are real subprocesses on a temporary data directory
 with the hashing embedder (see tests/test_service.py for the same set-up).
+The kills and the four writers run on both backends (``stores``: SQLite files
+in the data directory, or a PostgreSQL schema the subprocesses find in
+``MENACE_DATABASE_URL``); broken files and full disks are SQLite's own.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
+from store_backends import BACKENDS, open_test_backend
 
 from menace import config, events
 from menace.learning_engine import LearningEngine
@@ -80,7 +85,12 @@ WRITER = textwrap.dedent(
             self.run_id = payload["run_id"]
 
     bus = LastRun()
-    pdb = PathwayDB(folder / "pathways.db", event_bus=bus)
+    if os.environ.get("MENACE_DATABASE_URL"):
+        from menace.postgres.pathway_db import PgPathwayDB
+
+        pdb = PgPathwayDB(os.environ["MENACE_DATABASE_URL"], event_bus=bus)
+    else:
+        pdb = PathwayDB(folder / "pathways.db", event_bus=bus)
     actions = ["fetch->parse", "login->buy", "scan->fix", f"own-{name}"]
     i = 0
     deadline = time.monotonic() + seconds
@@ -124,6 +134,18 @@ def examples_learned(text: str) -> float:
         if line.startswith('learning_examples_total{engine="pathways"}'):
             return float(line.split()[-1])
     return 0.0
+
+
+@pytest.fixture(params=BACKENDS)
+def stores(request, tmp_path, monkeypatch):
+    """Where the test's processes keep their stores (the data directory, or PostgreSQL)."""
+    backend = open_test_backend(request.param, tmp_path / "data", request)
+    if backend.kind == "postgres":
+        monkeypatch.setenv("MENACE_DATABASE_URL", backend.db.url)  # the subprocesses' env() copies it
+    else:
+        monkeypatch.delenv("MENACE_DATABASE_URL", raising=False)
+    yield backend
+    backend.close()
 
 
 @pytest.fixture
@@ -170,7 +192,10 @@ def recorded(data_dir: Path, name: str) -> list[int]:
     return [int(line) for line in path.read_text().split("\n")[:-1] if line]
 
 
-def check_integrity(data_dir: Path) -> None:
+def check_integrity(data_dir: Path | Any) -> None:
+    if getattr(data_dir, "kind", "sqlite") == "postgres":
+        return  # the server keeps its own files whole (WAL, checksummed pages on replay)
+    data_dir = getattr(data_dir, "data_dir", data_dir)
     for db in sorted(data_dir.glob("*.db")):
         conn = sqlite3.connect(db)
         try:
@@ -179,8 +204,16 @@ def check_integrity(data_dir: Path) -> None:
             conn.close()
 
 
-def check_saved_model_loads(data_dir: Path) -> bool:
+def check_saved_model_loads(data_dir: Path | Any) -> bool:
     """A saved model, if there is one, loads in a new engine; returns whether there was one."""
+    if getattr(data_dir, "kind", "sqlite") == "postgres":
+        backend = data_dir
+        with backend.pathway_db() as pdb, backend.memory(embedder="hashing") as mm:
+            engine = LearningEngine(pdb, mm, **backend.engine_storage("pathways"))
+            if engine.is_trained:
+                assert 0.0 <= engine.predict_success(1, 1.0, 1.0, 1.0, "scan->fix") <= 1.0
+            return engine.is_trained
+    data_dir = getattr(data_dir, "data_dir", data_dir)
     model = data_dir / config.MODELS_DIR / "logreg.skops"
     files = list((data_dir / config.MODELS_DIR).rglob("*")) if (data_dir / config.MODELS_DIR).exists() else []
     saved = [f for f in files if f.is_file() and not f.name.startswith(".")]
@@ -219,7 +252,7 @@ def kill(*procs: subprocess.Popen) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_sigkill_at_random_moments_loses_nothing_and_learning_goes_on(tmp_path, scripts):
+def test_sigkill_at_random_moments_loses_nothing_and_learning_goes_on(tmp_path, scripts, stores):
     service, writer = scripts
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -235,11 +268,11 @@ def test_sigkill_at_random_moments_loses_nothing_and_learning_goes_on(tmp_path, 
         time.sleep(rng.uniform(0.3, 3.5))
         kill(svc, out)
         logged = recorded(data_dir, f"w{n}")
-        with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb:
+        with stores.pathway_db() as pdb:
             stored = {run["id"] for run in pdb.runs()}
         assert set(logged) <= stored, f"round {n}: lost runs {sorted(set(logged) - stored)}"
-        check_integrity(data_dir)
-        models_seen += check_saved_model_loads(data_dir)
+        check_integrity(stores)
+        models_seen += check_saved_model_loads(stores)
     assert models_seen > 0, "no kill left a saved model behind: the test saw no save"
     assert sum(len(recorded(data_dir, f"w{n}")) for n in range(rounds)) > 100
     assert time.monotonic() - started < 120
@@ -264,9 +297,9 @@ def test_sigkill_at_random_moments_loses_nothing_and_learning_goes_on(tmp_path, 
         kill(svc)
     err = svc.stderr.read()
     assert "Traceback" not in err, err
-    check_integrity(data_dir)
-    assert check_saved_model_loads(data_dir)
-    with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb:
+    check_integrity(stores)
+    assert check_saved_model_loads(stores)
+    with stores.pathway_db() as pdb:
         stored = {run["id"] for run in pdb.runs()}
     for n in range(rounds):
         assert set(recorded(data_dir, f"w{n}")) <= stored
@@ -298,7 +331,7 @@ def learn_runs_of_a_writer(service: Path, writer: Path, data_dir: Path, name: st
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_after_a_sigkill_the_restarted_service_learns_no_run_twice(tmp_path, scripts):
+def test_after_a_sigkill_the_restarted_service_learns_no_run_twice(tmp_path, scripts, stores):
     # A clean stop records the last run announced; a SIGKILL does not, so the next
     # start announces the runs since that clean stop again. The saved model lists
     # the runs it learned and must take each of them once.
@@ -308,10 +341,9 @@ def test_after_a_sigkill_the_restarted_service_learns_no_run_twice(tmp_path, scr
     learn_runs_of_a_writer(service, writer, data_dir, "second", 40, signal.SIGKILL)
     # Restarted: runs 21-60 are announced again, then the one new run, in id order.
     learn_runs_of_a_writer(service, writer, data_dir, "third", 1, signal.SIGTERM)
-    with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb, \
-            MenaceMemoryManager(data_dir / config.MEMORY_DB, embedder="hashing") as mm:
+    with stores.pathway_db() as pdb, stores.memory(embedder="hashing") as mm:
         assert pdb.count_runs() == 61
-        engine = LearningEngine(pdb, mm, model_dir=data_dir / config.MODELS_DIR)
+        engine = LearningEngine(pdb, mm, **stores.engine_storage("pathways"))
         assert engine.n_seen == 61
         assert len(engine.learned_runs) == 61
 
@@ -319,28 +351,27 @@ def test_after_a_sigkill_the_restarted_service_learns_no_run_twice(tmp_path, scr
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_a_service_killed_before_any_clean_stop_learns_the_runs_logged_while_it_was_down(
-    tmp_path, scripts
+    tmp_path, scripts, stores
 ):
     # With no service_state.json the watcher resumes after the newest run the
     # saved model learned, so nothing logged in between is skipped.
     service, writer = scripts
     data_dir = tmp_path / "data"
     learn_runs_of_a_writer(service, writer, data_dir, "before", 20, signal.SIGKILL)
-    assert not (data_dir / "service_state.json").exists()
+    assert stores.read_state() == {}
     down = subprocess.run([sys.executable, str(writer), str(data_dir), "down", "5"],
                           env=env(), cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert down.returncode == 0, down.stderr
     learn_runs_of_a_writer(service, writer, data_dir, "after", 1, signal.SIGTERM, learned=6)
-    with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb, \
-            MenaceMemoryManager(data_dir / config.MEMORY_DB, embedder="hashing") as mm:
-        engine = LearningEngine(pdb, mm, model_dir=data_dir / config.MODELS_DIR)
+    with stores.pathway_db() as pdb, stores.memory(embedder="hashing") as mm:
+        engine = LearningEngine(pdb, mm, **stores.engine_storage("pathways"))
         assert (pdb.count_runs(), engine.n_seen) == (26, 26)
 
 
 # -- four writers and the service at once ------------------------------------------------------
 
 
-def test_four_writers_and_the_service_on_one_data_dir_exact_counts_nothing_locked(tmp_path, scripts):
+def test_four_writers_and_the_service_on_one_store_exact_counts_nothing_locked(tmp_path, scripts, stores):
     service, writer = scripts
     data_dir = tmp_path / "data"
     port = free_port()
@@ -367,13 +398,13 @@ def test_four_writers_and_the_service_on_one_data_dir_exact_counts_nothing_locke
     assert all(count > 0 for count in counts), counts
     for text in (service_err,):
         assert "locked" not in text.lower() and "Traceback" not in text, text
-    with PathwayDB(data_dir / config.PATHWAYS_DB) as pdb:
+    with stores.pathway_db() as pdb:
         assert pdb.count_runs() == sum(counts)
         ids = {run["id"] for run in pdb.runs()}
     logged = [recorded(data_dir, f"w{k}") for k in range(4)]
     assert [len(ids_of_writer) for ids_of_writer in logged] == counts
     assert set().union(*logged) == ids and sum(counts) == len(ids)
-    check_integrity(data_dir)
+    check_integrity(stores)
 
 
 # -- broken files, full disks, taken ports, raising subscribers ----------------------------------

@@ -1,4 +1,7 @@
-"""GPTMemory: logging, readable context, search, summaries, redaction, retention."""
+"""GPTMemory: logging, readable context, search, summaries, redaction, retention.
+
+On both backends' memory stores (``backend``); what reaches the SQLite file is SQLite's own test.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ DAY = 86_400.0
 
 
 @pytest.fixture
-def mm(tmp_path, bus):
-    store = MenaceMemoryManager(tmp_path / "mem.db", event_bus=bus)
+def mm(backend, bus):
+    store = backend.memory(event_bus=bus)
     yield store
     store.close()
 

@@ -1,4 +1,7 @@
-"""MenaceMemoryManager: versions, tags, full-text search with any text, vectors, events."""
+"""MenaceMemoryManager: versions, tags, full-text search with any text, vectors, events.
+
+On both backends (``backend``); the file's schema version is SQLite's own.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,15 @@ import sqlite3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from store_backends import BACKENDS, open_test_backend
 
 from menace.menace_memory_manager import MenaceMemoryManager
 from menace.storage import SchemaError
 
 
 @pytest.fixture
-def mm(tmp_path, bus):
-    store = MenaceMemoryManager(tmp_path / "mem.db", event_bus=bus)
+def mm(backend, bus):
+    store = backend.memory(event_bus=bus)
     yield store
     store.close()
 
@@ -166,9 +170,9 @@ def test_search_with_hostile_text_never_raises(mm, text):
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(max_size=60))
-def test_property_search_never_raises_and_finds_a_stored_word(tmp_path_factory, text):
-    path = tmp_path_factory.mktemp("fts") / "mem.db"
-    with MenaceMemoryManager(path, embedder="hashing") as mm:
+def test_property_search_never_raises_and_finds_a_stored_word(backend, text):
+    with backend.memory(embedder="hashing") as mm:
+        mm.delete(e.id for e in mm.latest(1000))
         if "\x00" in text:
             with pytest.raises(ValueError, match="data"):
                 mm.store("k", text)
@@ -215,11 +219,10 @@ def test_schema_version_and_newer_schema_refused(tmp_path):
         MenaceMemoryManager(path)
 
 
-def test_entries_survive_reopening_and_versions_continue(tmp_path):
-    path = tmp_path / "mem.db"
-    with MenaceMemoryManager(path) as mm:
+def test_entries_survive_reopening_and_versions_continue(backend):
+    with backend.memory() as mm:
         mm.store("k", "one", tags=["t t"])
-    with MenaceMemoryManager(path) as mm:
+    with backend.memory() as mm:
         assert mm.store("k", "two") == 2
         assert mm.query("k")[1].tags == ["t t"]
         assert [e.key for e in mm.search("one")] == ["k"]
@@ -237,11 +240,13 @@ def test_latest_lists_entries_newest_first_with_a_literal_key_prefix(mm):
         mm.latest(limit=0)
 
 
-@pytest.fixture(scope="module")
-def shared_mm(tmp_path_factory):
-    store = MenaceMemoryManager(tmp_path_factory.mktemp("prop") / "mem.db", embedder="hashing")
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_mm(request, tmp_path_factory):
+    store_backend = open_test_backend(request.param, tmp_path_factory.mktemp("prop"), request)
+    store = store_backend.memory(embedder="hashing")
     yield store
     store.close()
+    store_backend.close()
 
 
 @settings(max_examples=100, deadline=None)

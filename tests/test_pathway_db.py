@@ -1,4 +1,8 @@
-"""PathwayDB: validation, aggregation, myelination and decay, links, events, schema."""
+"""PathwayDB: validation, aggregation, myelination and decay, links, events, schema.
+
+Behaviour tests run on both backends (``backend``: SQLite files and PostgreSQL);
+the file format, WAL and SQLite version tests are SQLite's own.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from store_backends import BACKENDS, open_test_backend
 
 from menace import neuroplasticity
 from menace.neuroplasticity import Outcome, PathwayDB, PathwayRecord
@@ -19,8 +24,8 @@ DAY = 86_400.0
 
 
 @pytest.fixture
-def db(tmp_path, bus):
-    store = PathwayDB(tmp_path / "pathways.db", event_bus=bus)
+def db(backend, bus):
+    store = backend.pathway_db(event_bus=bus)
     yield store
     store.close()
 
@@ -140,20 +145,17 @@ def test_a_batch_with_a_number_out_of_range_is_refused_whole_and_announces_nothi
     assert db.count_runs() == 1
 
 
-def test_log_many_commits_once_before_publishing(tmp_path, bus):
-    db = PathwayDB(tmp_path / "pathways.db", event_bus=bus)
+def test_log_many_commits_once_before_publishing(backend, bus):
+    db = backend.pathway_db(event_bus=bus)
+    other = backend.pathway_db()  # another connection
     seen_by_other_reader = []
-
-    def count_from_another_connection(topic, payload):
-        with sqlite3.connect(tmp_path / "pathways.db") as other:
-            seen_by_other_reader.append(other.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
-
-    bus.subscribe("pathway:new", count_from_another_connection)
+    bus.subscribe("pathway:new", lambda topic, payload: seen_by_other_reader.append(other.count_runs()))
     ids = db.log_many(PathwayRecord(f"step{i % 3}", roi=1.0) for i in range(5))
     # Every event sees all five runs: one transaction, committed before the first event.
     assert seen_by_other_reader == [5] * 5
     assert ids == [1, 2, 3, 1, 2]
     db.close()
+    other.close()
 
 
 # -- aggregation ---------------------------------------------------------------
@@ -199,8 +201,8 @@ def test_run_features_are_those_known_before_the_run(db):
     assert second["prior_myelination"] == pytest.approx(2.0 * 0.5)
 
 
-def test_myelination_decays_with_the_half_life_and_is_not_decayed_twice(tmp_path):
-    db = PathwayDB(tmp_path / "p.db", half_life_days=2.0)
+def test_myelination_decays_with_the_half_life_and_is_not_decayed_twice(backend):
+    db = backend.pathway_db(half_life_days=2.0)
     t0 = 1_700_000_000.0
     pid = db.log(PathwayRecord("a", roi=3.0, outcome="SUCCESS", ts=t0))
     db.log(PathwayRecord("a", roi=1.0, outcome="SUCCESS", ts=t0))
@@ -260,8 +262,8 @@ def test_runs_close_in_time_link_pathways_and_predict_the_next_one(db):
     assert db.next_pathway(999) is None
 
 
-def test_runs_far_apart_are_not_linked(tmp_path):
-    db = PathwayDB(tmp_path / "p.db", link_window=60.0)
+def test_runs_far_apart_are_not_linked(backend):
+    db = backend.pathway_db(link_window=60.0)
     db.log(PathwayRecord("a", ts=1000.0))
     db.log(PathwayRecord("b", ts=1000.0 + 61))
     db.log(PathwayRecord("c", ts=1000.0 + 61 + 60))
@@ -271,9 +273,8 @@ def test_runs_far_apart_are_not_linked(tmp_path):
     db.close()
 
 
-def test_links_follow_runs_logged_by_another_connection(tmp_path):
-    path = tmp_path / "p.db"
-    first, second = PathwayDB(path), PathwayDB(path)
+def test_links_follow_runs_logged_by_another_connection(backend):
+    first, second = backend.pathway_db(), backend.pathway_db()
     first.log(PathwayRecord("a", ts=100.0))
     second.log(PathwayRecord("b", ts=101.0))
     first.log(PathwayRecord("c", ts=102.0))  # previous run is "b", written by `second`
@@ -285,12 +286,11 @@ def test_links_follow_runs_logged_by_another_connection(tmp_path):
 
 
 @pytest.mark.parametrize("catch_up_limit", [4096, 3])
-def test_a_writer_far_behind_another_still_counts_every_run(tmp_path, monkeypatch, catch_up_limit):
+def test_a_writer_far_behind_another_still_counts_every_run(backend, monkeypatch, catch_up_limit):
     # With a small limit the slow writer drops its cache instead of reading
     # the other's runs back; the counts must be exact either way.
     monkeypatch.setattr(neuroplasticity, "CATCH_UP_LIMIT", catch_up_limit)
-    path = tmp_path / "p.db"
-    slow, busy = PathwayDB(path), PathwayDB(path)
+    slow, busy = backend.pathway_db(), backend.pathway_db()
     slow.log(PathwayRecord("a", roi=1.0, outcome="SUCCESS", ts=100.0))
     slow.log(PathwayRecord("b", roi=1.0, ts=100.0))
     busy.log_many(PathwayRecord("ab"[i % 2], roi=3.0, outcome="FAILURE", ts=101.0 + i) for i in range(10))
@@ -306,9 +306,8 @@ def test_a_writer_far_behind_another_still_counts_every_run(tmp_path, monkeypatc
     busy.close()
 
 
-def test_the_logging_stores_link_window_decides_whoever_folds_or_reads(tmp_path):
-    path = tmp_path / "p.db"
-    narrow, wide = PathwayDB(path, link_window=10.0), PathwayDB(path, link_window=3600.0)
+def test_the_logging_stores_link_window_decides_whoever_folds_or_reads(backend):
+    narrow, wide = backend.pathway_db(link_window=10.0), backend.pathway_db(link_window=3600.0)
     narrow.log(PathwayRecord("x", ts=1000.0))
     narrow.log(PathwayRecord("y", ts=1100.0))  # 100 s later: not linked by the narrow window
     wide.log(PathwayRecord("z", ts=1200.0))  # linked by the wide one
@@ -468,6 +467,16 @@ def test_a_path_under_home_is_expanded(tmp_path, monkeypatch):
     assert not (tmp_path / "~").exists()
 
 
+def test_stores_survive_reopening(backend):
+    with backend.pathway_db() as db:
+        db.log(PathwayRecord("a", roi=2.0))
+        db.log(PathwayRecord("a", roi=4.0))
+    with backend.pathway_db() as again:
+        assert again.find("a").frequency == 2
+        assert again.find("a").avg_roi == pytest.approx(3.0)
+        assert again.log_runs([PathwayRecord("a")])[0].run_id == 3
+
+
 def test_store_files_use_wal_and_survive_reopening(tmp_path):
     path = tmp_path / "sub" / "pathways.db"
     with PathwayDB(path) as db:
@@ -506,11 +515,13 @@ def test_property_numbers_are_accepted_only_when_finite_and_in_range(exec_time, 
             PathwayRecord("a", exec_time=exec_time, roi=roi)
 
 
-@pytest.fixture(scope="module")
-def shared_db(tmp_path_factory):
-    store = PathwayDB(tmp_path_factory.mktemp("prop") / "pathways.db")
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_db(request, tmp_path_factory):
+    store_backend = open_test_backend(request.param, tmp_path_factory.mktemp("prop"), request)
+    store = store_backend.pathway_db()
     yield store
     store.close()
+    store_backend.close()
 
 
 @settings(max_examples=100, deadline=None)
@@ -546,8 +557,8 @@ def test_property_a_batch_is_stored_whole_or_not_at_all(shared_db, batch):
         assert 0.0 <= pathway.success_rate <= 1.0
 
 
-def test_log_runs_returns_each_runs_id_and_a_bad_record_is_named_and_writes_nothing(tmp_path):
-    db = PathwayDB(tmp_path / "pathways.db")
+def test_log_runs_returns_each_runs_id_and_a_bad_record_is_named_and_writes_nothing(backend):
+    db = backend.pathway_db()
     logged = db.log_runs([PathwayRecord("a->b", outcome="SUCCESS"), PathwayRecord("c", outcome="FAILURE")])
     assert [r["id"] for r in db.runs()] == [logged[0].run_id, logged[1].run_id]
     assert db.get(logged[1].pathway_id).actions == "c"

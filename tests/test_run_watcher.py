@@ -1,4 +1,4 @@
-"""RunWatcher: runs committed by other processes reach the service's bus once."""
+"""RunWatcher: runs committed by other processes reach the service's bus once (both backends)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from menace import config, events
+from menace import events
 from menace.neuroplasticity import PathwayDB, PathwayRecord
 from menace.run_watcher import RunWatcher
-from menace.self_learning_service import read_state, run_background
+from menace.self_learning_service import run_background
 
 
 def runs(n: int, offset: int = 0) -> list[PathwayRecord]:
@@ -29,10 +29,10 @@ def pathway_events(bus):
     return seen
 
 
-def test_external_runs_are_announced_at_once_and_our_own_never_twice(tmp_path, bus, pathway_events):
-    ours = PathwayDB(tmp_path / "pathways.db", event_bus=bus)
-    theirs = PathwayDB(tmp_path / "pathways.db")  # another process's connection: no bus here
-    watcher = RunWatcher(bus, ours, interval=3599, grace=1.0).start()  # polled by hand below
+def test_external_runs_are_announced_at_once_and_our_own_never_twice(backend, bus, pathway_events):
+    ours = backend.pathway_db(event_bus=bus)
+    theirs = backend.pathway_db()  # another process's connection: no bus here
+    watcher = RunWatcher(bus, ours, interval=3599, grace=1.0, wake=False).start()  # polled by hand below
     try:
         ours.log_many(runs(3))
         theirs.log_many(runs(2))
@@ -51,9 +51,9 @@ def test_external_runs_are_announced_at_once_and_our_own_never_twice(tmp_path, b
     theirs.close()
 
 
-def test_a_run_of_ours_whose_event_never_came_is_announced_after_the_grace_time(tmp_path, bus, pathway_events):
-    silent = PathwayDB(tmp_path / "pathways.db")  # logs here, but publishes on no bus
-    watcher = RunWatcher(bus, silent, interval=3599, grace=1.0).start()
+def test_a_run_of_ours_whose_event_never_came_is_announced_after_the_grace_time(backend, bus, pathway_events):
+    silent = backend.pathway_db()  # logs here, but publishes on no bus
+    watcher = RunWatcher(bus, silent, interval=3599, grace=1.0, wake=False).start()
     try:
         silent.log_many(runs(2))
         assert watcher.poll(now=100.0) == 0  # ours: its own event should come first
@@ -64,12 +64,12 @@ def test_a_run_of_ours_whose_event_never_came_is_announced_after_the_grace_time(
     assert [p["run_id"] for p in pathway_events] == [1, 2]
 
 
-def test_watcher_starts_after_the_newest_run_unless_told_where(tmp_path, bus, pathway_events):
-    with PathwayDB(tmp_path / "pathways.db") as theirs:
+def test_watcher_starts_after_the_newest_run_unless_told_where(backend, bus, pathway_events):
+    with backend.pathway_db() as theirs:
         theirs.log_many(runs(4))
-    pdb = PathwayDB(tmp_path / "pathways.db", event_bus=bus)
-    fresh = RunWatcher(bus, pdb, interval=3599).start()
-    resumed = RunWatcher(bus, pdb, interval=3599, since_run_id=2).start()
+    pdb = backend.pathway_db(event_bus=bus)
+    fresh = RunWatcher(bus, pdb, interval=3599, wake=False).start()
+    resumed = RunWatcher(bus, pdb, interval=3599, since_run_id=2, wake=False).start()
     try:
         assert fresh.last_run_id == 4 and resumed.last_run_id == 2
         assert fresh.poll(now=0.0) == 0
@@ -95,11 +95,11 @@ def wait_until(predicate, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def test_service_learns_runs_of_other_processes_also_those_logged_while_it_was_down(data_dir):
-    start, stop = run_background(data_dir=data_dir, metrics_port=0)
+def test_service_learns_runs_of_other_processes_also_those_logged_while_it_was_down(backend, settings_for):
+    start, stop = run_background(settings_for(metrics_port=0))
     stack = start()
     try:
-        with PathwayDB(data_dir / config.PATHWAYS_DB) as script:
+        with backend.pathway_db() as script:
             script.log_many(runs(6))
         wait_until(lambda: stack.engine.n_seen == 6)
         stack.pathway_db.log_many(runs(3, offset=1))  # in-process runs are learned as usual
@@ -107,11 +107,11 @@ def test_service_learns_runs_of_other_processes_also_those_logged_while_it_was_d
         wait_until(lambda: stack.engine.n_seen == 9)
     finally:
         stop()
-    assert read_state(stack.settings) == {"last_run_id": 9}
+    assert backend.read_state() == {"last_run_id": 9}
 
-    with PathwayDB(data_dir / config.PATHWAYS_DB) as script:  # while the service is down
+    with backend.pathway_db() as script:  # while the service is down
         script.log_many(runs(4, offset=2))
-    start, stop = run_background(data_dir=data_dir, metrics_port=0)
+    start, stop = run_background(settings_for(metrics_port=0))
     stack = start()
     try:
         wait_until(lambda: stack.engine.n_seen == 13)

@@ -97,8 +97,8 @@ def test_run_background_gives_the_running_stack_and_stops_every_thread(data_dir,
     assert events.LEARNING_TRAINED in topics
 
 
-def test_restart_loads_the_saved_model_and_the_evaluation_history(data_dir, no_new_threads):
-    start, stop = run_background(data_dir=data_dir, metrics_port=0)
+def test_restart_loads_the_saved_model_and_the_evaluation_history(settings_for, no_new_threads):
+    start, stop = run_background(settings_for(metrics_port=0))
     stack = start()
     stack.pathway_db.log_many(runs(60))
     coordinator = stack.coordinator
@@ -107,7 +107,7 @@ def test_restart_loads_the_saved_model_and_the_evaluation_history(data_dir, no_n
     probability = stack.engine.predict_success(3, 1.0, 1.0, 1.0, "scan->fix")
     stop()
 
-    start, stop = run_background(data_dir=data_dir, metrics_port=0)
+    start, stop = run_background(settings_for(metrics_port=0))
     stack = start()
     try:
         assert stack.engine.is_trained
@@ -118,10 +118,10 @@ def test_restart_loads_the_saved_model_and_the_evaluation_history(data_dir, no_n
         stop()
 
 
-def test_an_auto_train_choice_stays_live_across_a_restart_with_its_scores_and_times(data_dir, no_new_threads):
+def test_an_auto_train_choice_stays_live_across_a_restart_with_its_scores_and_times(settings_for, no_new_threads):
     from prometheus_client import REGISTRY
 
-    start, stop = run_background(data_dir=data_dir, metrics_port=0)
+    start, stop = run_background(settings_for(metrics_port=0))
     stack = start()
     stack.pathway_db.log_many(runs(60))
     coordinator = stack.coordinator
@@ -130,7 +130,7 @@ def test_an_auto_train_choice_stays_live_across_a_restart_with_its_scores_and_ti
     evaluated_at = stack.engine.evaluation_history[-1]["ts"]
     stop()
 
-    start, stop = run_background(data_dir=data_dir, metrics_port=0)  # no --model: the one used last
+    start, stop = run_background(settings_for(metrics_port=0))  # no --model: the one used last
     stack = start()
     try:
         assert stack.engine.model_name == "rf" and stack.engine.is_trained
@@ -143,7 +143,7 @@ def test_an_auto_train_choice_stays_live_across_a_restart_with_its_scores_and_ti
         assert REGISTRY.get_sample_value("learning_last_training_timestamp_seconds", {"engine": "pathways"}) > 0
     finally:
         stop()
-    start, stop = run_background(data_dir=data_dir, metrics_port=0, model="logreg")  # an explicit choice wins
+    start, stop = run_background(settings_for(metrics_port=0, model="logreg"))  # an explicit choice wins
     try:
         assert start().engine.model_name == "logreg"
     finally:
@@ -168,13 +168,13 @@ def test_periodic_evaluation_is_on_by_default(data_dir, no_new_threads):
         stop()
 
 
-def test_partial_updates_are_saved_on_stop(data_dir, no_new_threads):
-    start, stop = run_background(data_dir=data_dir, metrics_port=0)
+def test_partial_updates_are_saved_on_stop(settings_for, no_new_threads):
+    start, stop = run_background(settings_for(metrics_port=0))
     stack = start()
     stack.pathway_db.log_many(runs(12))
     assert stack.coordinator.wait_idle(10)
     stop()
-    stack = run_background(data_dir=data_dir, metrics_port=0)[0]()
+    stack = run_background(settings_for(metrics_port=0))[0]()
     try:
         assert stack.engine.is_trained and stack.engine.n_seen == 12
     finally:

@@ -520,7 +520,7 @@ class MenaceApi:
         learned = stack.coordinator.stats().get("examples", {})
         newest_learned = getattr(engine, "newest_learned_run_id", None)
         return models.StatusOut(
-            location=str(stack.settings.data_dir),
+            location=stack.settings.store_location,
             engine=engine.name,
             model=engine.model_name,
             trained=bool(engine.is_trained),

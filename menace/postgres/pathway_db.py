@@ -1,0 +1,899 @@
+"""PgPathwayDB: :class:`~menace.neuroplasticity.PathwayDB` on PostgreSQL, for many writers on many hosts.
+
+The same public methods, payloads and numbers as the SQLite store (the same
+:func:`~menace.neuroplasticity.advance` computes every aggregate and the
+``prior_*`` features), with what a server shared by many writers needs:
+
+**Writers serialize per pathway, not globally.** Every writer of a pathway
+locks its row (``FOR UPDATE``, or by updating it) before it computes a run
+from the row's aggregate, and draws the run's id from the ``runs_id_seq``
+sequence while it holds the lock; so runs of one pathway get ids in commit
+order, each run's ``prior_*`` features and the aggregate after it are exact,
+and runs of different pathways commit in parallel. A log of a pathway this
+store object logged last needs no read: it remembers the aggregate, and one
+statement (one round trip, one commit) rewrites the pathway row only if its
+newest run is still the remembered one (checked again after any lock wait),
+draws the id, inserts the run and its link and sends the wake-up; otherwise
+(another writer logged the pathway since, or it is new here) the log reads
+under the lock first: transaction-scoped advisory locks on a hash of each
+action text, taken in sorted order (two batches never deadlock, and a new
+pathway is inserted once), then the rows ``FOR UPDATE`` in id order. A batch
+sends its runs with ``COPY``. Pathway rows are current after every commit
+(there is nothing to fold; :meth:`PgPathwayDB.fold` returns 0). ``link_from``
+is the pathway of the newest run committed before this one (with concurrent
+writers, "the run just before" is whichever committed last).
+
+**Readers of new runs see only settled ids.** Sequence values are not
+committed in order: a run with id 10 can commit after run 11, and a reader
+that took "every id above the last one seen" would skip it for good. So the
+learning side (:meth:`run_events`, the bulk :meth:`runs`, :meth:`newest_run_id`)
+reads runs only up to the *settled* id: the highest id below which no
+transaction can still commit a run. A writer takes its transaction id
+(``pg_current_xact_id()``) before it allocates run ids; a reader notes the
+sequence's last value S, then takes a transaction id R of its own; once the
+snapshot's ``xmin`` is past R, every transaction that could hold an id up to S
+has ended (committed or rolled back), so S is settled. A commit delayed for
+seconds holds the settled id below its runs for those seconds, and its runs
+are delivered, in id order, when it commits (``tests/test_postgres.py``
+delays one writer's commit to prove it). With ids settled, "every run up to N
+was handed out" stays true, which the learner's ledger, the service's resume
+point and full training all rely on, on both backends alike.
+
+**New runs wake the watcher.** After each commit the store sends
+``pg_notify`` on the schema's ``runs`` channel, from a thread of its own
+(``menace-pg-notify``, one connection; wake-ups that pile up while one is sent
+go as one): not inside the log's transaction, because PostgreSQL serializes
+the commits of notifying transactions, WAL flush included, which cut four
+writers' durable logs to a third of one writer's rate here.
+:meth:`wait_for_runs` waits on a ``LISTEN`` connection of its own, so a run
+logged on any host reaches the learner in milliseconds without polling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from contextlib import nullcontext
+from typing import Any
+
+from .. import events
+from ..errors import FieldError
+from ..labels import Outcome, label_of
+from ..neuroplasticity import (
+    LoggedRun,
+    Pathway,
+    PathwayRecord,
+    advance,
+    checked_records,
+    decay_factor,
+)
+from ..run_ledger import RunLedger
+from ..storage import escape_like
+from ..validation import check_number, check_positive_int, check_text
+from .database import Database, Owned
+
+logger = logging.getLogger(__name__)
+
+SECONDS_PER_DAY = 86_400.0
+_LABELS = {o.value: label_of(o) for o in Outcome}
+_isfinite = math.isfinite
+#: Longest a reader of new runs waits for in-flight writers to end before it answers with what is settled.
+SETTLE_WAIT = 0.05
+#: Most candidate watermarks kept while writers are in flight.
+_PENDING_LIMIT = 256
+#: Most pathways whose newest aggregate one store object remembers.
+CACHE_LIMIT = 100_000
+
+_PATHWAY_COLUMNS = "id, actions, frequency, successes, success_rate, avg_exec_time, avg_roi, last_activation, myelination_score"
+_RUN_COLUMNS = (
+    "id, pathway_id, actions, inputs, outputs, exec_time, resources, outcome, roi, ts, label,"
+    " prior_frequency, prior_myelination, previous_run_id, successes, avg_exec_time, avg_roi,"
+    " last_activation, link_from"
+)
+_COPY_RUNS = f"COPY runs({_RUN_COLUMNS}) FROM STDIN WITH (FORMAT BINARY)"
+_COPY_TYPES = (
+    "int8", "int8", "text", "text", "text", "float8", "text", "text", "float8", "float8", "int4", "int8",
+    "float8", "int8", "int8", "float8", "float8", "float8", "int8",
+)
+# A log's first statements (one round trip with BEGIN): take the transaction id
+# before any run id is drawn (see _Settled), then the pathways' locks; then, as of
+# after the locks, their aggregates, the newest run, and the run ids.
+_LOCK_ONE = "SELECT pg_current_xact_id(), pg_advisory_xact_lock(%s::int4, %s::int4)"
+_LOCK_MANY = "SELECT pg_current_xact_id(), pg_advisory_xact_lock(%s::int4, k) FROM unnest(%b::int4[]) AS k"
+_STATE = "SELECT actions, id, frequency, successes, avg_exec_time, avg_roi, last_activation, last_run_id FROM pathways"
+# The rows are locked too, in id order (as apply_decay locks them): a log from a remembered
+# aggregate locks its one row the same way, so either waits for the other.
+_STATE_ONE = _STATE + " WHERE actions_key = %s FOR UPDATE"
+_STATE_MANY = _STATE + " WHERE actions_key = ANY(%b) ORDER BY id FOR UPDATE"
+_IDS_AND_NEWEST = """
+    SELECT (SELECT array_agg(nextval('runs_id_seq')) FROM generate_series(1, %s)), r.pathway_id, r.ts
+    FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT pathway_id, ts FROM runs ORDER BY id DESC LIMIT 1) AS r ON true"""
+# One run's writes in one statement: the run, its pathway's new aggregate, its link, the wake-up.
+_WRITE_ONE = f"""
+    WITH run AS (INSERT INTO runs({_RUN_COLUMNS}) VALUES ({", ".join(["%s"] * 19)})),
+    pathway AS (
+        UPDATE pathways SET frequency = %s, successes = %s, success_rate = %s, avg_exec_time = %s,
+            avg_roi = %s, last_activation = %s, myelination_score = %s, last_run_id = %s
+        WHERE id = %s
+    ),
+    link AS (
+        INSERT INTO links(from_id, to_id, weight) SELECT %s::int8, %s::int8, 1.0 WHERE %s::int8 IS NOT NULL
+        ON CONFLICT (from_id, to_id) DO UPDATE SET weight = links.weight + excluded.weight
+    )
+    SELECT 1"""
+# One run of a pathway this object logged last, from its remembered aggregate, in one
+# statement and one commit (autocommit). The pathway row is rewritten first, only if its
+# newest run is still the one remembered: the UPDATE locks the row, and after waiting
+# for a concurrent writer it checks that condition again on the row as that writer left
+# it, so a stale aggregate is never written; nothing comes back then, and the caller
+# reads and tries again. The run's id is drawn by the UPDATE once its condition held,
+# and the condition first takes the transaction's id (drawn run ids must come after it:
+# see _Settled). The link is found here too: the newest run committed before this one,
+# within the window.
+_WRITE_REMEMBERED = f"""
+    WITH pathway AS (
+        UPDATE pathways SET frequency = %(frequency)s, successes = %(successes)s,
+            success_rate = %(success_rate)s, avg_exec_time = %(avg_exec_time)s, avg_roi = %(avg_roi)s,
+            last_activation = %(last)s, myelination_score = %(myelination)s,
+            last_run_id = nextval('runs_id_seq')
+        WHERE id = %(pathway)s AND pg_current_xact_id() IS NOT NULL
+            AND last_run_id IS NOT DISTINCT FROM %(previous)s
+        RETURNING last_run_id AS id
+    ),
+    run AS (
+        INSERT INTO runs({_RUN_COLUMNS})
+        SELECT p.id, %(pathway)s, %(actions)s, %(inputs)s, %(outputs)s, %(exec_time)s,
+            %(resources)s, %(outcome)s, %(roi)s, %(ts)s, %(label)s, %(prior_frequency)s, %(prior_myelination)s,
+            %(previous)s, %(successes)s, %(avg_exec_time)s, %(avg_roi)s, %(last)s,
+            CASE WHEN n.pathway_id <> %(pathway)s AND %(ts)s - n.ts BETWEEN 0 AND %(window)s THEN n.pathway_id END
+        FROM pathway AS p
+        LEFT JOIN LATERAL (SELECT pathway_id, ts FROM runs ORDER BY id DESC LIMIT 1) AS n ON true
+        RETURNING id, link_from
+    ),
+    link AS (
+        INSERT INTO links(from_id, to_id, weight) SELECT link_from, %(pathway)s, 1.0 FROM run
+        WHERE link_from IS NOT NULL
+        ON CONFLICT (from_id, to_id) DO UPDATE SET weight = links.weight + excluded.weight
+    )
+    SELECT id FROM run"""
+_UPDATE_PATHWAYS = """
+    UPDATE pathways p SET frequency = u.frequency, successes = u.successes,
+        success_rate = u.successes::float8 / u.frequency, avg_exec_time = u.avg_exec_time,
+        avg_roi = u.avg_roi, last_activation = u.last_activation,
+        myelination_score = u.successes * u.avg_roi, last_run_id = u.last_run_id
+    FROM unnest(%b::int8[], %b::int8[], %b::int8[], %b::float8[], %b::float8[], %b::float8[], %b::int8[])
+        AS u(id, frequency, successes, avg_exec_time, avg_roi, last_activation, last_run_id)
+    WHERE p.id = u.id"""
+_UPSERT_LINKS = """
+    INSERT INTO links(from_id, to_id, weight) SELECT * FROM unnest(%b::int8[], %b::int8[], %b::float8[])
+    ON CONFLICT (from_id, to_id) DO UPDATE SET weight = links.weight + excluded.weight"""
+_RUN_EVENTS = (
+    "SELECT id, pathway_id, ts, actions, inputs, outputs, exec_time, resources, outcome, roi, label,"
+    " prior_frequency, prior_myelination, successes, avg_exec_time, avg_roi, last_activation"
+    " FROM runs WHERE id > %s AND id <= %s ORDER BY id LIMIT %s"
+)
+_PATHWAY_RUNS = f"""
+    WITH RECURSIVE chain(id) AS (
+        SELECT last_run_id FROM pathways WHERE id = %s AND last_run_id > %s
+        UNION ALL
+        SELECT r.previous_run_id FROM runs r JOIN chain c ON r.id = c.id
+        WHERE r.previous_run_id > %s AND r.previous_run_id < r.id
+    ) SELECT {_RUN_COLUMNS} FROM runs WHERE id IN (SELECT id FROM chain) ORDER BY id LIMIT %s"""
+
+
+def action_key(actions: str) -> bytes:
+    """The unique key of a pathway: SHA-256 of its action text (text of any length fits an index)."""
+    return hashlib.sha256(actions.encode("utf-8")).digest()
+
+
+def _lock_key(key: bytes) -> int:
+    return int.from_bytes(key[:4], "big", signed=True)
+
+
+class _Notifier:
+    """Sends the ``runs`` wake-up after commits, from its own thread (see the module doc).
+
+    :meth:`poke` returns at once; pokes that arrive while a wake-up is being
+    sent are answered by one more. The thread and its connection start with
+    the first poke and end with :meth:`close`.
+    """
+
+    THREAD_NAME = "menace-pg-notify"
+
+    def __init__(self, db: Database, channel: str) -> None:
+        self._db = db
+        self._channel = channel
+        self._wanted = threading.Event()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def poke(self) -> None:
+        if self._thread is None:
+            with self._start:
+                if self._thread is None and not self._closing:
+                    self._thread = threading.Thread(target=self._run, name=self.THREAD_NAME, daemon=True)
+                    self._thread.start()
+        self._wanted.set()
+
+    def _run(self) -> None:
+        conn = None
+        while True:
+            self._wanted.wait()
+            if self._closing:
+                break
+            self._wanted.clear()
+            try:
+                if conn is None:
+                    conn = self._db.connect()
+                conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+            except Exception as exc:  # the watcher still looks every WAKE_TIMEOUT: log, reconnect next time
+                logger.warning("pathways: could not send the wake-up (%s)", exc)
+                if conn is not None:
+                    conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the thread (after any wake-up it is sending) and close its connection; idempotent."""
+        with self._start:
+            self._closing = True
+            thread = self._thread
+        self._wanted.set()
+        if thread is not None:
+            thread.join(timeout)
+
+
+class _Settled:
+    """The highest run id below which no run can still be committed (see the module doc).
+
+    Thread-safe; one per store object.
+    """
+
+    def __init__(self) -> None:
+        self.through = 0
+        self._pending: deque[tuple[int, int]] = deque()  # (reader xid R, sequence value S), S ascending
+        self._lock = threading.Lock()
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
+
+    def check(self, conn: Any, wait: float = SETTLE_WAIT) -> int:
+        """Note the newest allocated id, wait up to ``wait`` s for it to settle; the settled id."""
+        with self._lock:
+            (allocated,) = conn.execute(
+                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM runs_id_seq"
+            ).fetchone()
+            newest_noted = self._pending[-1][1] if self._pending else self.through
+            if allocated > newest_noted:
+                # After reading S: every writer that took an id <= S took its xid before, so before R.
+                (reader,) = conn.execute("SELECT pg_current_xact_id()::text::int8").fetchone()
+                self._pending.append((reader, allocated))
+                if len(self._pending) > _PENDING_LIMIT:
+                    del self._pending[-2]  # fewer marks only settle later
+            deadline = time.monotonic() + wait
+            pause = 0.0005
+            while self._pending:
+                (xmin,) = conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8").fetchone()
+                while self._pending and self._pending[0][0] < xmin:
+                    self.through = max(self.through, self._pending.popleft()[1])
+                if not self._pending or time.monotonic() >= deadline:
+                    break
+                time.sleep(pause)
+                pause = min(pause * 2, 0.01)
+            return self.through
+
+
+class PgPathwayDB:
+    """Store of pathways and their runs in a PostgreSQL database (see the module doc).
+
+    Args:
+        database: a ``postgresql://`` URL (the store opens and closes its own
+            pool) or a shared :class:`~menace.postgres.database.Database`.
+        half_life_days, event_bus, link_window: as for
+            :class:`~menace.neuroplasticity.PathwayDB`.
+    """
+
+    STORE = "pathways"
+    MIGRATIONS = (
+        """
+        CREATE TABLE pathways (
+            id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            actions text NOT NULL,
+            actions_key bytea NOT NULL UNIQUE,
+            frequency bigint NOT NULL,
+            successes bigint NOT NULL,
+            success_rate float8 NOT NULL,
+            avg_exec_time float8 NOT NULL,
+            avg_roi float8 NOT NULL,
+            last_activation float8 NOT NULL,
+            myelination_score float8 NOT NULL,
+            last_run_id bigint
+        );
+        CREATE SEQUENCE runs_id_seq;
+        CREATE TABLE runs (
+            id bigint PRIMARY KEY,
+            pathway_id bigint NOT NULL,
+            actions text NOT NULL,
+            inputs text NOT NULL,
+            outputs text NOT NULL,
+            exec_time float8 NOT NULL,
+            resources text NOT NULL,
+            outcome text NOT NULL,
+            roi float8 NOT NULL,
+            ts float8 NOT NULL,
+            label integer NOT NULL,
+            prior_frequency bigint NOT NULL,
+            prior_myelination float8 NOT NULL,
+            previous_run_id bigint,
+            successes bigint NOT NULL,
+            avg_exec_time float8 NOT NULL,
+            avg_roi float8 NOT NULL,
+            last_activation float8 NOT NULL,
+            link_from bigint
+        );
+        ALTER SEQUENCE runs_id_seq OWNED BY runs.id;
+        CREATE TABLE links (
+            from_id bigint NOT NULL,
+            to_id bigint NOT NULL,
+            weight float8 NOT NULL,
+            PRIMARY KEY (from_id, to_id)
+        );
+        """,
+    )
+
+    def __init__(
+        self,
+        database: Database | str,
+        half_life_days: float = 30.0,
+        event_bus: Any | None = None,
+        *,
+        link_window: float = 3600.0,
+    ) -> None:
+        self.half_life_days = check_number("half_life_days", half_life_days, minimum=1e-9)
+        self.link_window = check_number("link_window", link_window, minimum=0.0)
+        self._half_life_s = self.half_life_days * SECONDS_PER_DAY
+        self.event_bus = event_bus
+        self._hold = Owned(database)
+        self._db = self._hold.db
+        #: Where the store lives: the database URL without its password.
+        self.path = self._db.location
+        self._logged = RunLedger(what="runs logged by this PathwayDB")
+        # The aggregate after the newest run this object logged of each pathway, as
+        # [pathway id, frequency, successes, avg_exec_time, avg_roi, last_activation, run id]:
+        # a log of the same pathway needs no read while it is still the newest.
+        self._remembered: dict[str, list] = {}
+        self._inflight = 0  # logs whose run id is not known yet
+        self._tries = self._hits = self._skipped = 0  # logs from a remembered aggregate; current; not tried
+        self._inflight_lock = threading.Lock()
+        self._settled = _Settled()
+        self._channel = self._db.channel("runs")
+        self._notifier = _Notifier(self._db, self._channel)
+        self._listener: Any = None
+        self._listen_lock = threading.Lock()
+        self._closed = False
+        try:
+            self._db.migrate(self.STORE, self.MIGRATIONS)
+        except BaseException:
+            self._hold.close()
+            raise
+
+    # -- writing -----------------------------------------------------------
+    def log(self, record: PathwayRecord) -> int:
+        """Commit one run, update its pathway, then publish ``pathway:new``; the pathway id."""
+        if not isinstance(record, PathwayRecord):
+            raise ValueError(f"record must be a PathwayRecord, got {type(record).__name__}")
+        record.validate()
+        (payload,) = self._commit((record,))
+        if self.event_bus is not None:
+            self.event_bus.publish(events.PATHWAY_NEW, payload)
+        return payload["pathway_id"]
+
+    def log_many(self, records: Iterable[PathwayRecord]) -> list[int]:
+        """Commit many runs in one transaction, publish one event per run after it; their pathway ids."""
+        return [p["pathway_id"] for p in self._log_all(records)]
+
+    def log_runs(self, records: Iterable[PathwayRecord]) -> list[LoggedRun]:
+        """:meth:`log_many`, returning each record's run id and pathway id."""
+        return [LoggedRun(p["run_id"], p["pathway_id"]) for p in self._log_all(records)]
+
+    def _log_all(self, records: Iterable[PathwayRecord]) -> list[dict[str, Any]]:
+        payloads = self._commit(checked_records(records))
+        if self.event_bus is not None:
+            publish = self.event_bus.publish
+            for payload in payloads:
+                publish(events.PATHWAY_NEW, payload)
+        return payloads
+
+    def _commit(self, records: tuple[PathwayRecord, ...]) -> list[dict[str, Any]]:
+        """Write valid records in one transaction; their payloads (in order).
+
+        Two round trips for one run (reads, then one statement of writes and
+        the commit); a batch sends its runs with ``COPY``.
+        """
+        if not records:
+            return []
+        if len(records) == 1 and self._worth_trying():
+            entry = self._remembered.get(records[0].actions)
+            if entry is not None:
+                payload = self._log_remembered(records[0], entry)
+                self._count_try(payload is not None)
+                if payload is not None:
+                    self._notifier.poke()
+                    return [payload]
+        keys: dict[str, bytes] = {}
+        for record in records:
+            if record.actions not in keys:
+                keys[record.actions] = action_key(record.actions)
+        single = len(records) == 1
+        with self._db.connection() as conn, (conn.pipeline() if single else nullcontext()), conn.transaction():
+            cache, run_ids, prev = self._read_state(conn, keys, len(records))
+            missing = [a for a in keys if a not in cache]
+            if missing:
+                self._insert_pathways(conn, records, missing, keys, cache)
+            rows, payloads, touched, _pairs = self._runs(records, cache, run_ids, prev)
+            # Noted before the commit, so a watcher never sees one of these runs
+            # committed yet unknown as ours (a rolled-back id noted costs only a wait).
+            self._logged.add_range(run_ids[0], run_ids[-1])
+            if single:  # queued with the commit: one round trip
+                self._write_one(conn, rows[0], cache[records[0].actions])
+            else:
+                self._write_many(conn, rows, [tuple(cache[a]) for a in touched], _pairs)
+        self._remember({a: cache[a] for a in touched})
+        self._notifier.poke()
+        return payloads
+
+    def _worth_trying(self) -> bool:
+        """Whether to log from a remembered aggregate first.
+
+        Where other writers log the same pathways all the time (several bots on
+        one set of workflows), a remembered aggregate is mostly stale and trying
+        it first only adds a round trip: below one hit in two, logs read first,
+        and one log in 64 tries again.
+        """
+        if self._hits * 2 >= self._tries:
+            return True
+        self._skipped += 1
+        return self._skipped % 64 == 0
+
+    def _count_try(self, hit: bool) -> None:
+        """Keep count of remembered aggregates that were still current (halved every 64 tries)."""
+        self._tries += 1
+        self._hits += hit
+        if self._tries >= 64:
+            self._tries, self._hits = self._tries // 2, self._hits // 2
+
+    def _remember(self, entries: dict[str, list]) -> None:
+        if len(self._remembered) + len(entries) > CACHE_LIMIT:
+            self._remembered.clear()
+        self._remembered.update(entries)
+
+    def _log_remembered(self, rec: PathwayRecord, remembered: list) -> dict[str, Any] | None:
+        """Log ``rec`` from its pathway's remembered aggregate in one round trip; its payload, or
+        ``None`` when another writer logged the pathway since (nothing was written then)."""
+        entry = list(remembered)
+        pathway_id = entry[0]
+        outcome = rec.outcome._value_
+        label = _LABELS[outcome]
+        after = advance(entry, rec, label, self._half_life_s)
+        prior_freq, prior_myel, previous_run_id, successes, avg_time, avg_roi, last = after
+        _check_finite(after)
+        freq = prior_freq + 1
+        params = {
+            "pathway": pathway_id, "actions": rec.actions, "inputs": rec.inputs, "outputs": rec.outputs,
+            "exec_time": rec.exec_time, "resources": rec.resources, "outcome": outcome, "roi": rec.roi,
+            "ts": rec.ts, "label": label, "prior_frequency": prior_freq, "prior_myelination": prior_myel,
+            "previous": previous_run_id, "successes": successes, "avg_exec_time": avg_time, "avg_roi": avg_roi,
+            "last": last, "window": self.link_window, "frequency": freq, "success_rate": successes / freq,
+            "myelination": successes * avg_roi,
+        }
+        with self._inflight_lock:
+            self._inflight += 1  # the run's id is known only once committed: see logged_here
+        try:
+            with self._db.connection() as conn:
+                written = conn.execute(_WRITE_REMEMBERED, params).fetchone()
+            if written is not None:
+                self._logged.add(written[0])
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+        if written is None:
+            self._remembered.pop(rec.actions, None)
+            return None
+        run_id = written[0]
+        entry[1:] = (freq, successes, avg_time, avg_roi, last, run_id)
+        self._remembered[rec.actions] = entry
+        return _payload(rec, pathway_id, run_id, outcome, label, after)
+
+    def _read_state(self, conn: Any, keys: dict[str, bytes], count: int) -> tuple[dict, list[int], Any]:
+        """Lock the pathways, then read their aggregates, the newest run and ``count`` run ids."""
+        locks = sorted({_lock_key(k) for k in keys.values()})
+        with conn.pipeline():
+            if len(locks) == 1:
+                conn.execute(_LOCK_ONE, (self._db.key, locks[0]))
+            else:
+                conn.execute(_LOCK_MANY, (self._db.key, locks))
+            if len(keys) == 1:
+                states = conn.execute(_STATE_ONE, (next(iter(keys.values())),))
+            else:
+                states = conn.execute(_STATE_MANY, (list(keys.values()),))
+            ids = conn.execute(_IDS_AND_NEWEST, (count,))
+            cache = {row[0]: list(row[1:]) for row in states.fetchall()}
+            run_ids, prev_pathway, prev_ts = ids.fetchone()
+        return cache, run_ids, (prev_pathway, prev_ts) if prev_pathway is not None else None
+
+    def _write_one(self, conn: Any, row: tuple, entry: list) -> None:
+        """One run, its pathway's aggregate, its link and the wake-up, in one statement."""
+        pathway_id, freq, successes, avg_time, avg_roi, last, run_id = entry
+        link_from = row[-1]
+        conn.execute(_WRITE_ONE, (
+            *row,
+            freq, successes, successes / freq, avg_time, avg_roi, last, successes * avg_roi, run_id, pathway_id,
+            link_from, pathway_id, link_from,
+        ))
+
+    def _write_many(self, conn: Any, rows: list[tuple], entries: list[tuple], pairs: dict) -> None:
+        """Many runs by ``COPY``, then the pathways' aggregates, the links and the wake-up."""
+        with conn.cursor() as cur, cur.copy(_COPY_RUNS) as copy:
+            copy.set_types(_COPY_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        with conn.pipeline():
+            conn.execute(_UPDATE_PATHWAYS, _columns(sorted(entries)))  # in id order, as apply_decay locks them
+            if pairs:
+                conn.execute(_UPSERT_LINKS, _columns([(a, b, float(n)) for (a, b), n in sorted(pairs.items())]))
+
+    @staticmethod
+    def _insert_pathways(conn: Any, records: tuple, missing: list[str], keys: dict, cache: dict) -> None:
+        """Insert the pathways first seen in this batch (their locks are held), into ``cache``."""
+        first_ts = {}
+        for record in records:
+            first_ts.setdefault(record.actions, record.ts)
+        cursor = conn.execute(
+            "INSERT INTO pathways(actions, actions_key, frequency, successes, success_rate, avg_exec_time,"
+            " avg_roi, last_activation, myelination_score)"
+            " SELECT a, k, 0, 0, 0.0, 0.0, 0.0, t, 0.0 FROM unnest(%s::text[], %b::bytea[], %b::float8[]) AS n(a, k, t)"
+            " RETURNING actions, id",
+            (missing, [keys[a] for a in missing], [first_ts[a] for a in missing]),
+        )
+        for actions, pathway_id in cursor.fetchall():
+            cache[actions] = [pathway_id, 0, 0, 0.0, 0.0, first_ts[actions], None]
+
+    def _runs(self, records: tuple, cache: dict, run_ids: list[int], prev: Any) -> tuple:
+        """The runs' rows (as columns), payloads, touched pathways and link counts."""
+        half_life_s, window = self._half_life_s, self.link_window
+        rows: list[tuple] = []
+        payloads: list[dict[str, Any]] = []
+        touched: set[str] = set()
+        pairs: dict[tuple[int, int], int] = {}
+        for rec, run_id in zip(records, run_ids, strict=True):
+            entry = cache[rec.actions]
+            pathway_id = entry[0]
+            outcome = rec.outcome._value_
+            label = _LABELS[outcome]
+            ts = rec.ts
+            after = advance(entry, rec, label, half_life_s)
+            prior_freq, _, _, successes, avg_time, avg_roi, last = after
+            _check_finite(after)
+            link_from = None
+            if prev is not None and prev[0] != pathway_id and 0 <= ts - prev[1] <= window:
+                link_from = prev[0]
+                pairs[(link_from, pathway_id)] = pairs.get((link_from, pathway_id), 0) + 1
+            freq = prior_freq + 1
+            entry[1:] = (freq, successes, avg_time, avg_roi, last, run_id)
+            touched.add(rec.actions)
+            prev = (pathway_id, ts)
+            rows.append((
+                run_id, pathway_id, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
+                outcome, rec.roi, ts, label, *after, link_from,
+            ))
+            payloads.append(_payload(rec, pathway_id, run_id, outcome, label, after))
+        return rows, payloads, touched, pairs
+
+    def fold(self) -> int:
+        """Nothing to fold: pathway rows are current after every commit. Returns 0."""
+        return 0
+
+    def link(self, from_id: int, to_id: int, weight: float = 1.0) -> None:
+        """Strengthen the link ``from_id -> to_id`` by ``weight``."""
+        check_positive_int("from_id", from_id)
+        check_positive_int("to_id", to_id)
+        weight = check_number("weight", weight, minimum=0.0)
+        with self._db.connection() as conn, conn.transaction():
+            found = {row[0] for row in conn.execute(
+                "SELECT id FROM pathways WHERE id = ANY(%s)", ([from_id, to_id],)
+            )}
+            for pid, name in ((from_id, "from_id"), (to_id, "to_id")):
+                if pid not in found:
+                    raise ValueError(f"{name}: no pathway with id {pid}")
+            conn.execute(_UPSERT_LINKS, ([from_id], [to_id], [weight]))
+
+    def apply_decay(self, now: float | None = None) -> int:
+        """Recompute every myelination score with the decay up to ``now``; the pathways updated."""
+        now = time.time() if now is None else check_number("now", now, minimum=0.0)
+        with self._db.connection() as conn, conn.transaction():
+            # Locked in id order, as writers lock the rows they rewrite: no deadlock.
+            rows = conn.execute(
+                "SELECT id, successes, avg_roi, last_activation FROM pathways ORDER BY id FOR UPDATE"
+            ).fetchall()
+            updates = [
+                (pid, successes * avg_roi * decay_factor(now - last, self.half_life_days))
+                for pid, successes, avg_roi, last in rows
+            ]
+            if updates:
+                conn.execute(
+                    "UPDATE pathways p SET myelination_score = u.score"
+                    " FROM unnest(%s::int8[], %s::float8[]) AS u(id, score) WHERE p.id = u.id",
+                    _columns(updates),
+                )
+        return len(rows)
+
+    # -- reading -----------------------------------------------------------
+    def _read(self, sql: str, params: Any = ()) -> list[tuple]:
+        with self._db.connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _pathways(self, where: str, params: Any = ()) -> list[Pathway]:
+        return [Pathway(*row) for row in self._read(f"SELECT {_PATHWAY_COLUMNS} FROM pathways {where}", params)]
+
+    def get(self, pathway_id: int) -> Pathway | None:
+        if isinstance(pathway_id, bool) or not isinstance(pathway_id, int) or not 0 < pathway_id < 2**63:
+            return None
+        found = self._pathways("WHERE id = %s", (pathway_id,))
+        return found[0] if found else None
+
+    def find(self, actions: str) -> Pathway | None:
+        """The pathway of exactly this action text, or ``None``."""
+        actions = check_text("actions", actions).strip()
+        found = self._pathways("WHERE actions_key = %s", (action_key(actions),))
+        return found[0] if found else None
+
+    def top_pathways(self, limit: int = 10) -> list[Pathway]:
+        """Pathways with the highest myelination score first."""
+        check_positive_int("limit", limit)
+        return self._pathways("ORDER BY myelination_score DESC, id LIMIT %s", (limit,))
+
+    def pathways(self, limit: int | None = None, offset: int = 0) -> list[Pathway]:
+        """All pathways by id (for tables and exports)."""
+        if limit is not None:
+            check_positive_int("limit", limit, minimum=0)
+        check_positive_int("offset", offset, minimum=0)
+        return self._pathways("ORDER BY id LIMIT %s OFFSET %s", (limit, offset))
+
+    def similar_actions(self, text: str, limit: int = 10) -> list[Pathway]:
+        """Pathways whose actions contain ``text`` literally (``%`` and ``_`` are not wildcards)."""
+        text = check_text("text", text, max_len=10_000)
+        check_positive_int("limit", limit)
+        return self._pathways(
+            "WHERE actions LIKE %s ESCAPE '\\' ORDER BY myelination_score DESC, id LIMIT %s",
+            (f"%{escape_like(text)}%", limit),
+        )
+
+    def links(self, pathway_id: int) -> list[tuple[int, float]]:
+        """``(to_id, weight)`` for each link leaving ``pathway_id``, strongest first."""
+        if isinstance(pathway_id, bool) or not isinstance(pathway_id, int) or not 0 < pathway_id < 2**63:
+            return []
+        return [(to_id, weight) for to_id, weight in self._read(
+            "SELECT to_id, weight FROM links WHERE from_id = %s ORDER BY weight DESC, to_id", (pathway_id,)
+        )]
+
+    def next_pathway(self, pathway_id: int) -> Pathway | None:
+        """The pathway most often run right after ``pathway_id``, or ``None``."""
+        links = self.links(pathway_id)
+        return self.get(links[0][0]) if links else None
+
+    def settled_run_id(self, wait: float = SETTLE_WAIT) -> int:
+        """The highest run id below which every run is committed for good (none can still appear)."""
+        with self._db.connection() as conn:
+            return self._settled.check(conn, wait)
+
+    def runs(self, pathway_id: int | None = None, *, since_id: int = 0, limit: int | None = None) -> list[dict]:
+        """Runs in logged order with ``id > since_id``, as dicts (all columns).
+
+        Without ``pathway_id``: only settled runs (see the module doc), so a
+        reader that goes on from the last id it got misses none. With
+        ``pathway_id``: that pathway's runs, following its chain of runs back.
+        """
+        check_positive_int("since_id", since_id, minimum=0)
+        if limit is not None:
+            check_positive_int("limit", limit, minimum=0)
+        names = _RUN_COLUMNS.replace(" ", "").split(",")
+        with self._db.connection() as conn:
+            if pathway_id is not None:
+                if isinstance(pathway_id, bool) or not isinstance(pathway_id, int) or not 0 < pathway_id < 2**63:
+                    return []
+                rows = conn.execute(_PATHWAY_RUNS, (pathway_id, since_id, since_id, limit)).fetchall()
+            else:
+                through = self._settled.check(conn)
+                rows = conn.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE id > %s AND id <= %s ORDER BY id LIMIT %s",
+                    (since_id, through, limit),
+                ).fetchall()
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def run_events(self, since_id: int = 0, limit: int = 2000) -> list[dict[str, Any]]:
+        """The ``pathway:new`` payloads of the settled runs after ``since_id``, oldest first, marked ``external``."""
+        check_positive_int("since_id", since_id, minimum=0)
+        check_positive_int("limit", limit)
+        with self._db.connection() as conn:
+            through = self._settled.check(conn)
+            if through <= since_id:
+                return []
+            rows = conn.execute(_RUN_EVENTS, (since_id, through, limit)).fetchall()
+        build = events.pathway_new
+        payloads = []
+        for (run_id, pathway_id, ts, actions, inputs, outputs, exec_time, resources, outcome, roi, label,
+             prior_frequency, prior_myelination, successes, avg_exec_time, avg_roi, last) in rows:
+            freq = prior_frequency + 1
+            stats = {
+                "frequency": freq, "success_rate": successes / freq, "avg_exec_time": avg_exec_time,
+                "avg_roi": avg_roi, "myelination_score": successes * avg_roi, "last_activation": last,
+            }
+            payloads.append(build(
+                pathway_id, run_id, ts, actions, inputs, outputs, exec_time, resources, outcome, roi, label,
+                prior_frequency, prior_myelination, stats, external=True,
+            ))
+        return payloads
+
+    def first_run_outside(self, through: int, ranges: list[list[int]]) -> int | None:
+        """The smallest settled run id above ``through`` and in none of ``ranges``, or ``None``.
+
+        Where a learner that learned ``1..through`` and ``ranges`` resumes
+        (ids a rolled-back transaction took never exist, so they are no gap).
+        """
+        bounds, low = [], through
+        for first, last in ranges:
+            if last <= low:
+                continue
+            if first > low + 1:
+                bounds.append((low, first))
+            low = max(low, last)
+        with self._db.connection() as conn:
+            settled = self._settled.check(conn)
+            bounds.append((low, settled + 1))
+            (found,) = conn.execute(
+                "SELECT min(f) FROM unnest(%s::int8[], %s::int8[]) AS g(a, b),"
+                " LATERAL (SELECT min(id) AS f FROM runs WHERE id > g.a AND id < g.b) AS s",
+                _columns(bounds),
+            ).fetchone()
+        return found
+
+    def logged_here(self, run_id: int) -> bool:
+        """Whether this object wrote run ``run_id`` (then it publishes ``pathway:new`` itself).
+
+        While a log whose id is not known yet is in flight, any run newer than
+        the ones this object noted may be it: the watcher waits for it to come.
+        """
+        return run_id in self._logged or (self._inflight > 0 and run_id > self._logged.newest())
+
+    def logged_here_many(self, run_ids: list[int]) -> list[bool]:
+        """:meth:`logged_here` of each id, in one look."""
+        newest = self._logged.newest() if self._inflight > 0 else None
+        return [
+            not missing or (newest is not None and run_id > newest)
+            for run_id, missing in zip(run_ids, self._logged.missing(run_ids), strict=True)
+        ]
+
+    def newest_run_id(self) -> int:
+        """The id of the newest settled run (0 when there is none)."""
+        with self._db.connection() as conn:
+            through = self._settled.check(conn)
+            (newest,) = conn.execute("SELECT coalesce(max(id), 0) FROM runs WHERE id <= %s", (through,)).fetchone()
+        return int(newest)
+
+    def count_runs(self) -> int:
+        return int(self._read("SELECT count(*) FROM runs")[0][0])
+
+    def count_pathways(self) -> int:
+        return int(self._read("SELECT count(*) FROM pathways")[0][0])
+
+    def schema_version(self) -> int:
+        return self._db.schema_version(self.STORE)
+
+    # -- waking the watcher ------------------------------------------------
+    def wait_for_runs(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for runs committed anywhere; whether something may be new.
+
+        Returns at once after a ``NOTIFY`` of a logged run, and after a short
+        pause while committed runs wait for older transactions to end.
+        """
+        if self._settled.pending:
+            time.sleep(min(timeout, 0.005))
+            return True
+        with self._listen_lock:
+            try:
+                conn = self._listen()
+                woke = any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
+                if woke:  # drain the rest: one look reads them all
+                    for _ in conn.notifies(timeout=0.0001):
+                        pass
+                return woke
+            except Exception as exc:  # a lost connection: reconnect on the next call, look now
+                if self._closed:
+                    return False
+                logger.warning("pathways: LISTEN connection lost (%s); reconnecting", exc)
+                self._drop_listener()
+                time.sleep(min(timeout, 0.5))
+                return True
+
+    def _listen(self) -> Any:
+        if self._listener is None:
+            from psycopg import sql
+
+            conn = self._db.connect()
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            self._listener = conn
+        return self._listener
+
+    def _drop_listener(self) -> None:
+        conn, self._listener = self._listener, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def wake(self) -> None:
+        """Wake :meth:`wait_for_runs` in every process watching this database (e.g. to stop)."""
+        with self._db.connection() as conn:
+            conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+
+    def close(self) -> None:
+        """Give back the pool (when this store made it) and the ``LISTEN`` connection."""
+        if self._closed:
+            return
+        self._closed = True
+        self._notifier.close()
+        self._drop_listener()
+        self._hold.close()
+
+    def __enter__(self) -> PgPathwayDB:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<PgPathwayDB {self.path}>"
+
+
+def _check_finite(after: tuple) -> None:
+    """Raise (rolling the transaction back) when a run's aggregate overflowed."""
+    _, prior_myel, _, successes, avg_time, avg_roi, _ = after
+    if not (_isfinite(avg_time) and _isfinite(avg_roi * successes) and _isfinite(prior_myel)):
+        raise ValueError("roi or exec_time is too large: the pathway's averages overflow")
+
+
+def _payload(rec: PathwayRecord, pathway_id: int, run_id: int, outcome: str, label: int, after: tuple) -> dict:
+    """The ``pathway:new`` payload of a run just written, from its columns (``after``: see ``advance``)."""
+    prior_freq, prior_myel, _, successes, avg_time, avg_roi, last = after
+    freq = prior_freq + 1
+    return events.pathway_new(
+        pathway_id, run_id, rec.ts, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
+        outcome, rec.roi, label, prior_freq, prior_myel,
+        {
+            "frequency": freq,
+            "success_rate": successes / freq,
+            "avg_exec_time": avg_time,
+            "avg_roi": avg_roi,
+            "myelination_score": successes * avg_roi,
+            "last_activation": last,
+        },
+    )
+
+
+def _columns(rows: list[tuple]) -> list[list]:
+    """Rows as one list per column (the arrays ``unnest`` takes)."""
+    if not rows:
+        return []
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+__all__ = ["FieldError", "PgPathwayDB", "action_key"]

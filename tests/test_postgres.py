@@ -1,0 +1,380 @@
+"""What only a server database has: commits out of id order, the advisory-lock lease, URLs,
+migrations in a shared database, models and evaluations in tables.
+
+Behaviour both backends share is tested on both by the store tests (the
+``backend`` fixture); these tests are PostgreSQL's own and run on the session's
+throwaway server (skipped, saying how to get one, without the binaries).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from menace import events
+from menace.config import Settings
+from menace.errors import FieldError
+from menace.lease import Lease, LeaseHeldError
+from menace.neuroplasticity import PathwayRecord
+from menace.postgres.backend import PostgresBackend
+from menace.postgres.database import Database, redact
+from menace.postgres.lease import PgLease, owner_of
+from menace.postgres.pathway_db import PgPathwayDB
+from menace.run_watcher import RunWatcher
+from menace.storage import SchemaError
+from menace.unified_event_bus import UnifiedEventBus
+
+psycopg = pytest.importorskip("psycopg", reason="PostgreSQL tests: pip install -e '.[postgres]'")
+pytestmark = pytest.mark.postgres
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def pg(pg_url, tmp_path):
+    backend = PostgresBackend(pg_url, tmp_path / "data")
+    yield backend
+    backend.close()
+
+
+def run(actions: str = "fetch->parse", ts: float | None = None) -> PathwayRecord:
+    return PathwayRecord(actions, exec_time=1.0, roi=1.0, **({"ts": ts} if ts is not None else {}))
+
+
+def test_the_postgres_stores_satisfy_the_protocols_the_consumers_use(pg):
+    from menace.gpt_memory import GPTMemory
+    from menace.protocols import EmbeddingSource, MemoryStore, PathwayStore
+
+    db, mm = pg.pathway_db(), pg.memory(embedder="hashing")
+    assert isinstance(db, PathwayStore)
+    assert isinstance(mm, EmbeddingSource) and isinstance(mm, MemoryStore)
+    assert GPTMemory(mm).manager is mm
+    db.close()
+    mm.close()
+
+
+# -- commits out of id order ------------------------------------------------------------------
+
+
+class HeldCommit:
+    """Holds the commit of the logs made in the thread called ``slow-writer`` until released.
+
+    It blocks inside the log's transaction after the run ids are drawn and before the
+    rows are written and committed: exactly a writer whose commit is late.
+    """
+
+    def __init__(self, monkeypatch) -> None:
+        self.drawn = threading.Event()
+        self.release = threading.Event()
+        original = PgPathwayDB.__dict__["_runs"]
+
+        def held(store, records, cache, run_ids, prev):
+            if threading.current_thread().name == "slow-writer":
+                self.run_ids = list(run_ids)
+                self.drawn.set()
+                assert self.release.wait(30), "the test never released the held commit"
+            return original(store, records, cache, run_ids, prev)
+
+        monkeypatch.setattr(PgPathwayDB, "_runs", held)
+
+
+def test_a_delayed_commit_is_neither_skipped_nor_announced_out_of_order(pg, monkeypatch):
+    held = HeldCommit(monkeypatch)
+    bus = UnifiedEventBus()
+    announced: list[int] = []
+    bus.subscribe(events.PATHWAY_NEW, lambda _t, p: announced.append(p["run_id"]))
+    service_store = pg.pathway_db(event_bus=bus)
+    slow, fast = pg.pathway_db(), pg.pathway_db()
+    watcher = RunWatcher(bus, service_store, interval=3599, wake=False).start()
+    slow_writer = threading.Thread(target=lambda: slow.log_many([run("slow"), run("slow")]), name="slow-writer")
+    try:
+        slow_writer.start()
+        assert held.drawn.wait(10)  # the slow writer holds run ids 1-2, uncommitted
+        fast_ids = [r.run_id for r in fast.log_runs([run("fast") for _ in range(3)])]
+        assert fast_ids == [3, 4, 5] and fast.count_runs() == 3  # committed, above the held ids
+        # "Every id above the last one seen" would hand out 3-5 now and skip 1-2 for good.
+        assert watcher.poll() == 0
+        assert service_store.newest_run_id() == 0 and service_store.runs() == []
+        held.release.set()
+        slow_writer.join(10)
+        deadline = time.monotonic() + 10
+        while len(announced) < 5:
+            watcher.poll()
+            assert time.monotonic() < deadline, announced
+    finally:
+        held.release.set()
+        watcher.stop()
+    assert announced == [1, 2, 3, 4, 5]  # each once, in id order
+    assert watcher.covered_through() == 5
+    for store in (service_store, slow, fast):
+        store.close()
+
+
+def test_a_rolled_back_writer_leaves_a_gap_that_holds_nothing_up(pg, pg_url):
+    db = pg.pathway_db()
+    db.log(run("a"))
+    # A server-side failure after the ids were drawn (a disk full, a constraint, a cut
+    # connection would do the same): the batch's transaction rolls back.
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse_roi() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN IF NEW.roi = 4242 THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$"
+        )
+        conn.execute("CREATE TRIGGER refuse_roi BEFORE INSERT ON runs FOR EACH ROW EXECUTE FUNCTION refuse_roi()")
+    with pytest.raises(Exception, match="refused by the test"):
+        db.log_many([run("b"), PathwayRecord("b", roi=4242.0), PathwayRecord("b", roi=4242.0)])
+    db.log(run("c"))
+    assert [r["id"] for r in db.runs()] == [1, 5]  # ids 2-4 were drawn and rolled back
+    assert db.newest_run_id() == 5
+    assert db.first_run_outside(1, []) == 5  # a learner that learned run 1 resumes at 5
+    assert db.first_run_outside(0, [[1, 1], [5, 5]]) is None
+    db.close()
+
+
+def test_the_watcher_wakes_on_a_commit_from_another_connection_without_polling(pg):
+    bus = UnifiedEventBus()
+    announced: list[int] = []
+    bus.subscribe(events.PATHWAY_NEW, lambda _t, p: announced.append(p["run_id"]))
+    store = pg.pathway_db(event_bus=bus)
+    watcher = RunWatcher(bus, store, interval=30.0).start()  # the clock alone would wait 30 s
+    writer = pg.pathway_db()
+    try:
+        time.sleep(0.3)  # the watcher is waiting on LISTEN
+        started = time.monotonic()
+        writer.log(run())
+        while not announced:
+            assert time.monotonic() - started < 2.0, "not woken by the commit"
+            time.sleep(0.005)
+        assert time.monotonic() - started < 1.0
+    finally:
+        watcher.stop()
+        store.close()
+        writer.close()
+    assert announced == [1]
+
+
+def test_a_store_wakes_watchers_from_its_own_thread_and_stops_it_on_close(pg):
+    before = set(threading.enumerate())
+    listener = pg.pathway_db()
+    writer = pg.pathway_db()
+    assert listener.wait_for_runs(0.05) is False  # listening from now on
+    writer.log(run())
+    assert listener.wait_for_runs(5.0) is True
+    ours = [t for t in threading.enumerate() if t.name == "menace-pg-notify" and t not in before]
+    assert ours
+    writer.close()
+    listener.close()
+    assert not any(t.is_alive() for t in ours)
+
+
+def test_concurrent_writers_of_one_pathway_keep_its_aggregate_exact(pg):
+    stores = [pg.pathway_db() for _ in range(4)]
+
+    def write(store, k):
+        for i in range(25):
+            shared = PathwayRecord("shared", roi=float(k), outcome="SUCCESS" if i % 2 else "FAILURE")
+            if i % 3:  # one run from the remembered aggregate (guarded), or a batch (read under lock)
+                store.log(shared)
+                store.log(PathwayRecord(f"own-{k}", roi=1.0))
+            else:
+                store.log_many([shared, PathwayRecord(f"own-{k}", roi=1.0)])
+
+    threads = [threading.Thread(target=write, args=(s, k), name=f"writer-{k}") for k, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    db = stores[0]
+    shared = db.find("shared")
+    runs = db.runs(shared.id)
+    assert shared.frequency == 100 == len(runs)
+    assert [r["prior_frequency"] for r in runs] == list(range(100))  # one chain, in id order
+    assert shared.successes == 48 and [r["successes"] for r in runs][-1] == 48
+    assert shared.avg_roi == pytest.approx(1.5)
+    assert db.count_runs() == 200
+    for store in stores:
+        store.close()
+
+
+# -- the lease ----------------------------------------------------------------------------------
+
+
+def test_a_database_lease_is_a_lease_refused_while_held_and_free_after_release(pg):
+    first, second = pg.lease(), pg.lease()
+    assert isinstance(first, Lease)
+    first.acquire()
+    first.publish(api_url="http://127.0.0.1:8001")
+    with pytest.raises(LeaseHeldError, match="127.0.0.1:8001") as refused:
+        second.acquire()
+    assert refused.value.holder.pid == os.getpid()
+    assert owner_of(pg.db).api_url == "http://127.0.0.1:8001"
+    assert first.check()
+    first.release()
+    assert owner_of(pg.db) is None
+    second.acquire()
+    assert second.previous is None  # released cleanly: no crashed holder
+    second.close()
+    first.close()
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from menace.postgres.lease import PgLease
+    lease = PgLease(sys.argv[1])
+    lease.acquire()
+    lease.publish(api_url="http://holder")
+    print("held", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_a_killed_holder_frees_the_lease_at_once_and_the_next_one_names_it(pg, tmp_path):
+    script = tmp_path / "holder.py"
+    script.write_text(HOLDER)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    holder = subprocess.Popen([sys.executable, str(script), pg.db.url], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert owner_of(pg.db).pid == holder.pid
+        standby = pg.lease()
+        stop = threading.Event()
+        waited: list = []
+        taken = threading.Thread(target=lambda: waited.append(standby.wait(stop, on_wait=waited.append)))
+        taken.start()
+        time.sleep(0.5)
+        holder.kill()
+        killed = time.monotonic()
+        taken.join(10)
+        assert time.monotonic() - killed < 2.0
+        assert waited[-1] is True and waited[0].pid == holder.pid
+        assert standby.previous.pid == holder.pid  # it died holding the lease
+        standby.close()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_lease_whose_session_was_cut_knows_it_and_cannot_save(pg):
+    lease = pg.lease()
+    lease.acquire()
+    with psycopg.connect(pg.db.url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+        )
+    assert not lease.check()
+    with pytest.raises(RuntimeError, match="not holding"), lease.fenced():
+        pass
+    other = pg.lease()
+    other.acquire()  # the cut session's lock is gone
+    other.close()
+    lease.close()
+
+
+# -- the learner's state in the database ------------------------------------------------------
+
+
+def test_models_and_evaluations_live_in_the_database_with_the_runs_they_learned(pg, tmp_path):
+    from menace.learning_engine import LearningEngine
+
+    db, mm = pg.pathway_db(), pg.memory(embedder="hashing")
+    db.log_many(PathwayRecord(f"a{i % 3}", roi=1.0, outcome="SUCCESS" if i % 3 else "FAILURE") for i in range(60))
+    lease = pg.lease()
+    lease.acquire()
+    engine = LearningEngine(db, mm, **pg.engine_storage("pathways", lease))
+    assert engine.train()
+    engine.partial_train(db.run_events(55, 100))  # nothing new: all learned by train()
+    engine.evaluate(cv=2)
+    assert engine.model_path() is None and not list(tmp_path.rglob("*.skops"))
+    lease.release()
+    fresh = LearningEngine(db, mm, **pg.engine_storage("pathways"))  # another host would do the same
+    assert fresh.is_trained and fresh.n_seen == 60 and fresh.trained_through_run_id == 60
+    assert len(fresh.evaluation_history) == 1
+    assert fresh.predict_success(1, 1.0, 1.0, 1.0, "a1") == engine.predict_success(1, 1.0, 1.0, 1.0, "a1")
+    db.close()
+    mm.close()
+    lease.close()
+
+
+def test_a_learner_without_the_lease_cannot_overwrite_the_saved_model(pg, caplog):
+    from menace.learning_engine import LearningEngine
+
+    db, mm = pg.pathway_db(), pg.memory(embedder="hashing")
+    db.log_many(PathwayRecord(f"a{i % 3}", roi=1.0, outcome="SUCCESS" if i % 2 else "FAILURE") for i in range(40))
+    lease = pg.lease()  # never acquired
+    engine = LearningEngine(db, mm, **pg.engine_storage("pathways", lease))
+    assert engine.train()  # trains, but the save is refused and logged
+    assert "not holding the learner lease" in caplog.text
+    assert not LearningEngine(db, mm, **pg.engine_storage("pathways")).is_trained
+    db.close()
+    mm.close()
+    lease.close()
+
+
+# -- URLs, settings, migrations ----------------------------------------------------------------
+
+
+def test_a_password_never_shows_in_messages_or_paths(pg_url):
+    url = "postgresql://menace:s3cret@db.example:5432/menace?sslmode=require&password=s3cret"
+    assert "s3cret" not in redact(url)
+    with pytest.raises(FieldError, match="database_url"):
+        Settings(database_url="mysql://user:s3cret@host/db")
+    settings = Settings(database_url=url)
+    assert "s3cret" not in repr(settings) and "s3cret" not in settings.store_location
+    db = PgPathwayDB(pg_url)
+    assert db.path == redact(pg_url)
+    db.close()
+
+
+def test_an_unreachable_database_is_a_clear_connection_error():
+    with pytest.raises(ConnectionError, match="cannot connect to PostgreSQL at postgresql://menace:\\*\\*\\*@"):
+        Database("postgresql://menace:pw@127.0.0.1:1/menace", timeout=2)
+
+
+def test_migrations_are_recorded_per_store_and_a_newer_schema_is_refused(pg):
+    db = pg.pathway_db()
+    assert db.schema_version() == len(PgPathwayDB.MIGRATIONS) == 1
+    db.close()
+    with psycopg.connect(pg.db.url, autocommit=True) as conn:
+        versions = dict(conn.execute("SELECT store, version FROM menace_schema").fetchall())
+        assert versions["pathways"] == 1
+        conn.execute("UPDATE menace_schema SET version = 9 WHERE store = 'pathways'")
+    with pytest.raises(SchemaError, match="9"):
+        pg.pathway_db()
+
+
+def test_two_menace_installations_share_a_database_in_two_schemas(pg_schemas):
+    first, second = pg_schemas.new(), pg_schemas.new()
+    with PgPathwayDB(first) as a, PgPathwayDB(second) as b, PgLease(first) as lease_a, PgLease(second) as lease_b:
+        a.log(run("only in a"))
+        assert (a.count_runs(), b.count_runs()) == (1, 0)
+        assert lease_a.held and lease_b.held  # one learner each
+
+
+def test_the_service_flags_and_variable_choose_the_database(monkeypatch, pg_url):
+    from menace.self_learning_service import build_parser, settings_from_args
+
+    parser = build_parser()
+    assert "MENACE_DATABASE_URL" in parser.format_help()
+    assert settings_from_args(parser.parse_args(["--database-url", pg_url])).database_url == pg_url
+    monkeypatch.setenv("MENACE_DATABASE_URL", pg_url)
+    assert settings_from_args(parser.parse_args([])).database_url == pg_url
+
+
+def test_a_service_on_an_unreachable_database_exits_2_with_one_line(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MENACE_EMBEDDER="hashing")
+    result = subprocess.run(
+        [sys.executable, "-m", "menace.self_learning_service", "--data-dir", str(tmp_path), "--metrics-port", "0",
+         "--database-url", "postgresql://menace:pw@127.0.0.1:1/menace"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "cannot connect to PostgreSQL" in result.stderr and "pw@" not in result.stderr
+    assert "Traceback" not in result.stderr
