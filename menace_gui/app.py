@@ -123,6 +123,26 @@ def service_from_args(argv: Sequence[str], qsettings: QSettings, ask_token: Toke
     return _local_or_attached(parser, args, qsettings), max_rows
 
 
+def _database_owner(settings):
+    """The running learner of ``settings.database_url`` (``None``: nobody, or the database is unreachable
+    now; the stack's own start then says why)."""
+    try:
+        from menace.postgres.database import Database
+        from menace.postgres.lease import owner_of as database_owner_of
+
+        database = Database(settings.database_url, min_size=1, max_size=1)
+    except Exception as exc:  # psycopg missing, a bad URL, no server: the local start explains it
+        logger.debug("could not ask the database for its learner: %s", exc)
+        return None
+    try:
+        return database_owner_of(database)
+    except Exception as exc:
+        logger.debug("could not ask the database for its learner: %s", exc)
+        return None
+    finally:
+        database.close()
+
+
 def _local_or_attached(parser, args, qsettings: QSettings):
     """A ServiceThread on the data directory, or a client of the service that owns it."""
     from menace.lease import owner_of
@@ -141,15 +161,20 @@ def _local_or_attached(parser, args, qsettings: QSettings):
     except ValueError as exc:
         parser.error(str(exc))
     qsettings.setValue(LAST_DATA_DIR_KEY, str(settings.data_dir))
-    holder = owner_of(settings.data_dir)
+    holder = _database_owner(settings) if settings.database_url else owner_of(settings.data_dir)
     if holder is not None and holder.api_url:
         from menace.api.tokens import read_token
 
-        logger.info("%s is owned by the service of pid %d at %s: attaching to it", settings.data_dir,
-                    holder.pid, holder.api_url)
+        where = "this database" if settings.database_url else "this data directory"
+        logger.info("%s is owned by the service of pid %d on %s at %s: attaching to it", settings.store_location,
+                    holder.pid, holder.host, holder.api_url)
+        token = (
+            args.api_token or os.environ.get("MENACE_API_TOKEN") or remembered_token(qsettings, holder.api_url)
+            or read_token(settings.data_dir)
+        )
         return RemoteClientSource(
-            holder.api_url, args.api_token or os.environ.get("MENACE_API_TOKEN") or read_token(settings.data_dir),
-            note=f"attached to the service of this data directory (pid {holder.pid}; it learns, this window watches)",
+            holder.api_url, token,
+            note=f"attached to the service of {where} (pid {holder.pid} on {holder.host}; it learns, this window watches)",
         )
     explicit_port = args.metrics_port is not None or bool(os.environ.get("MENACE_METRICS_PORT"))
     # As the headless service does: torch (MiniLM) on one thread unless the user

@@ -35,14 +35,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_service(data_dir: Path, port: int, token: str | None = TOKEN) -> subprocess.Popen:
+def start_service(data_dir: Path, port: int, token: str | None = TOKEN, *extra: str) -> subprocess.Popen:
     """The service in a subprocess; ``token`` None: it makes its own in ``data_dir/api_token``."""
     env = dict(os.environ, MENACE_EMBEDDER="hashing", PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     env.pop("MENACE_DATA_DIR", None)
     env.pop("MENACE_API_TOKEN", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "menace.self_learning_service", "--data-dir", str(data_dir), "--metrics-port",
-         str(port), *(["--api-token", token] if token else []), "--eval-every", "0", "--eval-interval", "0"],
+         str(port), *(["--api-token", token] if token else []), "--eval-every", "0", "--eval-interval", "0", *extra],
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 30
@@ -146,6 +146,24 @@ def test_a_data_dir_a_service_owns_is_watched_not_learned_from_twice(qtbot, tmp_
         assert window.source.url == f"http://127.0.0.1:{port}"
         assert f"pid {proc.pid}" in window.status.state_label.toolTip()  # the status bar says whose it is
         assert window.client.status().learner and window.client.service_status()["location"] == str(data_dir)
+        window.close()
+    finally:
+        stop(proc)
+
+
+@pytest.mark.postgres
+def test_a_database_a_service_learns_from_is_watched_through_its_api(qtbot, tmp_path, pg_url):
+    port = free_port()
+    proc = start_service(tmp_path / "host-a", port, TOKEN, "--database-url", pg_url)
+    try:
+        # Another data directory (another host's), the same database: the window finds
+        # the database's learner and watches it instead of failing on its lease.
+        window = open_remote(qtbot, tmp_path, ["--data-dir", str(tmp_path / "host-b"), "--database-url", pg_url,
+                                               "--api-token", TOKEN])
+        assert window.source.url == f"http://127.0.0.1:{port}"
+        assert "this database" in window.status.state_label.toolTip()
+        window.client.log_run({"actions": "fetch->parse", "exec_time": 1.0, "outcome": "SUCCESS"})
+        qtbot.waitUntil(lambda: bool(seen(window, events.PATHWAY_NEW)), timeout=20_000)
         window.close()
     finally:
         stop(proc)
