@@ -202,6 +202,9 @@ class MainWindow(QMainWindow):
         source.clientReady.connect(self.attach_client)
         source.stateChanged.connect(self._on_source_state)
         self.status.set_state(source.state, source.detail)
+        remote = getattr(source, "remote_label", None)
+        if remote:  # a service elsewhere: say so where the operator looks
+            self.status.set_remote(remote, getattr(source, "note", "") or f"connected to {source.location}")
         self.setWindowTitle(f"Menace monitor — {source.location}")
         if source.client is not None:
             self.attach_client(source.client)

@@ -69,6 +69,11 @@ class RemoteClientSource(QObject):
     def location(self) -> str:
         return self.url
 
+    @property
+    def remote_label(self) -> str:
+        """What the status bar says of the service this window watches."""
+        return f"watching {self.url}" + (" (attached)" if self.note else "")
+
     def _set_state(self, state: str, detail: str = "") -> None:
         if self._stopped.is_set() and state not in (STOPPED, CRASHED):
             return

@@ -71,6 +71,8 @@ class StatusPanel(PanelDefaults, QStatusBar):
         self._runner: TaskRunner | None = None
         self._counting = False
         self._scores_ts = -math.inf  # when the evaluation shown was made
+        self.remote_label = self._label("remoteServiceLabel", "The service this window watches through its API")
+        self.remote_label.hide()  # shown for --connect and for an attached window
         self.state_label = self._label("serviceStateLabel", "Whether the self-learning stack runs")
         self.model_label = self._label("modelLabel", "The main engine's model")
         self.pathways_label = self._label("pathwayCountStatus", "Pathways in the database")
@@ -166,8 +168,8 @@ class StatusPanel(PanelDefaults, QStatusBar):
         elif state in (CRASHED, RECONNECTING):
             label_palette.setColor(QPalette.ColorRole.WindowText, error_color(palette))
         text = f"● {state}…" if state in (STOPPING, STARTING) else f"● {state}"
-        if state in (CRASHED, RECONNECTING) and detail:
-            text += f": {detail[:80]}"
+        if state == CRASHED and detail:  # a retrying window's reason is in the banner and the tooltip
+            text += f": {detail[:60]}"
         self.state_label.setPalette(label_palette)
         self.state_label.setText(text)
         self.state_label.setToolTip(f"Service {state}" + (f": {detail}" if detail else ""))
@@ -197,6 +199,12 @@ class StatusPanel(PanelDefaults, QStatusBar):
             self.scores_label.setText("last scores: –")
         else:
             self.scores_label.setText(f"last scores: CV {cv:.3f} · holdout {holdout:.3f}")
+
+    def set_remote(self, text: str, tip: str = "") -> None:
+        """Say that the window watches a service elsewhere (``text``: e.g. ``watching http://...``)."""
+        self.remote_label.setText(f"⇄ {text}")
+        self.remote_label.setToolTip(tip or text)
+        self.remote_label.setVisible(bool(text))
 
     def set_metrics_url(self, url: str | None) -> None:
         if url:

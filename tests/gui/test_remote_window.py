@@ -94,6 +94,7 @@ def test_connect_drives_the_whole_window_through_the_api(qtbot, tmp_path, servic
     url, _proc, _data, _port = service
     window = open_remote(qtbot, tmp_path, ["--connect", url, "--api-token", TOKEN])
     assert url in window.windowTitle() and url in window.status.state_label.toolTip()
+    assert window.status.remote_label.isVisible() and url in window.status.remote_label.text()
     form = window.panel("pathwayForm")
     for i in range(24):  # log runs from the form, both outcomes, as an operator would
         form.editor("actions").setText(f"scan->fix{i % 2}")
@@ -145,6 +146,7 @@ def test_a_data_dir_a_service_owns_is_watched_not_learned_from_twice(qtbot, tmp_
         window = open_remote(qtbot, tmp_path, ["--data-dir", str(data_dir)])
         assert window.source.url == f"http://127.0.0.1:{port}"
         assert f"pid {proc.pid}" in window.status.state_label.toolTip()  # the status bar says whose it is
+        assert "attached" in window.status.remote_label.text()
         assert window.client.status().learner and window.client.service_status()["location"] == str(data_dir)
         window.close()
     finally:
@@ -190,6 +192,7 @@ def test_a_lost_service_shows_retrying_and_the_events_resume_without_gap_or_dupl
     stop(proc, signal.SIGKILL)
     qtbot.waitUntil(lambda: window.source.state == RECONNECTING, timeout=15_000)
     assert "retrying" in window.status.state_label.text() and window.banner.isVisible()
+    assert window.minimumSizeHint().width() <= 1280  # the long reason does not widen the window off a laptop screen
     from menace.neuroplasticity import PathwayDB, PathwayRecord
 
     with PathwayDB(data_dir / "pathways.db") as script:  # runs logged while the service is away
