@@ -58,7 +58,11 @@ def run(name: str, timeout: float) -> str:
         )
         body = proc.stdout.strip()
         if proc.returncode != 0:
-            body += f"\n\n**failed** (exit {proc.returncode}):\n\n```\n{proc.stderr.strip()[-3000:]}\n```"
+            crashed = not body or "Traceback" in proc.stderr
+            if crashed:
+                body += f"\n\n**failed** (exit {proc.returncode}):\n\n```\n{proc.stderr.strip()[-3000:]}\n```"
+            else:  # it ran to the end and says which target it missed (exit 1 by convention)
+                body += f"\n\n(exit {proc.returncode}: a target was missed, see above)"
     except subprocess.TimeoutExpired:
         body = f"**timed out** after {timeout:.0f} s"
     took = time.perf_counter() - start
