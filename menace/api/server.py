@@ -15,7 +15,6 @@ TLS reverse proxy in front, or give ``tls_cert`` / ``tls_key``).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 from prometheus_client import REGISTRY
 
 from ..metrics_exporter import MetricsPortInUseError, MetricsServerError
+from ..security import is_loopback
 from .app import HEARTBEAT, MAX_HEAD_BYTES, MenaceApi
 
 logger = logging.getLogger(__name__)
@@ -36,16 +36,6 @@ START_TIMEOUT = 10.0
 GRACEFUL_SHUTDOWN = 1.0
 #: Threads running blocking calls (SQLite, the model).
 WORKERS = 8
-
-
-def is_loopback(addr: str) -> bool:
-    """Whether ``addr`` only reaches this machine (127.0.0.0/8, ::1, localhost)."""
-    if addr == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(addr.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def format_base_url(addr: str, port: int, tls: bool) -> str:
