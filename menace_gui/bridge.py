@@ -46,7 +46,7 @@ class EventBridge(QObject):
     highest id delivered (``None`` before the first).
     """
 
-    eventsReceived = Signal(list)
+    eventsReceived = Signal(object)  # object: a list would be converted for every connected panel
 
     def __init__(self, interval_ms: int = DRAIN_INTERVAL_MS, parent: QObject | None = None) -> None:
         super().__init__(parent)
