@@ -9,7 +9,6 @@ learning engine uses for action text; embeddings are cached on disk by
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import events
+from .embedding_cache import EmbeddingCache, text_hash
 from .embeddings import Embedder, default_embedder
 from .storage import SQLiteStore, escape_like, fts_query, truncate_wal
 from .validation import (
@@ -48,17 +48,12 @@ class MemoryEntry:
     ts: float = 0.0
 
 
-def _text_hash(text: str) -> str:
-    """The key of a text in the embedding cache."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def _like_prefix(prefix: str) -> str:
     """A LIKE pattern matching keys that start with ``prefix`` taken literally."""
     return escape_like(prefix) + "%"
 
 
-class MenaceMemoryManager(SQLiteStore):
+class MenaceMemoryManager(EmbeddingCache, SQLiteStore):
     """Versioned memory store.
 
     Args:
@@ -104,9 +99,6 @@ class MenaceMemoryManager(SQLiteStore):
 
     #: Deleted entries leave no readable trace in the file (see :meth:`delete`).
     SECURE_DELETE = True
-
-    #: Embeddings kept in RAM before the in-memory cache is cleared.
-    MEMORY_CACHE_LIMIT = 200_000
 
     def __init__(
         self,
@@ -192,7 +184,7 @@ class MenaceMemoryManager(SQLiteStore):
                 marks = ",".join("?" * len(chunk))
                 for (data,) in conn.execute(f"SELECT data FROM memory WHERE id IN ({marks})", chunk):
                     # Embedded as stored, and as clipped in the memory:new payload.
-                    hashes.update(_text_hash(text) for text in {data, events.clip(data)})
+                    hashes.update(text_hash(text) for text in {data, events.clip(data)})
                 conn.execute(f"DELETE FROM memory_tags WHERE memory_id IN ({marks})", chunk)
                 deleted += conn.execute(f"DELETE FROM memory WHERE id IN ({marks})", chunk).rowcount
             if deleted:
@@ -287,64 +279,29 @@ class MenaceMemoryManager(SQLiteStore):
         return self._read("SELECT COUNT(*) FROM memory")[0][0]
 
     # -- embeddings --------------------------------------------------------
-    def embed(self, text: str) -> np.ndarray:
-        """The embedding of ``text`` (float32, L2-normalised), from the cache when known."""
-        return self.embed_many([check_text("text", text)])[0]
-
-    def embed_many(self, texts: list[str]) -> np.ndarray:
-        """Embeddings of many texts, one row each; only unknown texts reach the embedder."""
-        if isinstance(texts, str):
-            raise ValueError("texts must be a list of strings, not one string")
-        texts = [check_text(f"texts[{i}]", t) for i, t in enumerate(texts)]
-        name = self.embedder.name
-        hashes = [_text_hash(t) for t in texts]
-        cache = self._vector_cache
-        # Vectors of this call in a local dict: another thread may clear the shared cache meanwhile.
-        found = {h: v for h in dict.fromkeys(hashes) if (v := cache.get(h)) is not None}
-        missing = [h for h in dict.fromkeys(hashes) if h not in found]
-        if missing and len(cache) > self.MEMORY_CACHE_LIMIT:
-            cache.clear()  # bounded: the disk cache still has them
-        if missing:
-            for start in range(0, len(missing), 500):
-                chunk = missing[start : start + 500]
-                marks = ",".join("?" * len(chunk))
+    def _stored_vectors(self, embedder: str, hashes: list[str]) -> list[tuple[str, bytes]]:
+        rows: list[tuple[str, bytes]] = []
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows.extend(
+                (row[0], row[1])
                 for row in self._read(
                     f"SELECT text_hash, vector FROM embeddings WHERE embedder=? AND text_hash IN ({marks})",
-                    (name, *chunk),
-                ):
-                    found[row[0]] = cache[row[0]] = np.frombuffer(row[1], dtype=np.float32)
-            todo = {h: t for h, t in zip(hashes, texts, strict=True) if h not in found}
-            if todo:
-                vectors = self.embedder.encode(list(todo.values()))
-                with self._write() as conn:
-                    conn.executemany(
-                        "INSERT OR IGNORE INTO embeddings(embedder, text_hash, vector) VALUES (?,?,?)",
-                        [(name, h, v.astype(np.float32).tobytes()) for h, v in zip(todo, vectors, strict=True)],
-                    )
-                for h, v in zip(todo, vectors, strict=True):
-                    found[h] = cache[h] = v.astype(np.float32)
-        if not texts:
-            return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        return np.stack([found[h] for h in hashes])
+                    (embedder, *chunk),
+                )
+            )
+        return rows
+
+    def _store_vectors(self, embedder: str, rows: list[tuple[str, bytes]]) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO embeddings(embedder, text_hash, vector) VALUES (?,?,?)",
+                [(embedder, h, v) for h, v in rows],
+            )
 
     def embedding_cache_size(self) -> int:
         """Embeddings stored on disk for the active embedder."""
         return self._read(
             "SELECT COUNT(*) FROM embeddings WHERE embedder=?", (self.embedder.name,)
         )[0][0]
-
-    def query_vector(self, text: str, limit: int = 5, scan: int = 5000) -> list[tuple[MemoryEntry, float]]:
-        """The ``limit`` entries most similar to ``text`` by cosine similarity.
-
-        Looks at the newest ``scan`` entries; returns ``(entry, similarity)``.
-        """
-        text = check_text("text", text, allow_empty=False, max_len=100_000)
-        check_positive_int("limit", limit)
-        entries = self.latest(scan)
-        if not entries:
-            return []
-        query = self.embed(text)
-        matrix = self.embed_many([e.data for e in entries])
-        scores = matrix @ query
-        order = np.argsort(-scores, kind="stable")[:limit]
-        return [(entries[i], float(scores[i])) for i in order]

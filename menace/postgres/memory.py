@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .. import events
+from ..embedding_cache import EmbeddingCache, text_hash
 from ..embeddings import Embedder, default_embedder
 from ..menace_memory_manager import MemoryEntry
 from ..storage import escape_like
@@ -45,10 +46,6 @@ logger = logging.getLogger(__name__)
 _ENTRY = "id, key, version, data, tags, ts"
 
 
-def _text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def _key_hash(key: str) -> bytes:
     """What keys are indexed by (a key of any length fits an index entry)."""
     return hashlib.sha256(key.encode("utf-8")).digest()
@@ -59,7 +56,7 @@ def _entry(row: tuple) -> MemoryEntry:
     return MemoryEntry(id=memory_id, key=key, version=version, data=data, tags=decode_tags(tags), ts=ts)
 
 
-class PgMemoryManager:
+class PgMemoryManager(EmbeddingCache):
     """Versioned memory store in a PostgreSQL database.
 
     Args:
@@ -98,9 +95,6 @@ class PgMemoryManager:
         );
         """,
     )
-
-    #: Embeddings kept in RAM before the in-memory cache is cleared.
-    MEMORY_CACHE_LIMIT = 200_000
 
     def __init__(self, database: Database | str, event_bus: Any | None = None,
                  embedder: Embedder | str | None = None) -> None:
@@ -177,7 +171,7 @@ class PgMemoryManager:
             with conn.transaction():
                 rows = conn.execute("DELETE FROM memory WHERE id = ANY(%s) RETURNING data", (ids,)).fetchall()
                 for (data,) in rows:
-                    hashes.update(_text_hash(text) for text in {data, events.clip(data)})
+                    hashes.update(text_hash(text) for text in {data, events.clip(data)})
                 if rows:
                     conn.execute("DELETE FROM embeddings WHERE text_hash = ANY(%s)", (sorted(hashes),))
             if rows:
@@ -247,60 +241,22 @@ class PgMemoryManager:
         return int(self._read("SELECT count(*) FROM memory")[0][0])
 
     # -- embeddings --------------------------------------------------------
-    def embed(self, text: str) -> np.ndarray:
-        """The embedding of ``text`` (float32, L2-normalised), from the cache when known."""
-        return self.embed_many([check_text("text", text)])[0]
+    def _stored_vectors(self, embedder: str, hashes: list[str]) -> list[tuple[str, bytes]]:
+        return self._read(
+            "SELECT text_hash, vector FROM embeddings WHERE embedder = %s AND text_hash = ANY(%s)", (embedder, hashes)
+        )
 
-    def embed_many(self, texts: list[str]) -> np.ndarray:
-        """Embeddings of many texts, one row each; only unknown texts reach the embedder."""
-        if isinstance(texts, str):
-            raise ValueError("texts must be a list of strings, not one string")
-        texts = [check_text(f"texts[{i}]", t) for i, t in enumerate(texts)]
-        name = self.embedder.name
-        hashes = [_text_hash(t) for t in texts]
-        cache = self._vector_cache
-        found = {h: v for h in dict.fromkeys(hashes) if (v := cache.get(h)) is not None}
-        missing = [h for h in dict.fromkeys(hashes) if h not in found]
-        if missing and len(cache) > self.MEMORY_CACHE_LIMIT:
-            cache.clear()
-        if missing:
-            for h, vector in self._read(
-                "SELECT text_hash, vector FROM embeddings WHERE embedder = %s AND text_hash = ANY(%s)",
-                (name, missing),
-            ):
-                found[h] = cache[h] = np.frombuffer(vector, dtype=np.float32)
-            todo = {h: t for h, t in zip(hashes, texts, strict=True) if h not in found}
-            if todo:
-                vectors = self.embedder.encode(list(todo.values()))
-                rows = [v.astype(np.float32) for v in vectors]
-                with self._db.connection() as conn:
-                    conn.execute(
-                        "INSERT INTO embeddings(embedder, text_hash, vector)"
-                        " SELECT %s, h, v FROM unnest(%s::text[], %s::bytea[]) AS n(h, v) ON CONFLICT DO NOTHING",
-                        (name, list(todo), [v.tobytes() for v in rows]),
-                    )
-                for h, v in zip(todo, rows, strict=True):
-                    found[h] = cache[h] = v
-        if not texts:
-            return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        return np.stack([found[h] for h in hashes])
+    def _store_vectors(self, embedder: str, rows: list[tuple[str, bytes]]) -> None:
+        with self._db.connection() as conn:
+            conn.execute(
+                "INSERT INTO embeddings(embedder, text_hash, vector)"
+                " SELECT %s, h, v FROM unnest(%s::text[], %s::bytea[]) AS n(h, v) ON CONFLICT DO NOTHING",
+                (embedder, [h for h, _ in rows], [v for _, v in rows]),
+            )
 
     def embedding_cache_size(self) -> int:
         """Embeddings stored for the active embedder."""
         return int(self._read("SELECT count(*) FROM embeddings WHERE embedder = %s", (self.embedder.name,))[0][0])
-
-    def query_vector(self, text: str, limit: int = 5, scan: int = 5000) -> list[tuple[MemoryEntry, float]]:
-        """The ``limit`` entries most similar to ``text`` by cosine similarity, among the newest ``scan``."""
-        text = check_text("text", text, allow_empty=False, max_len=100_000)
-        check_positive_int("limit", limit)
-        entries = self.latest(scan)
-        if not entries:
-            return []
-        query = self.embed(text)
-        matrix = self.embed_many([e.data for e in entries])
-        scores = matrix @ query
-        order = np.argsort(-scores, kind="stable")[:limit]
-        return [(entries[i], float(scores[i])) for i in order]
 
     def schema_version(self) -> int:
         return self._db.schema_version(self.STORE)
