@@ -10,51 +10,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from .. import events
 from ..code_db import CodeSnippet
 from ..validation import check_positive_int, check_tags, check_text, decode_tags, encode_tags
 from ..workflow_db import Workflow, checked_workflow, workflow_payload
-from .database import Database, Owned
+from .store import PgStore
 from .text_search import tsquery, tsvector
-
-
-class _PgStore:
-    STORE = ""
-    MIGRATIONS: tuple[str, ...] = ()
-
-    def __init__(self, database: Database | str, event_bus: Any | None = None) -> None:
-        self._hold = Owned(database)
-        self._db = self._hold.db
-        self.path = self._db.location
-        try:
-            self._db.migrate(self.STORE, self.MIGRATIONS)
-        except BaseException:
-            self._hold.close()
-            raise
-        self.event_bus = event_bus
-
-    def _read(self, sql: str, params: Any = ()) -> list[tuple]:
-        with self._db.connection() as conn:
-            return conn.execute(sql, params).fetchall()
-
-    def _insert(self, sql: str, params: Any) -> int:
-        with self._db.connection() as conn:
-            return int(conn.execute(sql, params).fetchone()[0])
-
-    def schema_version(self) -> int:
-        return self._db.schema_version(self.STORE)
-
-    def close(self) -> None:
-        self._hold.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
 
 _SNIPPET = "id, code, summary, language, tags, ts"
 
@@ -64,7 +26,7 @@ def _snippet(row: tuple) -> CodeSnippet:
     return CodeSnippet(code_id, code, summary, language, decode_tags(tags), ts)
 
 
-class PgCodeDB(_PgStore):
+class PgCodeDB(PgStore):
     """Code snippets with full-text search, in a PostgreSQL database (URL or shared ``Database``)."""
 
     STORE = "code"
@@ -139,7 +101,7 @@ def _workflow(row: tuple) -> Workflow:
     return Workflow(workflow_id, name, json.loads(steps), description, decode_tags(tags), ts)
 
 
-class PgWorkflowDB(_PgStore):
+class PgWorkflowDB(PgStore):
     """Workflow plans in a PostgreSQL database (URL or shared ``Database``)."""
 
     STORE = "workflows"

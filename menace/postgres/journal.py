@@ -19,16 +19,17 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..events import Event
-from .database import LOCK_JOURNAL, Database, Owned
+from .database import LOCK_JOURNAL, Database
+from .store import PgStore
 
 if TYPE_CHECKING:
     from ..unified_event_bus import JournalRetention
 
 
-class PgEventJournal:
+class PgEventJournal(PgStore):
     """The durable journal: every published event, in publish order (see the module doc)."""
 
     STORE = "events"
@@ -45,19 +46,8 @@ class PgEventJournal:
     )
 
     def __init__(self, database: Database | str) -> None:
-        self._hold = Owned(database)
-        self._db = self._hold.db
-        self.path = self._db.location
-        try:
-            self._db.migrate(self.STORE, self.MIGRATIONS)
-        except BaseException:
-            self._hold.close()
-            raise
+        super().__init__(database)
         self._lock_id = self._db.lock_id(LOCK_JOURNAL)
-
-    def _read(self, sql: str, params: Any = ()) -> list[tuple]:
-        with self._db.connection() as conn:
-            return conn.execute(sql, params).fetchall()
 
     def append(self, ts: float, topic: str, payload_json: str) -> int:
         """Journal one event; returns its id."""
@@ -171,15 +161,3 @@ class PgEventJournal:
             if deleted:
                 conn.execute("VACUUM events")
         return deleted
-
-    def schema_version(self) -> int:
-        return self._db.schema_version(self.STORE)
-
-    def close(self) -> None:
-        self._hold.close()
-
-    def __enter__(self) -> PgEventJournal:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()

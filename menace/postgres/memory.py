@@ -38,7 +38,8 @@ from ..validation import (
     decode_tags,
     encode_tags,
 )
-from .database import Database, Owned
+from .database import Database
+from .store import PgStore
 from .text_search import tsquery, tsvector
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def _entry(row: tuple) -> MemoryEntry:
     return MemoryEntry(id=memory_id, key=key, version=version, data=data, tags=decode_tags(tags), ts=ts)
 
 
-class PgMemoryManager(EmbeddingCache):
+class PgMemoryManager(EmbeddingCache, PgStore):
     """Versioned memory store in a PostgreSQL database.
 
     Args:
@@ -100,22 +101,10 @@ class PgMemoryManager(EmbeddingCache):
                  embedder: Embedder | str | None = None) -> None:
         if embedder is None or isinstance(embedder, str):
             embedder = default_embedder(embedder)
-        self._hold = Owned(database)
-        self._db = self._hold.db
-        self.path = self._db.location
-        try:
-            self._db.migrate(self.STORE, self.MIGRATIONS)
-        except BaseException:
-            self._hold.close()
-            raise
-        self.event_bus = event_bus
+        super().__init__(database, event_bus)
         self.embedder: Embedder = embedder
         self._vector_cache: dict[str, np.ndarray] = {}
         logger.info("memory %s: embedder %s", self.path, self.embedder.name)
-
-    def _read(self, sql: str, params: Any = ()) -> list[tuple]:
-        with self._db.connection() as conn:
-            return conn.execute(sql, params).fetchall()
 
     # -- writing -----------------------------------------------------------
     def store(
@@ -257,18 +246,3 @@ class PgMemoryManager(EmbeddingCache):
     def embedding_cache_size(self) -> int:
         """Embeddings stored for the active embedder."""
         return int(self._read("SELECT count(*) FROM embeddings WHERE embedder = %s", (self.embedder.name,))[0][0])
-
-    def schema_version(self) -> int:
-        return self._db.schema_version(self.STORE)
-
-    def close(self) -> None:
-        self._hold.close()
-
-    def __enter__(self) -> PgMemoryManager:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<PgMemoryManager {self.path}>"
