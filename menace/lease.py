@@ -157,6 +157,30 @@ class Lease(Protocol):
         ...
 
 
+
+def wait_for_lease(
+    take: Callable[[], bool],
+    holder: Callable[[], LeaseHolder | None],
+    stop: threading.Event | None = None,
+    on_wait: Callable[[LeaseHolder | None], Any] | None = None,
+    poll: float = POLL_INTERVAL,
+) -> bool:
+    """The standby's loop, for any lease: ``take()`` every ``poll`` seconds until it succeeds
+    (True) or ``stop`` is set (False); ``on_wait(holder())`` once, when the first try fails."""
+    told = False
+    while True:
+        if take():
+            return True
+        if not told:
+            told = True
+            if on_wait is not None:
+                on_wait(holder())
+        if stop is not None:
+            if stop.wait(poll):
+                return False
+        else:
+            time.sleep(poll)
+
 class FileLease:
     """The lease on a data directory (see the module doc).
 
@@ -204,12 +228,16 @@ class FileLease:
         self._write_holder()
         return True
 
-    def acquire(self) -> None:
+    def _take(self) -> bool:
         with self._mutex:
             if self._try():
                 logger.info("holding the learner lease on %s", self.location)
-                return
-        raise LeaseHeldError(self.location, self.holder())
+                return True
+        return False
+
+    def acquire(self) -> None:
+        if not self._take():
+            raise LeaseHeldError(self.location, self.holder())
 
     def wait(
         self,
@@ -217,21 +245,7 @@ class FileLease:
         on_wait: Callable[[LeaseHolder | None], Any] | None = None,
         poll: float = POLL_INTERVAL,
     ) -> bool:
-        told = False
-        while True:
-            with self._mutex:
-                if self._try():
-                    logger.info("holding the learner lease on %s", self.location)
-                    return True
-            if not told:
-                told = True
-                if on_wait is not None:
-                    on_wait(self.holder())
-            if stop is not None:
-                if stop.wait(poll):
-                    return False
-            else:
-                time.sleep(poll)
+        return wait_for_lease(self._take, self.holder, stop, on_wait, poll)
 
     def publish(self, **details: Any) -> None:
         with self._mutex:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..lease import LeaseHeldError, LeaseHolder
+from ..lease import LeaseHeldError, LeaseHolder, wait_for_lease
 from .database import LOCK_LEARNER, Database, Owned
 
 logger = logging.getLogger(__name__)
@@ -108,12 +108,23 @@ class PgLease:
             (json.dumps(self._details),),
         )
 
-    def acquire(self) -> None:
+    def _take(self) -> bool:
         with self._mutex:
             if self._try():
                 logger.info("holding the learner lease on %s", self.location)
-                return
-        raise LeaseHeldError(self.location, self.holder())
+                return True
+        return False
+
+    def _take_or_wait_for_server(self) -> bool:
+        try:
+            return self._take()
+        except Exception as exc:  # the server is away: keep waiting for it too
+            logger.warning("standby: cannot reach %s (%s); trying again", self.location, exc)
+            return False
+
+    def acquire(self) -> None:
+        if not self._take():
+            raise LeaseHeldError(self.location, self.holder())
 
     def wait(
         self,
@@ -121,24 +132,7 @@ class PgLease:
         on_wait: Callable[[LeaseHolder | None], Any] | None = None,
         poll: float = POLL_INTERVAL,
     ) -> bool:
-        told = False
-        while True:
-            try:
-                with self._mutex:
-                    if self._try():
-                        logger.info("holding the learner lease on %s", self.location)
-                        return True
-            except Exception as exc:  # the server is away: keep waiting for it too
-                logger.warning("standby: cannot reach %s (%s); trying again", self.location, exc)
-            if not told:
-                told = True
-                if on_wait is not None:
-                    on_wait(self.holder_or_none())
-            if stop is not None:
-                if stop.wait(poll):
-                    return False
-            else:
-                time.sleep(poll)
+        return wait_for_lease(self._take_or_wait_for_server, self.holder_or_none, stop, on_wait, poll)
 
     def publish(self, **details: Any) -> None:
         with self._mutex:
