@@ -522,7 +522,7 @@ def pathway_new(
     pathway_id: int, run_id: int, ts: float, actions: str, inputs: str, outputs: str,
     exec_time: float, resources: str, outcome: str, roi: float, label: int,
     prior_frequency: int, prior_myelination: float, stats: dict[str, Any],
-    external: bool = False,
+    external: bool = False, numbers_checked: bool = False,
 ) -> CheckedPayload:
     """The ``pathway:new`` payload of one stored run (the one builder of it).
 
@@ -531,8 +531,10 @@ def pathway_new(
     ``FieldError`` otherwise), so that the bus, which does not walk a
     :class:`CheckedPayload` again, takes exactly what it takes from anyone
     else. Long texts are clipped to :data:`PAYLOAD_TEXT_LIMIT`.
+    ``numbers_checked``: the caller has checked the numbers too (a store that
+    just wrote them from a validated record and checked the aggregates).
     """
-    if not (
+    if not numbers_checked and not (
         _all_finite((pathway_id, run_id, ts, exec_time, roi, label, prior_frequency, prior_myelination))
         and _all_finite(stats.values())
     ):  # the slow check names the field

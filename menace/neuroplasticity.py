@@ -581,12 +581,12 @@ class PathwayDB(SQLiteStore):
             if link_from is not None:
                 pair = (link_from, pathway_id)
                 tail.pairs[pair] = tail.pairs.get(pair, 0) + 1
-        # Every value is validated text or a finite number (the record's checks and the
-        # overflow check above).
+        # Every value is validated text or a finite number (the record's checks, ids from
+        # SQLite, and the overflow check above): the payload need not check them again.
         return events.pathway_new(
             pathway_id, run_id, ts, actions, rec.inputs, rec.outputs, rec.exec_time,
-            rec.resources, outcome, rec.roi, label, prior_freq, prior_myel,
-            {
+            rec.resources, outcome, rec.roi, label, prior_freq, prior_myel, numbers_checked=True,
+            stats={
                 "frequency": freq,
                 "success_rate": successes / freq,
                 "avg_exec_time": avg_time,
