@@ -13,6 +13,7 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from .database_url import check_database_url, redact
 from .errors import FieldError
 from .validation import check_number, check_positive_int, check_text, check_token, expand_path
 
@@ -187,10 +188,6 @@ class Settings:
             if value is not None:
                 setattr(self, name, expand_path(name, check_text(name, str(value), allow_empty=False)))
         if self.database_url is not None:
-            from .postgres.database import (
-                check_database_url,  # no psycopg import: only the URL check
-            )
-
             check_database_url(self.database_url)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise FieldError("tls_cert", "tls_cert and tls_key go together: give both or neither")
@@ -202,7 +199,5 @@ class Settings:
     def store_location(self) -> str:
         """Where the stores live, for messages: the database URL without its password, or the data directory."""
         if self.database_url:
-            from .postgres.database import redact
-
             return redact(self.database_url)
         return str(self.data_dir)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .client import Contribution, Explanation, Prediction
+from .client_interface import Contribution, Explanation, Prediction
 from .errors import FieldError
 from .validation import check_number, check_text
 

@@ -43,7 +43,7 @@ from httpx_sse import EventSource
 
 from . import config
 from .api import API_VERSION, tokens
-from .client import (
+from .client_interface import (
     ClientStatus,
     Contribution,
     Counts,

@@ -16,7 +16,14 @@ from dataclasses import fields
 from typing import Any
 
 from . import events
-from .client import ClientStatus, Counts, EventCallback, Explanation, LoggedRun, Prediction
+from .client_interface import (
+    ClientStatus,
+    Counts,
+    EventCallback,
+    Explanation,
+    LoggedRun,
+    Prediction,
+)
 from .errors import FieldError
 from .events import Event
 from .jobs import JobInfo

@@ -20,11 +20,12 @@ import pytest
 
 from menace import events
 from menace.config import Settings
+from menace.database_url import redact
 from menace.errors import FieldError
 from menace.lease import Lease, LeaseHeldError
 from menace.neuroplasticity import PathwayRecord
 from menace.postgres.backend import PostgresBackend
-from menace.postgres.database import Database, redact
+from menace.postgres.database import Database
 from menace.postgres.lease import PgLease, owner_of
 from menace.postgres.pathway_db import PgPathwayDB
 from menace.run_watcher import RunWatcher

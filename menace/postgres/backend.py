@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .database import Database, check_database_url
+from ..database_url import check_database_url
+from .database import Database
 
 
 class PostgresBackend:

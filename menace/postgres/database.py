@@ -19,14 +19,13 @@ refuses a schema newer than it knows (:class:`~menace.storage.SchemaError`).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from ..database_url import check_database_url, redact
 from ..errors import FieldError
 from ..storage import SchemaError
 
@@ -44,38 +43,6 @@ LOCK_MIGRATIONS = 1
 LOCK_LEARNER = 2
 LOCK_JOURNAL = 3
 
-_SCHEMES = ("postgresql://", "postgres://")
-
-
-def is_database_url(value: Any) -> bool:
-    """Whether ``value`` is a ``postgresql://`` (or ``postgres://``) URL."""
-    return isinstance(value, str) and value.startswith(_SCHEMES)
-
-
-def check_database_url(value: Any, name: str = "database_url") -> str:
-    """``value`` if it is a PostgreSQL URL, else a ``FieldError`` naming ``name``."""
-    if not is_database_url(value):
-        shown = redact(value) if isinstance(value, str) else repr(value)
-        raise FieldError(name, f"{name} must be a postgresql:// URL, got {shown!r:.100}")
-    if "\x00" in value or len(value) > 4096:
-        raise FieldError(name, f"{name} must be a URL of at most 4096 characters without NUL")
-    return value
-
-
-def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for logs, messages and ``path``)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "postgresql://(unreadable URL)"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
-        netloc = f"{userinfo}@{host}"
-    query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _psycopg() -> Any:
