@@ -146,13 +146,14 @@ def numeric_calls(pdb: PathwayDB, mm: MenaceMemoryManager, engine: LearningEngin
 
 
 @pytest.fixture
-def all_stores(stack, tmp_path):
-    bus, pdb, mm, engine = stack
+def all_stores(backend):
+    pdb, mm = backend.pathway_db(), backend.memory(embedder="hashing")
+    engine = LearningEngine(pdb, mm, **backend.engine_storage("pathways"))
     pdb.log_many(runs(9))
-    code, flows = CodeDB(tmp_path / "code.db"), WorkflowDB(tmp_path / "workflows.db")
+    code, flows = backend.code_db(), backend.workflow_db()
     yield pdb, mm, engine, code, flows, GPTMemory(mm)
-    code.close()
-    flows.close()
+    for store in (code, flows, mm, pdb):
+        store.close()
 
 
 @FAST
@@ -266,8 +267,8 @@ def test_a_flood_of_large_runs_is_bounded_by_the_queue_bytes_and_counted(stack, 
 # -- item 19: link weights stay finite --------------------------------------------------------------
 
 
-def test_link_weights_never_reach_infinity(stack):
-    _, pdb, _, _ = stack
+def test_link_weights_never_reach_infinity(backend):
+    pdb = backend.pathway_db()
     pdb.log_many(runs(3))
     pdb.link(1, 2, MAX_LINK_WEIGHT / 2)
     with pytest.raises(ValueError, match="weight"):

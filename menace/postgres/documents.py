@@ -13,7 +13,14 @@ from collections.abc import Iterable, Sequence
 
 from .. import events
 from ..code_db import CodeSnippet
-from ..validation import check_positive_int, check_tags, check_text, decode_tags, encode_tags
+from ..validation import (
+    check_id,
+    check_positive_int,
+    check_tags,
+    check_text,
+    decode_tags,
+    encode_tags,
+)
 from ..workflow_db import Workflow, checked_workflow, workflow_payload
 from .store import PgStore
 from .text_search import tsquery, tsvector
@@ -67,8 +74,7 @@ class PgCodeDB(PgStore):
         return code_id
 
     def get(self, code_id: int) -> CodeSnippet | None:
-        if isinstance(code_id, bool) or not isinstance(code_id, int) or not 0 < code_id < 2**63:
-            return None
+        check_id("code_id", code_id)
         rows = self._read(f"SELECT {_SNIPPET} FROM code WHERE id = %s", (code_id,))
         return _snippet(rows[0]) if rows else None
 
@@ -134,8 +140,7 @@ class PgWorkflowDB(PgStore):
         return workflow_id
 
     def get(self, workflow_id: int) -> Workflow | None:
-        if isinstance(workflow_id, bool) or not isinstance(workflow_id, int) or not 0 < workflow_id < 2**63:
-            return None
+        check_id("workflow_id", workflow_id)
         rows = self._read(f"SELECT {_WORKFLOW} FROM workflows WHERE id = %s", (workflow_id,))
         return _workflow(rows[0]) if rows else None
 

@@ -65,6 +65,7 @@ from .. import events
 from ..errors import FieldError
 from ..labels import Outcome, label_of
 from ..neuroplasticity import (
+    MAX_LINK_WEIGHT,
     LoggedRun,
     Pathway,
     PathwayRecord,
@@ -74,7 +75,7 @@ from ..neuroplasticity import (
 )
 from ..run_ledger import RunLedger
 from ..storage import escape_like
-from ..validation import check_number, check_positive_int, check_text
+from ..validation import check_id, check_number, check_positive_int, check_text
 from .database import Database, Owned
 
 logger = logging.getLogger(__name__)
@@ -602,17 +603,30 @@ class PgPathwayDB:
         return 0
 
     def link(self, from_id: int, to_id: int, weight: float = 1.0) -> None:
-        """Strengthen the link ``from_id -> to_id`` by ``weight``."""
-        check_positive_int("from_id", from_id)
-        check_positive_int("to_id", to_id)
-        weight = check_number("weight", weight, minimum=0.0)
+        """Strengthen the link ``from_id -> to_id`` by ``weight`` (0..:data:`MAX_LINK_WEIGHT`).
+
+        As :meth:`menace.neuroplasticity.PathwayDB.link`: a total beyond
+        :data:`MAX_LINK_WEIGHT` is a ``ValueError`` and nothing is written.
+        """
+        check_id("from_id", from_id)
+        check_id("to_id", to_id)
+        weight = check_number("weight", weight, minimum=0.0, maximum=MAX_LINK_WEIGHT)
         with self._db.connection() as conn, conn.transaction():
             found = {row[0] for row in conn.execute(
                 "SELECT id FROM pathways WHERE id = ANY(%s)", ([from_id, to_id],)
             )}
             for pid, name in ((from_id, "from_id"), (to_id, "to_id")):
                 if pid not in found:
-                    raise ValueError(f"{name}: no pathway with id {pid}")
+                    raise FieldError(name, f"{name}: no pathway with id {pid}")
+            row = conn.execute(  # locked: a log's own +1 to this link waits for the check
+                "SELECT weight FROM links WHERE from_id = %s AND to_id = %s FOR UPDATE", (from_id, to_id)
+            ).fetchone()
+            stored = row[0] if row is not None else 0.0
+            if stored + weight > MAX_LINK_WEIGHT:
+                raise FieldError(
+                    "weight", f"weight: the link {from_id}->{to_id} would weigh {stored + weight:.6g}, "
+                    f"more than {MAX_LINK_WEIGHT:.0e}"
+                )
             conn.execute(_UPSERT_LINKS, ([from_id], [to_id], [weight]))
 
     def apply_decay(self, now: float | None = None) -> int:
@@ -644,8 +658,7 @@ class PgPathwayDB:
         return [Pathway(*row) for row in self._read(f"SELECT {_PATHWAY_COLUMNS} FROM pathways {where}", params)]
 
     def get(self, pathway_id: int) -> Pathway | None:
-        if isinstance(pathway_id, bool) or not isinstance(pathway_id, int) or not 0 < pathway_id < 2**63:
-            return None
+        check_id("pathway_id", pathway_id)
         found = self._pathways("WHERE id = %s", (pathway_id,))
         return found[0] if found else None
 
@@ -678,8 +691,7 @@ class PgPathwayDB:
 
     def links(self, pathway_id: int) -> list[tuple[int, float]]:
         """``(to_id, weight)`` for each link leaving ``pathway_id``, strongest first."""
-        if isinstance(pathway_id, bool) or not isinstance(pathway_id, int) or not 0 < pathway_id < 2**63:
-            return []
+        check_id("pathway_id", pathway_id)
         return [(to_id, weight) for to_id, weight in self._read(
             "SELECT to_id, weight FROM links WHERE from_id = %s ORDER BY weight DESC, to_id", (pathway_id,)
         )]
