@@ -190,7 +190,7 @@ class JournalRetention:
 
     max_age_s: float | None = config.DEFAULT_JOURNAL_MAX_AGE_DAYS * 86_400.0
     max_bytes: int | None = config.DEFAULT_JOURNAL_MAX_MB << 20
-    check_every: int = 500
+    check_every: int = 2000  # at 10,000 events/s: five checks a second, each able to delete 5,000
     chunk: int = 5000
 
     def __post_init__(self) -> None:
