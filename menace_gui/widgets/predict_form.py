@@ -121,17 +121,21 @@ class ContributionModel(QAbstractTableModel):
 
 
 class EffectDelegate(QStyledItemDelegate):
-    """Draws an effect as a bar from the middle: green to the right (up), red to the left (down)."""
+    """Draws an effect as a bar from the middle: green to the right (up), red to the left (down).
+
+    The bar is a strip along the bottom of the cell, under the text, so it never covers a digit.
+    """
 
     def paint(self, painter, option, index) -> None:
         effect = index.data(Qt.ItemDataRole.UserRole)
         if index.column() == 1 and isinstance(effect, float):
             palette = option.widget.palette() if option.widget is not None else option.palette
-            rect = QRectF(option.rect.adjusted(2, 3, -2, -3))
+            cell = QRectF(option.rect.adjusted(2, 2, -2, -2))
+            rect = QRectF(cell.left(), cell.bottom() - 4, cell.width(), 4)
             half = rect.width() / 2
             width = min(abs(effect) * 2, 1.0) * half  # 50 points fill half the cell
             colour = theme.color("up" if effect >= 0 else "down", palette)
-            colour.setAlpha(90)
+            colour.setAlpha(200)
             left = rect.center().x() if effect >= 0 else rect.center().x() - width
             painter.fillRect(QRectF(left, rect.top(), max(width, 1.0), rect.height()), colour)
         super().paint(painter, option, index)
