@@ -60,6 +60,7 @@ class RemoteClientSource(QObject):
         self.state = STOPPED
         self.detail = ""
         self._thread: threading.Thread | None = None
+        self._closer: threading.Thread | None = None
         self._stopped = threading.Event()
         self._connected.connect(self._on_connected)
         self._failed.connect(self._on_failed)
@@ -127,20 +128,25 @@ class RemoteClientSource(QObject):
         """Let go of the service (it keeps running); returns at once."""
         self._stopped.set()
         client, self.client = self.client, None
-        if client is not None:
-            threading.Thread(target=client.close, name="menace-gui-disconnect", daemon=True).start()
+        if client is not None:  # closing joins the event stream's reader: not in the GUI thread
+            self._closer = threading.Thread(target=client.close, name="menace-gui-disconnect", daemon=True)
+            self._closer.start()
         self._set_state(STOPPED, f"disconnected from {self.url} (the service keeps running)")
 
     def is_stopped(self) -> bool:
-        return self._stopped.is_set()
+        """Whether the window has let go: asked to stop, and the client's event stream has ended
+        (a connection still being opened is dropped when it arrives)."""
+        closer = self._closer
+        return self._stopped.is_set() and (closer is None or not closer.is_alive())
 
     def shutdown(self, timeout_s: float = 15.0) -> bool:
         self._stopped.set()
         client, self.client = self.client, None
         if client is not None:
             client.close()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        for thread in (self._thread, self._closer):
+            if thread is not None:
+                thread.join(timeout_s)
         if self.state != STOPPED:
             self._set_state(STOPPED)
-        return self._thread is None or not self._thread.is_alive()
+        return self.is_stopped() and (self._thread is None or not self._thread.is_alive())

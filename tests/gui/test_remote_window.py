@@ -12,6 +12,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -118,6 +119,9 @@ def test_connect_drives_the_whole_window_through_the_api(qtbot, tmp_path, servic
     qtbot.waitUntil(lambda: window.client.job(job_id).state in ("cancelled", "done"), timeout=20_000)
     assert window.client.status().learner  # the service learns; the window only watches
     window.close()
+    qtbot.waitUntil(lambda: window.source.is_stopped(), timeout=10_000)
+    left = [t.name for t in threading.enumerate() if t.name.startswith(("menace-http", "menace-gui-"))]
+    assert not left, f"threads left running after the window closed: {left}"
 
 
 def test_the_token_is_remembered_for_its_url_in_a_file_only_its_owner_reads(tmp_path, service):
