@@ -171,7 +171,7 @@ class ServiceStack:
         if self.metrics is not None:
             self.metrics.stop()
         self._close_stores()
-        logger.info("Menace service stopped (%s)", self.settings.data_dir)
+        logger.info("Menace service stopped (%s)", self.settings.store_location)
 
     def _close_stores(self) -> None:
         for store in (self.pathway_db, self.memory, self.code_db, self.workflow_db, self.bus):
