@@ -86,6 +86,8 @@ _isfinite = math.isfinite
 SETTLE_WAIT = 0.05
 #: Most candidate watermarks kept while writers are in flight.
 _PENDING_LIMIT = 256
+#: Seconds between two wake-ups one store sends: the commits in between share the second one.
+NOTIFY_INTERVAL = 0.005
 #: Most pathways whose newest aggregate one store object remembers.
 CACHE_LIMIT = 100_000
 
@@ -198,9 +200,11 @@ def _lock_key(key: bytes) -> int:
 class _Notifier:
     """Sends the ``runs`` wake-up after commits, from its own thread (see the module doc).
 
-    :meth:`poke` returns at once; pokes that arrive while a wake-up is being
-    sent are answered by one more. The thread and its connection start with
-    the first poke and end with :meth:`close`.
+    :meth:`poke` returns at once. A poke after a quiet spell is answered at
+    once; pokes that arrive while a wake-up is sent, or within
+    :data:`NOTIFY_INTERVAL` after it, are answered by one more wake-up at the
+    end of that interval. The thread and its connection start with the first
+    poke and end with :meth:`close`.
     """
 
     THREAD_NAME = "menace-pg-notify"
@@ -210,6 +214,8 @@ class _Notifier:
         self._channel = channel
         self._wanted = threading.Event()
         self._closing = False
+        self._owed = False  # a commit since the last wake-up was sent
+        self._pause = threading.Event()  # set on close: no pause between wake-ups then
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
 
@@ -219,32 +225,39 @@ class _Notifier:
                 if self._thread is None and not self._closing:
                     self._thread = threading.Thread(target=self._run, name=self.THREAD_NAME, daemon=True)
                     self._thread.start()
+        self._owed = True
         self._wanted.set()
 
     def _run(self) -> None:
         conn = None
         while True:
             self._wanted.wait()
+            self._wanted.clear()
+            if self._owed and (conn is not None or not self._closing):  # no new connection to close
+                self._owed = False  # a poke after this is seen by the next turn
+                try:
+                    if conn is None:
+                        conn = self._db.connect()
+                    conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+                except Exception as exc:  # the watcher still looks every WAKE_TIMEOUT: log, reconnect next time
+                    logger.warning("pathways: could not send the wake-up (%s)", exc)
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+                # Commits in the next NOTIFY_INTERVAL share one wake-up: one per commit cost a
+                # busy writer a third of its rate (a transaction on the server, the GIL here).
+                self._pause.wait(NOTIFY_INTERVAL)
             if self._closing:
                 break
-            self._wanted.clear()
-            try:
-                if conn is None:
-                    conn = self._db.connect()
-                conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
-            except Exception as exc:  # the watcher still looks every WAKE_TIMEOUT: log, reconnect next time
-                logger.warning("pathways: could not send the wake-up (%s)", exc)
-                if conn is not None:
-                    conn.close()
-                conn = None
         if conn is not None:
             conn.close()
 
     def close(self, timeout: float = 2.0) -> None:
-        """Stop the thread (after any wake-up it is sending) and close its connection; idempotent."""
+        """Send the wake-up still owed, stop the thread and close its connection; idempotent."""
         with self._start:
             self._closing = True
             thread = self._thread
+        self._pause.set()
         self._wanted.set()
         if thread is not None:
             thread.join(timeout)
