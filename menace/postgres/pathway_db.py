@@ -58,7 +58,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from contextlib import nullcontext
 from typing import Any
 
 from .. import events
@@ -163,14 +162,20 @@ _WRITE_REMEMBERED = f"""
         ON CONFLICT (from_id, to_id) DO UPDATE SET weight = links.weight + excluded.weight
     )
     SELECT id FROM run"""
+# A new pathway, inserted under its lock only if missing (no other writer can insert it meanwhile).
+_INSERT_NEW = """
+    INSERT INTO pathways(actions, actions_key, frequency, successes, success_rate, avg_exec_time,
+        avg_roi, last_activation, myelination_score)
+    SELECT a, k, 0, 0, 0.0, 0.0, 0.0, t, 0.0 FROM unnest(%s::text[], %b::bytea[], %b::float8[]) AS n(a, k, t)
+    WHERE NOT EXISTS (SELECT FROM pathways p WHERE p.actions_key = n.k)"""
+# A batch's pathways take their aggregates from their newest runs it just copied (the
+# aggregate after a run is in its row).
 _UPDATE_PATHWAYS = """
-    UPDATE pathways p SET frequency = u.frequency, successes = u.successes,
-        success_rate = u.successes::float8 / u.frequency, avg_exec_time = u.avg_exec_time,
-        avg_roi = u.avg_roi, last_activation = u.last_activation,
-        myelination_score = u.successes * u.avg_roi, last_run_id = u.last_run_id
-    FROM unnest(%b::int8[], %b::int8[], %b::int8[], %b::float8[], %b::float8[], %b::float8[], %b::int8[])
-        AS u(id, frequency, successes, avg_exec_time, avg_roi, last_activation, last_run_id)
-    WHERE p.id = u.id"""
+    UPDATE pathways p SET frequency = r.prior_frequency + 1, successes = r.successes,
+        success_rate = r.successes::float8 / (r.prior_frequency + 1), avg_exec_time = r.avg_exec_time,
+        avg_roi = r.avg_roi, last_activation = r.last_activation,
+        myelination_score = r.successes * r.avg_roi, last_run_id = r.id
+    FROM runs r WHERE r.id = ANY(%b::int8[]) AND p.id = r.pathway_id"""
 _UPSERT_LINKS = """
     INSERT INTO links(from_id, to_id, weight) SELECT * FROM unnest(%b::int8[], %b::int8[], %b::float8[])
     ON CONFLICT (from_id, to_id) DO UPDATE SET weight = links.weight + excluded.weight"""
@@ -428,8 +433,9 @@ class PgPathwayDB:
     def _commit(self, records: tuple[PathwayRecord, ...]) -> list[dict[str, Any]]:
         """Write valid records in one transaction; their payloads (in order).
 
-        Two round trips for one run (reads, then one statement of writes and
-        the commit); a batch sends its runs with ``COPY``.
+        One round trip for a run of a pathway remembered current; else two
+        (begin and the reads; one statement of writes and the commit); a
+        batch sends its runs with ``COPY`` between the two (two more).
         """
         if not records:
             return []
@@ -445,20 +451,20 @@ class PgPathwayDB:
         for record in records:
             if record.actions not in keys:
                 keys[record.actions] = action_key(record.actions)
-        single = len(records) == 1
-        with self._db.connection() as conn, (conn.pipeline() if single else nullcontext()), conn.transaction():
-            cache, run_ids, prev = self._read_state(conn, keys, len(records))
-            missing = [a for a in keys if a not in cache]
-            if missing:
-                self._insert_pathways(conn, records, missing, keys, cache)
-            rows, payloads, touched, _pairs = self._runs(records, cache, run_ids, prev)
-            # Noted before the commit, so a watcher never sees one of these runs
-            # committed yet unknown as ours (a rolled-back id noted costs only a wait).
-            self._logged.add_range(run_ids[0], run_ids[-1])
-            if single:  # queued with the commit: one round trip
-                self._write_one(conn, rows[0], cache[records[0].actions])
-            else:
-                self._write_many(conn, rows, [tuple(cache[a]) for a in touched], _pairs)
+        with self._db.connection() as conn:
+            try:
+                cache, run_ids, prev = self._read_state(conn, records, keys)
+                rows, payloads, touched, pairs = self._runs(records, cache, run_ids, prev)
+                # Noted before the commit, so a watcher never sees one of these runs
+                # committed yet unknown as ours (a rolled-back id noted costs only a wait).
+                self._logged.add_range(run_ids[0], run_ids[-1])
+                if len(records) == 1:
+                    self._write_one(conn, rows[0], cache[records[0].actions])
+                else:
+                    self._write_many(conn, rows, [cache[a][6] for a in touched], pairs)
+            except BaseException:
+                _roll_back(conn)
+                raise
         self._remember({a: cache[a] for a in touched})
         self._notifier.poke()
         return payloads
@@ -525,56 +531,65 @@ class PgPathwayDB:
         self._remembered[rec.actions] = entry
         return _payload(rec, pathway_id, run_id, outcome, label, after)
 
-    def _read_state(self, conn: Any, keys: dict[str, bytes], count: int) -> tuple[dict, list[int], Any]:
-        """Lock the pathways, then read their aggregates, the newest run and ``count`` run ids."""
+    def _read_state(self, conn: Any, records: tuple, keys: dict[str, bytes]) -> tuple[dict, list[int], Any]:
+        """Begin, lock the pathways (inserting the new ones), then read their aggregates, the
+        newest run and ``len(records)`` run ids: one round trip (the transaction stays open)."""
         locks = sorted({_lock_key(k) for k in keys.values()})
-        with conn.pipeline():
+        # Pathways this object has not logged may be new: inserted where missing, under their locks.
+        unknown = [a for a in keys if a not in self._remembered]
+        first_ts: dict[str, float] = {}
+        for record in records:
+            first_ts.setdefault(record.actions, record.ts)
+        with conn.pipeline():  # its end sends one Sync: every result below comes back at once
+            conn.execute("BEGIN")
             if len(locks) == 1:
                 conn.execute(_LOCK_ONE, (self._db.key, locks[0]))
             else:
                 conn.execute(_LOCK_MANY, (self._db.key, locks))
+            if unknown:
+                conn.execute(_INSERT_NEW, (unknown, [keys[a] for a in unknown], [first_ts[a] for a in unknown]))
             if len(keys) == 1:
                 states = conn.execute(_STATE_ONE, (next(iter(keys.values())),))
             else:
                 states = conn.execute(_STATE_MANY, (list(keys.values()),))
-            ids = conn.execute(_IDS_AND_NEWEST, (count,))
-            cache = {row[0]: list(row[1:]) for row in states.fetchall()}
-            run_ids, prev_pathway, prev_ts = ids.fetchone()
+            ids = conn.execute(_IDS_AND_NEWEST, (len(records),))
+        cache = {row[0]: list(row[1:]) for row in states.fetchall()}
+        run_ids, prev_pathway, prev_ts = ids.fetchone()
+        missing = [a for a in keys if a not in cache]
+        if missing:  # remembered, yet not there (the tables were emptied behind this object)
+            self._insert_pathways(conn, missing, keys, first_ts, cache)
         return cache, run_ids, (prev_pathway, prev_ts) if prev_pathway is not None else None
 
     def _write_one(self, conn: Any, row: tuple, entry: list) -> None:
-        """One run, its pathway's aggregate, its link and the wake-up, in one statement."""
+        """One run, its pathway's aggregate and its link in one statement, and the commit: one round trip."""
         pathway_id, freq, successes, avg_time, avg_roi, last, run_id = entry
         link_from = row[-1]
-        conn.execute(_WRITE_ONE, (
-            *row,
-            freq, successes, successes / freq, avg_time, avg_roi, last, successes * avg_roi, run_id, pathway_id,
-            link_from, pathway_id, link_from,
-        ))
+        with conn.pipeline():
+            conn.execute(_WRITE_ONE, (
+                *row,
+                freq, successes, successes / freq, avg_time, avg_roi, last, successes * avg_roi, run_id,
+                pathway_id, link_from, pathway_id, link_from,
+            ))
+            conn.execute("COMMIT")
 
-    def _write_many(self, conn: Any, rows: list[tuple], entries: list[tuple], pairs: dict) -> None:
-        """Many runs by ``COPY``, then the pathways' aggregates, the links and the wake-up."""
+    def _write_many(self, conn: Any, rows: list[tuple], last_run_ids: list[int], pairs: dict) -> None:
+        """Many runs by ``COPY``, then their pathways' aggregates (from each one's newest run just
+        copied), the links and the commit in one round trip."""
         with conn.cursor() as cur, cur.copy(_COPY_RUNS) as copy:
             copy.set_types(_COPY_TYPES)
             for row in rows:
                 copy.write_row(row)
         with conn.pipeline():
-            conn.execute(_UPDATE_PATHWAYS, _columns(sorted(entries)))  # in id order, as apply_decay locks them
+            conn.execute(_UPDATE_PATHWAYS, (sorted(last_run_ids),))
             if pairs:
                 conn.execute(_UPSERT_LINKS, _columns([(a, b, float(n)) for (a, b), n in sorted(pairs.items())]))
+            conn.execute("COMMIT")
 
     @staticmethod
-    def _insert_pathways(conn: Any, records: tuple, missing: list[str], keys: dict, cache: dict) -> None:
-        """Insert the pathways first seen in this batch (their locks are held), into ``cache``."""
-        first_ts = {}
-        for record in records:
-            first_ts.setdefault(record.actions, record.ts)
+    def _insert_pathways(conn: Any, missing: list[str], keys: dict, first_ts: dict, cache: dict) -> None:
+        """Insert the pathways of ``missing`` (their locks are held), into ``cache``."""
         cursor = conn.execute(
-            "INSERT INTO pathways(actions, actions_key, frequency, successes, success_rate, avg_exec_time,"
-            " avg_roi, last_activation, myelination_score)"
-            " SELECT a, k, 0, 0, 0.0, 0.0, 0.0, t, 0.0 FROM unnest(%s::text[], %b::bytea[], %b::float8[]) AS n(a, k, t)"
-            " RETURNING actions, id",
-            (missing, [keys[a] for a in missing], [first_ts[a] for a in missing]),
+            _INSERT_NEW + " RETURNING actions, id", (missing, [keys[a] for a in missing], [first_ts[a] for a in missing])
         )
         for actions, pathway_id in cursor.fetchall():
             cache[actions] = [pathway_id, 0, 0, 0.0, 0.0, first_ts[actions], None]
@@ -900,6 +915,15 @@ def _payload(rec: PathwayRecord, pathway_id: int, run_id: int, outcome: str, lab
             "last_activation": last,
         },
     )
+
+
+def _roll_back(conn: Any) -> None:
+    """End the transaction a failed log left open (the pool would too, with a warning)."""
+    try:
+        if not conn.closed:
+            conn.rollback()
+    except Exception as exc:  # the pool discards a broken connection; the first error is the one raised
+        logger.debug("pathways: rollback after a failed log failed too (%s)", exc)
 
 
 def _columns(rows: list[tuple]) -> list[list]:
