@@ -506,6 +506,18 @@ def _finite(**values: Any) -> None:
         raise FieldError(key, f"{key} must be a finite number, got {_short_int(value)}")
 
 
+def _all_finite(values: Any) -> bool:
+    """Whether :func:`_finite` would take every one of ``values`` (without naming them: quicker)."""
+    for value in values:
+        kind = type(value)
+        if kind is float:
+            if value - value != 0.0:
+                return False
+        elif kind is not int or not -MAX_INT <= value <= MAX_INT:
+            return False
+    return True
+
+
 def pathway_new(
     pathway_id: int, run_id: int, ts: float, actions: str, inputs: str, outputs: str,
     exec_time: float, resources: str, outcome: str, roi: float, label: int,
@@ -520,11 +532,13 @@ def pathway_new(
     :class:`CheckedPayload` again, takes exactly what it takes from anyone
     else. Long texts are clipped to :data:`PAYLOAD_TEXT_LIMIT`.
     """
-    _finite(
-        pathway_id=pathway_id, run_id=run_id, ts=ts, exec_time=exec_time, roi=roi, label=label,
-        prior_frequency=prior_frequency, prior_myelination=prior_myelination,
-    )
-    _finite(**stats)
+    if not (_all_finite((pathway_id, run_id, ts, exec_time, roi, label, prior_frequency, prior_myelination))
+            and _all_finite(stats.values())):  # the quick look; the named one says which field
+        _finite(
+            pathway_id=pathway_id, run_id=run_id, ts=ts, exec_time=exec_time, roi=roi, label=label,
+            prior_frequency=prior_frequency, prior_myelination=prior_myelination,
+        )
+        _finite(**stats)
     limit = PAYLOAD_TEXT_LIMIT
     payload = CheckedPayload({
         "pathway_id": pathway_id,
