@@ -13,12 +13,14 @@ and runs of different pathways commit in parallel. A log of a pathway this
 store object logged last needs no read: it remembers the aggregate, and one
 statement (one round trip, one commit) rewrites the pathway row only if its
 newest run is still the remembered one (checked again after any lock wait),
-draws the id, inserts the run and its link and sends the wake-up; otherwise
-(another writer logged the pathway since, or it is new here) the log reads
-under the lock first: transaction-scoped advisory locks on a hash of each
-action text, taken in sorted order (two batches never deadlock, and a new
-pathway is inserted once), then the rows ``FOR UPDATE`` in id order. A batch
-sends its runs with ``COPY``. Pathway rows are current after every commit
+draws the id, and inserts the run and its link; otherwise (another writer
+logged the pathway since, or it is new here) the log reads under the lock
+first, in one round trip with ``BEGIN``: transaction-scoped advisory locks on
+a hash of each action text, taken in sorted order (two batches never
+deadlock), the insert of the pathways new to this object where they are
+missing (so a new pathway is inserted once), then the rows ``FOR UPDATE`` in
+id order; the write then goes with ``COMMIT``. A batch sends its runs with
+``COPY`` in between. Pathway rows are current after every commit
 (there is nothing to fold; :meth:`PgPathwayDB.fold` returns 0). ``link_from``
 is the pathway of the newest run committed before this one (with concurrent
 writers, "the run just before" is whichever committed last).
@@ -41,8 +43,9 @@ point and full training all rely on, on both backends alike.
 
 **New runs wake the watcher.** After each commit the store sends
 ``pg_notify`` on the schema's ``runs`` channel, from a thread of its own
-(``menace-pg-notify``, one connection; wake-ups that pile up while one is sent
-go as one): not inside the log's transaction, because PostgreSQL serializes
+(``menace-pg-notify``, one connection; the commits within
+:data:`NOTIFY_INTERVAL` after a wake-up share the next one): not inside the
+log's transaction, because PostgreSQL serializes
 the commits of notifying transactions, WAL flush included, which cut four
 writers' durable logs to a third of one writer's rate here.
 :meth:`wait_for_runs` waits on a ``LISTEN`` connection of its own, so a run
