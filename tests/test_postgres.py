@@ -160,6 +160,26 @@ def test_the_watcher_wakes_on_a_commit_from_another_connection_without_polling(p
     assert announced == [1]
 
 
+def test_a_failed_log_of_a_new_pathway_leaves_neither_run_nor_pathway(pg, pg_url, caplog):
+    db = pg.pathway_db()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse_roi() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN IF NEW.roi = 4242 THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$"
+        )
+        conn.execute("CREATE TRIGGER refuse_roi BEFORE INSERT ON runs FOR EACH ROW EXECUTE FUNCTION refuse_roi()")
+    # The new pathway is inserted in the log's first round trip, its run in the second (with
+    # the commit): the failure of the second takes the first back too.
+    with pytest.raises(Exception, match="refused by the test"):
+        db.log(PathwayRecord("new", roi=4242.0))
+    with pytest.raises(Exception, match="refused by the test"):
+        db.log_many([PathwayRecord("new too"), PathwayRecord("new too", roi=4242.0)])
+    assert db.count_pathways() == 0 and db.count_runs() == 0
+    assert db.log(PathwayRecord("new", roi=1.0)) == db.find("new").id  # the pooled connection works on
+    assert db.count_pathways() == 1 and db.find("new").frequency == 1
+    assert not [r for r in caplog.records if "rolling back" in r.getMessage()]  # ended by the store, not the pool
+
+
 def test_a_store_wakes_watchers_from_its_own_thread_and_stops_it_on_close(pg):
     before = set(threading.enumerate())
     listener = pg.pathway_db()

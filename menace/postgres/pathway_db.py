@@ -13,12 +13,14 @@ and runs of different pathways commit in parallel. A log of a pathway this
 store object logged last needs no read: it remembers the aggregate, and one
 statement (one round trip, one commit) rewrites the pathway row only if its
 newest run is still the remembered one (checked again after any lock wait),
-draws the id, inserts the run and its link and sends the wake-up; otherwise
-(another writer logged the pathway since, or it is new here) the log reads
-under the lock first: transaction-scoped advisory locks on a hash of each
-action text, taken in sorted order (two batches never deadlock, and a new
-pathway is inserted once), then the rows ``FOR UPDATE`` in id order. A batch
-sends its runs with ``COPY``. Pathway rows are current after every commit
+draws the id, and inserts the run and its link; otherwise (another writer
+logged the pathway since, or it is new here) the log reads under the lock
+first, in one round trip with ``BEGIN``: transaction-scoped advisory locks on
+a hash of each action text, taken in sorted order (two batches never
+deadlock), the insert of the pathways new to this object where they are
+missing (so a new pathway is inserted once), then the rows ``FOR UPDATE`` in
+id order; the write then goes with ``COMMIT``. A batch sends its runs with
+``COPY`` in between. Pathway rows are current after every commit
 (there is nothing to fold; :meth:`PgPathwayDB.fold` returns 0). ``link_from``
 is the pathway of the newest run committed before this one (with concurrent
 writers, "the run just before" is whichever committed last).
@@ -41,8 +43,9 @@ point and full training all rely on, on both backends alike.
 
 **New runs wake the watcher.** After each commit the store sends
 ``pg_notify`` on the schema's ``runs`` channel, from a thread of its own
-(``menace-pg-notify``, one connection; wake-ups that pile up while one is sent
-go as one): not inside the log's transaction, because PostgreSQL serializes
+(``menace-pg-notify``, one connection; the commits within
+:data:`NOTIFY_INTERVAL` after a wake-up share the next one): not inside the
+log's transaction, because PostgreSQL serializes
 the commits of notifying transactions, WAL flush included, which cut four
 writers' durable logs to a third of one writer's rate here.
 :meth:`wait_for_runs` waits on a ``LISTEN`` connection of its own, so a run
@@ -58,7 +61,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from contextlib import nullcontext
 from typing import Any
 
 from .. import events
@@ -87,6 +89,8 @@ _isfinite = math.isfinite
 SETTLE_WAIT = 0.05
 #: Most candidate watermarks kept while writers are in flight.
 _PENDING_LIMIT = 256
+#: Seconds between two wake-ups one store sends: the commits in between share the second one.
+NOTIFY_INTERVAL = 0.005
 #: Most pathways whose newest aggregate one store object remembers.
 CACHE_LIMIT = 100_000
 
@@ -162,14 +166,20 @@ _WRITE_REMEMBERED = f"""
         ON CONFLICT (from_id, to_id) DO UPDATE SET weight = links.weight + excluded.weight
     )
     SELECT id FROM run"""
+# A new pathway, inserted under its lock only if missing (no other writer can insert it meanwhile).
+_INSERT_NEW = """
+    INSERT INTO pathways(actions, actions_key, frequency, successes, success_rate, avg_exec_time,
+        avg_roi, last_activation, myelination_score)
+    SELECT a, k, 0, 0, 0.0, 0.0, 0.0, t, 0.0 FROM unnest(%s::text[], %b::bytea[], %b::float8[]) AS n(a, k, t)
+    WHERE NOT EXISTS (SELECT FROM pathways p WHERE p.actions_key = n.k)"""
+# A batch's pathways take their aggregates from their newest runs it just copied (the
+# aggregate after a run is in its row).
 _UPDATE_PATHWAYS = """
-    UPDATE pathways p SET frequency = u.frequency, successes = u.successes,
-        success_rate = u.successes::float8 / u.frequency, avg_exec_time = u.avg_exec_time,
-        avg_roi = u.avg_roi, last_activation = u.last_activation,
-        myelination_score = u.successes * u.avg_roi, last_run_id = u.last_run_id
-    FROM unnest(%b::int8[], %b::int8[], %b::int8[], %b::float8[], %b::float8[], %b::float8[], %b::int8[])
-        AS u(id, frequency, successes, avg_exec_time, avg_roi, last_activation, last_run_id)
-    WHERE p.id = u.id"""
+    UPDATE pathways p SET frequency = r.prior_frequency + 1, successes = r.successes,
+        success_rate = r.successes::float8 / (r.prior_frequency + 1), avg_exec_time = r.avg_exec_time,
+        avg_roi = r.avg_roi, last_activation = r.last_activation,
+        myelination_score = r.successes * r.avg_roi, last_run_id = r.id
+    FROM runs r WHERE r.id = ANY(%b::int8[]) AND p.id = r.pathway_id"""
 _UPSERT_LINKS = """
     INSERT INTO links(from_id, to_id, weight) SELECT * FROM unnest(%b::int8[], %b::int8[], %b::float8[])
     ON CONFLICT (from_id, to_id) DO UPDATE SET weight = links.weight + excluded.weight"""
@@ -199,9 +209,11 @@ def _lock_key(key: bytes) -> int:
 class _Notifier:
     """Sends the ``runs`` wake-up after commits, from its own thread (see the module doc).
 
-    :meth:`poke` returns at once; pokes that arrive while a wake-up is being
-    sent are answered by one more. The thread and its connection start with
-    the first poke and end with :meth:`close`.
+    :meth:`poke` returns at once. A poke after a quiet spell is answered at
+    once; pokes that arrive while a wake-up is sent, or within
+    :data:`NOTIFY_INTERVAL` after it, are answered by one more wake-up at the
+    end of that interval. The thread and its connection start with the first
+    poke and end with :meth:`close`.
     """
 
     THREAD_NAME = "menace-pg-notify"
@@ -211,6 +223,8 @@ class _Notifier:
         self._channel = channel
         self._wanted = threading.Event()
         self._closing = False
+        self._owed = False  # a commit since the last wake-up was sent
+        self._pause = threading.Event()  # set on close: no pause between wake-ups then
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
 
@@ -220,32 +234,39 @@ class _Notifier:
                 if self._thread is None and not self._closing:
                     self._thread = threading.Thread(target=self._run, name=self.THREAD_NAME, daemon=True)
                     self._thread.start()
+        self._owed = True
         self._wanted.set()
 
     def _run(self) -> None:
         conn = None
         while True:
             self._wanted.wait()
+            self._wanted.clear()
+            if self._owed and (conn is not None or not self._closing):  # no new connection to close
+                self._owed = False  # a poke after this is seen by the next turn
+                try:
+                    if conn is None:
+                        conn = self._db.connect()
+                    conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+                except Exception as exc:  # the watcher still looks every WAKE_TIMEOUT: log, reconnect next time
+                    logger.warning("pathways: could not send the wake-up (%s)", exc)
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+                # Commits in the next NOTIFY_INTERVAL share one wake-up: one per commit cost a
+                # busy writer a third of its rate (a transaction on the server, the GIL here).
+                self._pause.wait(NOTIFY_INTERVAL)
             if self._closing:
                 break
-            self._wanted.clear()
-            try:
-                if conn is None:
-                    conn = self._db.connect()
-                conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
-            except Exception as exc:  # the watcher still looks every WAKE_TIMEOUT: log, reconnect next time
-                logger.warning("pathways: could not send the wake-up (%s)", exc)
-                if conn is not None:
-                    conn.close()
-                conn = None
         if conn is not None:
             conn.close()
 
     def close(self, timeout: float = 2.0) -> None:
-        """Stop the thread (after any wake-up it is sending) and close its connection; idempotent."""
+        """Send the wake-up still owed, stop the thread and close its connection; idempotent."""
         with self._start:
             self._closing = True
             thread = self._thread
+        self._pause.set()
         self._wanted.set()
         if thread is not None:
             thread.join(timeout)
@@ -416,8 +437,9 @@ class PgPathwayDB:
     def _commit(self, records: tuple[PathwayRecord, ...]) -> list[dict[str, Any]]:
         """Write valid records in one transaction; their payloads (in order).
 
-        Two round trips for one run (reads, then one statement of writes and
-        the commit); a batch sends its runs with ``COPY``.
+        One round trip for a run of a pathway remembered current; else two
+        (begin and the reads; one statement of writes and the commit); a
+        batch sends its runs with ``COPY`` between the two (two more).
         """
         if not records:
             return []
@@ -433,20 +455,20 @@ class PgPathwayDB:
         for record in records:
             if record.actions not in keys:
                 keys[record.actions] = action_key(record.actions)
-        single = len(records) == 1
-        with self._db.connection() as conn, (conn.pipeline() if single else nullcontext()), conn.transaction():
-            cache, run_ids, prev = self._read_state(conn, keys, len(records))
-            missing = [a for a in keys if a not in cache]
-            if missing:
-                self._insert_pathways(conn, records, missing, keys, cache)
-            rows, payloads, touched, _pairs = self._runs(records, cache, run_ids, prev)
-            # Noted before the commit, so a watcher never sees one of these runs
-            # committed yet unknown as ours (a rolled-back id noted costs only a wait).
-            self._logged.add_range(run_ids[0], run_ids[-1])
-            if single:  # queued with the commit: one round trip
-                self._write_one(conn, rows[0], cache[records[0].actions])
-            else:
-                self._write_many(conn, rows, [tuple(cache[a]) for a in touched], _pairs)
+        with self._db.connection() as conn:
+            try:
+                cache, run_ids, prev = self._read_state(conn, records, keys)
+                rows, payloads, touched, pairs = self._runs(records, cache, run_ids, prev)
+                # Noted before the commit, so a watcher never sees one of these runs
+                # committed yet unknown as ours (a rolled-back id noted costs only a wait).
+                self._logged.add_range(run_ids[0], run_ids[-1])
+                if len(records) == 1:
+                    self._write_one(conn, rows[0], cache[records[0].actions])
+                else:
+                    self._write_many(conn, rows, [cache[a][6] for a in touched], pairs)
+            except BaseException:
+                _roll_back(conn)
+                raise
         self._remember({a: cache[a] for a in touched})
         self._notifier.poke()
         return payloads
@@ -513,56 +535,65 @@ class PgPathwayDB:
         self._remembered[rec.actions] = entry
         return _payload(rec, pathway_id, run_id, outcome, label, after)
 
-    def _read_state(self, conn: Any, keys: dict[str, bytes], count: int) -> tuple[dict, list[int], Any]:
-        """Lock the pathways, then read their aggregates, the newest run and ``count`` run ids."""
+    def _read_state(self, conn: Any, records: tuple, keys: dict[str, bytes]) -> tuple[dict, list[int], Any]:
+        """Begin, lock the pathways (inserting the new ones), then read their aggregates, the
+        newest run and ``len(records)`` run ids: one round trip (the transaction stays open)."""
         locks = sorted({_lock_key(k) for k in keys.values()})
-        with conn.pipeline():
+        # Pathways this object has not logged may be new: inserted where missing, under their locks.
+        unknown = [a for a in keys if a not in self._remembered]
+        first_ts: dict[str, float] = {}
+        for record in records:
+            first_ts.setdefault(record.actions, record.ts)
+        with conn.pipeline():  # its end sends one Sync: every result below comes back at once
+            conn.execute("BEGIN")
             if len(locks) == 1:
                 conn.execute(_LOCK_ONE, (self._db.key, locks[0]))
             else:
                 conn.execute(_LOCK_MANY, (self._db.key, locks))
+            if unknown:
+                conn.execute(_INSERT_NEW, (unknown, [keys[a] for a in unknown], [first_ts[a] for a in unknown]))
             if len(keys) == 1:
                 states = conn.execute(_STATE_ONE, (next(iter(keys.values())),))
             else:
                 states = conn.execute(_STATE_MANY, (list(keys.values()),))
-            ids = conn.execute(_IDS_AND_NEWEST, (count,))
-            cache = {row[0]: list(row[1:]) for row in states.fetchall()}
-            run_ids, prev_pathway, prev_ts = ids.fetchone()
+            ids = conn.execute(_IDS_AND_NEWEST, (len(records),))
+        cache = {row[0]: list(row[1:]) for row in states.fetchall()}
+        run_ids, prev_pathway, prev_ts = ids.fetchone()
+        missing = [a for a in keys if a not in cache]
+        if missing:  # remembered, yet not there (the tables were emptied behind this object)
+            self._insert_pathways(conn, missing, keys, first_ts, cache)
         return cache, run_ids, (prev_pathway, prev_ts) if prev_pathway is not None else None
 
     def _write_one(self, conn: Any, row: tuple, entry: list) -> None:
-        """One run, its pathway's aggregate, its link and the wake-up, in one statement."""
+        """One run, its pathway's aggregate and its link in one statement, and the commit: one round trip."""
         pathway_id, freq, successes, avg_time, avg_roi, last, run_id = entry
         link_from = row[-1]
-        conn.execute(_WRITE_ONE, (
-            *row,
-            freq, successes, successes / freq, avg_time, avg_roi, last, successes * avg_roi, run_id, pathway_id,
-            link_from, pathway_id, link_from,
-        ))
+        with conn.pipeline():
+            conn.execute(_WRITE_ONE, (
+                *row,
+                freq, successes, successes / freq, avg_time, avg_roi, last, successes * avg_roi, run_id,
+                pathway_id, link_from, pathway_id, link_from,
+            ))
+            conn.execute("COMMIT")
 
-    def _write_many(self, conn: Any, rows: list[tuple], entries: list[tuple], pairs: dict) -> None:
-        """Many runs by ``COPY``, then the pathways' aggregates, the links and the wake-up."""
+    def _write_many(self, conn: Any, rows: list[tuple], last_run_ids: list[int], pairs: dict) -> None:
+        """Many runs by ``COPY``, then their pathways' aggregates (from each one's newest run just
+        copied), the links and the commit in one round trip."""
         with conn.cursor() as cur, cur.copy(_COPY_RUNS) as copy:
             copy.set_types(_COPY_TYPES)
             for row in rows:
                 copy.write_row(row)
         with conn.pipeline():
-            conn.execute(_UPDATE_PATHWAYS, _columns(sorted(entries)))  # in id order, as apply_decay locks them
+            conn.execute(_UPDATE_PATHWAYS, (sorted(last_run_ids),))
             if pairs:
                 conn.execute(_UPSERT_LINKS, _columns([(a, b, float(n)) for (a, b), n in sorted(pairs.items())]))
+            conn.execute("COMMIT")
 
     @staticmethod
-    def _insert_pathways(conn: Any, records: tuple, missing: list[str], keys: dict, cache: dict) -> None:
-        """Insert the pathways first seen in this batch (their locks are held), into ``cache``."""
-        first_ts = {}
-        for record in records:
-            first_ts.setdefault(record.actions, record.ts)
+    def _insert_pathways(conn: Any, missing: list[str], keys: dict, first_ts: dict, cache: dict) -> None:
+        """Insert the pathways of ``missing`` (their locks are held), into ``cache``."""
         cursor = conn.execute(
-            "INSERT INTO pathways(actions, actions_key, frequency, successes, success_rate, avg_exec_time,"
-            " avg_roi, last_activation, myelination_score)"
-            " SELECT a, k, 0, 0, 0.0, 0.0, 0.0, t, 0.0 FROM unnest(%s::text[], %b::bytea[], %b::float8[]) AS n(a, k, t)"
-            " RETURNING actions, id",
-            (missing, [keys[a] for a in missing], [first_ts[a] for a in missing]),
+            _INSERT_NEW + " RETURNING actions, id", (missing, [keys[a] for a in missing], [first_ts[a] for a in missing])
         )
         for actions, pathway_id in cursor.fetchall():
             cache[actions] = [pathway_id, 0, 0, 0.0, 0.0, first_ts[actions], None]
@@ -884,13 +915,16 @@ def _check_finite(after: tuple) -> None:
 
 
 def _payload(rec: PathwayRecord, pathway_id: int, run_id: int, outcome: str, label: int, after: tuple) -> dict:
-    """The ``pathway:new`` payload of a run just written, from its columns (``after``: see ``advance``)."""
+    """The ``pathway:new`` payload of a run just written, from its columns (``after``: see ``advance``).
+
+    Its numbers are checked already (a validated record, bigint ids, :func:`_check_finite`).
+    """
     prior_freq, prior_myel, _, successes, avg_time, avg_roi, last = after
     freq = prior_freq + 1
     return events.pathway_new(
         pathway_id, run_id, rec.ts, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
-        outcome, rec.roi, label, prior_freq, prior_myel,
-        {
+        outcome, rec.roi, label, prior_freq, prior_myel, numbers_checked=True,
+        stats={
             "frequency": freq,
             "success_rate": successes / freq,
             "avg_exec_time": avg_time,
@@ -899,6 +933,15 @@ def _payload(rec: PathwayRecord, pathway_id: int, run_id: int, outcome: str, lab
             "last_activation": last,
         },
     )
+
+
+def _roll_back(conn: Any) -> None:
+    """End the transaction a failed log left open (the pool would too, with a warning)."""
+    try:
+        if not conn.closed:
+            conn.rollback()
+    except Exception as exc:  # the pool discards a broken connection; the first error is the one raised
+        logger.debug("pathways: rollback after a failed log failed too (%s)", exc)
 
 
 def _columns(rows: list[tuple]) -> list[list]:
