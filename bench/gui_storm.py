@@ -288,7 +288,7 @@ def main() -> int:
         + (f"; while the log was full ({len(full_at)} samples) RSS stayed within "
            f"{min(full_at):.0f}-{max(full_at):.0f} MiB." if len(full_at) >= 2 else "."),
         f"- The learning curve took {curve_points:,} points in the two storms and redrew {curve_redraws:,} "
-        "times while in front (coalesced: at most one redraw per 500 ms).",
+        "times while in front (coalesced: at most one redraw per 475 ms).",
         "",
         "| a curve of 1,000,000 points, one redraw (setData + paint) | median | target |",
         "|---|---:|---|",

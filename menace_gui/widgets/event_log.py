@@ -282,7 +282,7 @@ class EventLogWidget(PanelDefaults, QWidget):
         self.text_filter.setObjectName("eventTextFilter")
         self.text_filter.setPlaceholderText("Filter text (Ctrl+F)")
         self.text_filter.setClearButtonEnabled(True)
-        self.text_filter.textChanged.connect(self.proxy.set_text)
+        self.text_filter.textChanged.connect(self._on_text_changed)
 
     def _build_actions(self) -> None:
         self.pause_action = QAction("&Pause log", self)
@@ -323,7 +323,10 @@ class EventLogWidget(PanelDefaults, QWidget):
     def _build_view(self) -> None:
         self.view = QTableView(self)
         self.view.setObjectName("eventLogView")
-        self.view.setModel(self.proxy)
+        # The view reads the log's own model while nothing is filtered: the filter proxy,
+        # attached, maps every row of every batch (a third of a storm's drain).
+        self.view.setModel(self.model)
+        self.proxy.setSourceModel(None)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -481,6 +484,40 @@ class EventLogWidget(PanelDefaults, QWidget):
     @Slot(int)
     def _on_topic_changed(self, index: int) -> None:
         self.proxy.set_topic(self.topic_filter.itemData(index))
+        self._use_filter(self.proxy.topic is not None or bool(self.proxy.text))
+
+    @Slot(str)
+    def _on_text_changed(self, text: str) -> None:
+        self.proxy.set_text(text)
+        self._use_filter(self.proxy.topic is not None or bool(self.proxy.text))
+
+    def _use_filter(self, filtering: bool) -> None:
+        """Show the rows through the filter proxy (attached) or straight from the log (proxy detached),
+        keeping the selected event, the column widths and the payload pane."""
+        wanted = self.proxy if filtering else self.model
+        if self.view.model() is wanted:
+            return
+        current = self.view.currentIndex()
+        if current.isValid() and current.model() is self.proxy:
+            current = self.proxy.mapToSource(current)
+        header = self.view.horizontalHeader()
+        widths = [header.sectionSize(i) for i in range(header.count())]
+        if filtering:
+            self.proxy.setSourceModel(self.model)
+        old_selection = self.view.selectionModel()
+        self.view.setModel(wanted)
+        if old_selection is not None:
+            old_selection.deleteLater()
+        if not filtering:
+            self.proxy.setSourceModel(None)
+        for i, width in enumerate(widths[: header.count()]):
+            header.resizeSection(i, width)
+        self.view.selectionModel().currentRowChanged.connect(self._show_detail)
+        if current.isValid():
+            index = self.proxy.mapFromSource(current) if filtering else current
+            if index.isValid():
+                self.view.setCurrentIndex(index)
+                self.view.scrollTo(index)
 
     def _update_count(self) -> None:
         text = f"{self.shown:,} shown · {self.seen:,} seen"

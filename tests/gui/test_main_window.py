@@ -169,11 +169,15 @@ def test_topic_and_text_filter_and_payload_detail(qtbot, shared_window):
     assert log.proxy.rowCount() == 1
     log.view.setCurrentIndex(log.proxy.index(0, 0))
     assert '"needle": "haystack-42"' in log.detail.toPlainText()
-    log.text_filter.setText("no such text anywhere")
-    assert log.proxy.rowCount() == 0
     log.text_filter.clear()
     log.topic_filter.setCurrentIndex(0)
-    assert log.proxy.rowCount() == log.model.rowCount()
+    assert log.view.model().rowCount() == log.model.rowCount()  # every row again
+    selected = log.view.currentIndex()  # and the event picked while filtering stays picked
+    assert selected.isValid() and log.model.row_at(selected.row()).payload.get("needle") == "haystack-42"
+    log.text_filter.setText("no such text anywhere")
+    assert log.proxy.rowCount() == 0 and log.view.model().rowCount() == 0
+    log.text_filter.clear()
+    assert log.view.model().rowCount() == log.model.rowCount()
 
 
 def test_flood_of_20000_events_keeps_window_responsive_and_count_exact(qtbot, shared_window):
