@@ -181,7 +181,64 @@ def wait_for_lease(
         else:
             time.sleep(poll)
 
-class FileLease:
+
+class TakenLease:
+    """What every lease does the same way once it can try once (``_try``), say whether it holds
+    (``_held``), write its holder (``_write_holder``) and read the holder (``holder``)."""
+
+    location: str
+    _mutex: threading.RLock
+    _details: dict[str, Any]
+    #: Seconds between two tries of :meth:`wait`.
+    poll_interval: float = POLL_INTERVAL
+
+    def _try(self) -> bool:
+        raise NotImplementedError
+
+    def _held(self) -> bool:
+        raise NotImplementedError
+
+    def _write_holder(self) -> None:
+        raise NotImplementedError
+
+    def holder(self) -> LeaseHolder | None:
+        raise NotImplementedError
+
+    def _take(self) -> bool:
+        with self._mutex:
+            if self._try():
+                logger.info("holding the learner lease on %s", self.location)
+                return True
+        return False
+
+    def _take_while_waiting(self) -> bool:
+        """One try of :meth:`wait` (a lease whose store can be away says so and tries again)."""
+        return self._take()
+
+    def _holder_while_waiting(self) -> LeaseHolder | None:
+        return self.holder()
+
+    def acquire(self) -> None:
+        if not self._take():
+            raise LeaseHeldError(self.location, self.holder())
+
+    def wait(
+        self,
+        stop: threading.Event | None = None,
+        on_wait: Callable[[LeaseHolder | None], Any] | None = None,
+        poll: float | None = None,
+    ) -> bool:
+        poll = self.poll_interval if poll is None else poll
+        return wait_for_lease(self._take_while_waiting, self._holder_while_waiting, stop, on_wait, poll)
+
+    def publish(self, **details: Any) -> None:
+        with self._mutex:
+            if not self._held():
+                raise RuntimeError(f"publish() without holding the lease on {self.location}")
+            self._details.update(details)
+            self._write_holder()
+
+class FileLease(TakenLease):
     """The lease on a data directory (see the module doc).
 
     Thread-safe; one object holds the lease at most once. Another
@@ -228,31 +285,8 @@ class FileLease:
         self._write_holder()
         return True
 
-    def _take(self) -> bool:
-        with self._mutex:
-            if self._try():
-                logger.info("holding the learner lease on %s", self.location)
-                return True
-        return False
-
-    def acquire(self) -> None:
-        if not self._take():
-            raise LeaseHeldError(self.location, self.holder())
-
-    def wait(
-        self,
-        stop: threading.Event | None = None,
-        on_wait: Callable[[LeaseHolder | None], Any] | None = None,
-        poll: float = POLL_INTERVAL,
-    ) -> bool:
-        return wait_for_lease(self._take, self.holder, stop, on_wait, poll)
-
-    def publish(self, **details: Any) -> None:
-        with self._mutex:
-            if self._fh is None:
-                raise RuntimeError(f"publish() without holding the lease on {self.location}")
-            self._details.update(details)
-            self._write_holder()
+    def _held(self) -> bool:
+        return self._fh is not None
 
     def _write_holder(self) -> None:
         atomic_write(self._holder_path, json.dumps(self._details).encode())  # 0600, a random temp name

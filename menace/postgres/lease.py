@@ -31,11 +31,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..lease import LeaseHeldError, LeaseHolder, wait_for_lease
+from ..lease import LeaseHolder, TakenLease
 from .database import LOCK_LEARNER, Database, Owned
 
 logger = logging.getLogger(__name__)
@@ -55,10 +55,11 @@ _MIGRATIONS = (
 )
 
 
-class PgLease:
+class PgLease(TakenLease):
     """The lease on one database's stores (see the module doc); the :class:`~menace.lease.Lease` protocol."""
 
     STORE = "learner"
+    poll_interval = POLL_INTERVAL  # a database lock is cheap to try: twice as often as a file's
 
     def __init__(self, database: Database | str) -> None:
         self._hold = Owned(database)
@@ -108,38 +109,18 @@ class PgLease:
             (json.dumps(self._details),),
         )
 
-    def _take(self) -> bool:
-        with self._mutex:
-            if self._try():
-                logger.info("holding the learner lease on %s", self.location)
-                return True
-        return False
+    def _held(self) -> bool:
+        return self._conn is not None
 
-    def _take_or_wait_for_server(self) -> bool:
+    def _take_while_waiting(self) -> bool:
         try:
             return self._take()
         except Exception as exc:  # the server is away: keep waiting for it too
             logger.warning("standby: cannot reach %s (%s); trying again", self.location, exc)
             return False
 
-    def acquire(self) -> None:
-        if not self._take():
-            raise LeaseHeldError(self.location, self.holder())
-
-    def wait(
-        self,
-        stop: threading.Event | None = None,
-        on_wait: Callable[[LeaseHolder | None], Any] | None = None,
-        poll: float = POLL_INTERVAL,
-    ) -> bool:
-        return wait_for_lease(self._take_or_wait_for_server, self.holder_or_none, stop, on_wait, poll)
-
-    def publish(self, **details: Any) -> None:
-        with self._mutex:
-            if self._conn is None:
-                raise RuntimeError(f"publish() without holding the lease on {self.location}")
-            self._details.update(details)
-            self._write_holder()
+    def _holder_while_waiting(self) -> LeaseHolder | None:
+        return self.holder_or_none()
 
     def holder(self) -> LeaseHolder | None:
         with self._mutex:
