@@ -184,7 +184,7 @@ def wait_for_lease(
 
 class TakenLease:
     """What every lease does the same way once it can try once (``_try``), say whether it holds
-    (``_held``), write its holder (``_write_holder``) and read the holder (``holder``)."""
+    (``held``), write its holder (``_write_holder``) and read the holder (``holder``)."""
 
     location: str
     _mutex: threading.RLock
@@ -195,7 +195,8 @@ class TakenLease:
     def _try(self) -> bool:
         raise NotImplementedError
 
-    def _held(self) -> bool:
+    @property
+    def held(self) -> bool:
         raise NotImplementedError
 
     def _write_holder(self) -> None:
@@ -233,7 +234,7 @@ class TakenLease:
 
     def publish(self, **details: Any) -> None:
         with self._mutex:
-            if not self._held():
+            if not self.held:
                 raise RuntimeError(f"publish() without holding the lease on {self.location}")
             self._details.update(details)
             self._write_holder()
@@ -284,9 +285,6 @@ class FileLease(TakenLease):
         }
         self._write_holder()
         return True
-
-    def _held(self) -> bool:
-        return self._fh is not None
 
     def _write_holder(self) -> None:
         atomic_write(self._holder_path, json.dumps(self._details).encode())  # 0600, a random temp name

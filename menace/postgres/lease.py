@@ -109,9 +109,6 @@ class PgLease(TakenLease):
             (json.dumps(self._details),),
         )
 
-    def _held(self) -> bool:
-        return self._conn is not None
-
     def _take_while_waiting(self) -> bool:
         try:
             return self._take()
