@@ -80,13 +80,17 @@ except ImportError:  # pragma: no cover - Windows
 @dataclass(frozen=True)
 class LeaseHolder:
     """Who holds a lease: ``pid`` on ``host``, its API at ``api_url`` (``None``
-    when it serves none), since ``started`` (seconds since the epoch)."""
+    when it serves none), since ``started`` (seconds since the epoch).
+    ``ready`` once the holder has started everything it serves (its API
+    included): before that, a client that finds no ``api_url`` cannot tell
+    "serves none" from "not yet"."""
 
     pid: int
     host: str
     started: float
     api_url: str | None = None
     location: str = ""
+    ready: bool = False
 
     def describe(self) -> str:
         """One line naming the holder, e.g. ``pid 4242 on host, API http://127.0.0.1:8001``."""
@@ -106,7 +110,7 @@ class LeaseHolder:
         return cls(
             pid=pid, host=str(data.get("host", "")), started=float(started),
             api_url=api_url if isinstance(api_url, str) else None,
-            location=str(data.get("location", "")),
+            location=str(data.get("location", "")), ready=data.get("ready") is True,
         )
 
 

@@ -362,7 +362,7 @@ def start_stack(
         )
         if settings.api:
             stack.metrics = _start_api(stack, metrics_required, opened)
-        lease.publish(api_url=stack.api_url, metrics_url=stack.metrics_url)
+        lease.publish(api_url=stack.api_url, metrics_url=stack.metrics_url, ready=True)
     except BaseException:
         for thing in reversed(opened):
             try:

@@ -27,7 +27,9 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from PySide6.QtCore import QSettings, Qt, QTimer
@@ -143,6 +145,29 @@ def _database_owner(settings):
         database.close()
 
 
+#: How long the monitor waits for a learner that is still starting to say where its API is.
+OWNER_READY_WAIT = 10.0
+
+
+def _owner_when_ready(find: Callable[[], Any], location: str, wait: float = OWNER_READY_WAIT, poll: float = 0.1):
+    """The learner ``find()`` names as the owner, once it is ready (its API address, if any, written).
+
+    A service that is still starting holds the lease before its API answers;
+    attaching to it then would find no address and start a second stack that
+    the lease refuses. ``None``: nobody owns it.
+    """
+    holder = find()
+    if holder is None or holder.ready:
+        return holder
+    logger.info("%s is owned by a learner that is still starting (%s): waiting up to %.0f s for its API",
+                location, holder.describe(), wait)
+    deadline = time.monotonic() + wait
+    while holder is not None and not holder.ready and time.monotonic() < deadline:
+        time.sleep(poll)
+        holder = find()
+    return holder
+
+
 def _local_or_attached(parser, args, qsettings: QSettings):
     """A ServiceThread on the data directory, or a client of the service that owns it."""
     from menace.lease import owner_of
@@ -161,7 +186,10 @@ def _local_or_attached(parser, args, qsettings: QSettings):
     except ValueError as exc:
         parser.error(str(exc))
     qsettings.setValue(LAST_DATA_DIR_KEY, str(settings.data_dir))
-    holder = _database_owner(settings) if settings.database_url else owner_of(settings.data_dir)
+    holder = _owner_when_ready(
+        (lambda: _database_owner(settings)) if settings.database_url else (lambda: owner_of(settings.data_dir)),
+        settings.store_location,
+    )
     if holder is not None and holder.api_url:
         from menace.api.tokens import read_token
 

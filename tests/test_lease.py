@@ -134,6 +134,7 @@ def test_the_owner_names_its_api(data_dir):
     try:
         owner = owner_of(data_dir)
         assert owner.api_url == stack.api_url and stack.api_url.startswith("http://127.0.0.1:")
+        assert owner.ready  # everything it serves is up: a client can stop waiting
         assert json.loads((data_dir / config.LEARNER_FILE).read_text())["metrics_url"] == stack.metrics_url
     finally:
         stack.stop()

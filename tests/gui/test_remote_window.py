@@ -157,6 +157,27 @@ def test_a_data_dir_a_service_owns_is_watched_not_learned_from_twice(qtbot, tmp_
         stop(proc)
 
 
+def test_a_service_still_starting_is_waited_for_not_doubled(tmp_path):
+    """The lease is taken before the API answers: the monitor waits for the address, not a second stack."""
+    from menace.lease import FileLease, owner_of
+
+    data_dir = tmp_path / "starting"
+    data_dir.mkdir(mode=0o700)
+    lease = FileLease(data_dir)
+    lease.acquire()
+    assert owner_of(data_dir).api_url is None  # named, no API yet
+    late = threading.Timer(0.6, lambda: lease.publish(api_url="http://127.0.0.1:9", ready=True))
+    late.start()
+    try:
+        began = time.monotonic()
+        source, _ = service_from_args(["--data-dir", str(data_dir), "--api-token", TOKEN], ini(tmp_path))
+        assert isinstance(source, RemoteClientSource) and source.url == "http://127.0.0.1:9"
+        assert 0.5 < time.monotonic() - began < 5
+    finally:
+        late.join()
+        lease.release()
+
+
 @pytest.mark.postgres
 def test_a_database_a_service_learns_from_is_watched_through_its_api(qtbot, tmp_path, pg_url):
     port = free_port()
