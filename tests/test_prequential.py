@@ -168,13 +168,16 @@ def test_a_flipped_concept_is_found_retrained_on_and_accuracy_recovers(bus, stor
         runs = stream(3000, flip_at=1500)
         for start in range(0, 3000, 25):
             pdb.log_many(runs[start : start + 25])
-            if start % 500 == 0:
-                assert coordinator.wait_idle(30)
+            assert coordinator.wait_idle(30)  # the engine sees the stream in the batches it was logged in
         assert coordinator.wait_idle(60)
     finally:
         coordinator.stop()
     drifts = recorder.of(events.LEARNING_DRIFT)
-    assert drifts, "the flip was not found"
+    learned = sum(p["examples"] for p in recorder.of(events.LEARNING_TRAINED) if p.get("mode") == "partial")
+    assert drifts, (
+        f"the flip was not found: {learned} runs learned, errors {recorder.of(events.LEARNING_ERROR)[:3]}, "
+        f"curve {[(p['n_total'], round(p['accuracy'], 3)) for p in recorder.of(events.LEARNING_PREQUENTIAL)]}"
+    )
     first = drifts[0]
     assert first["n_examples"] > 1500 - 25 and first["error_after"] > first["error_before"]
     assert first["action"] == "retrain"
