@@ -300,7 +300,52 @@ class _Tail:
         self.pairs: dict[tuple[int, int], int] = {}
 
 
-class PathwayDB(SQLiteStore):
+class RunLogging:
+    """What both pathway stores do alike around their own ``_commit(records)`` (one
+    transaction; the runs' ``pathway:new`` payloads): checking the records, logging one or
+    many, and publishing each run's event after the commit."""
+
+    event_bus: Any
+
+    def _commit(self, records: tuple[PathwayRecord, ...]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def log(self, record: PathwayRecord) -> int:
+        """Commit one run, update its pathway, then publish ``pathway:new``.
+
+        Returns the pathway id. Raises ``ValueError`` for an invalid record
+        (nothing is written).
+        """
+        if not isinstance(record, PathwayRecord):
+            raise ValueError(f"record must be a PathwayRecord, got {type(record).__name__}")
+        record.validate()  # fields may have been changed after construction
+        (payload,) = self._commit((record,))
+        if self.event_bus is not None:
+            self.event_bus.publish(events.PATHWAY_NEW, payload)
+        return payload["pathway_id"]
+
+    def log_many(self, records: Iterable[PathwayRecord]) -> list[int]:
+        """Commit many runs in one transaction; publish one event per run after it.
+
+        Every record is validated first: one bad record refuses the whole batch.
+        Returns the pathway id of each record, in order.
+        """
+        return [p["pathway_id"] for p in self._log_all(records)]
+
+    def log_runs(self, records: Iterable[PathwayRecord]) -> list[LoggedRun]:
+        """:meth:`log_many`, returning each record's run id and pathway id."""
+        return [LoggedRun(p["run_id"], p["pathway_id"]) for p in self._log_all(records)]
+
+    def _log_all(self, records: Iterable[PathwayRecord]) -> list[dict[str, Any]]:
+        payloads = self._commit(checked_records(records))
+        if self.event_bus is not None:
+            publish = self.event_bus.publish
+            for payload in payloads:
+                publish(events.PATHWAY_NEW, payload)
+        return payloads
+
+
+class PathwayDB(RunLogging, SQLiteStore):
     """Store of pathways and their runs.
 
     Args:
@@ -457,41 +502,7 @@ class PathwayDB(SQLiteStore):
         self._transaction = write_transaction(self._conn, self.path)
         self._insert_cursor = self._conn.cursor()
 
-    # -- writing -----------------------------------------------------------
-    def log(self, record: PathwayRecord) -> int:
-        """Commit one run, update its pathway, then publish ``pathway:new``.
-
-        Returns the pathway id. Raises ``ValueError`` for an invalid record
-        (nothing is written).
-        """
-        if not isinstance(record, PathwayRecord):
-            raise ValueError(f"record must be a PathwayRecord, got {type(record).__name__}")
-        record.validate()  # fields may have been changed after construction
-        (payload,) = self._commit((record,))
-        if self.event_bus is not None:
-            self.event_bus.publish(events.PATHWAY_NEW, payload)
-        return payload["pathway_id"]
-
-    def log_many(self, records: Iterable[PathwayRecord]) -> list[int]:
-        """Commit many runs in one transaction; publish one event per run after it.
-
-        Every record is validated first: one bad record refuses the whole batch.
-        Returns the pathway id of each record, in order.
-        """
-        return [p["pathway_id"] for p in self._log_all(records)]
-
-    def log_runs(self, records: Iterable[PathwayRecord]) -> list[LoggedRun]:
-        """:meth:`log_many`, returning each record's run id and pathway id."""
-        return [LoggedRun(p["run_id"], p["pathway_id"]) for p in self._log_all(records)]
-
-    def _log_all(self, records: Iterable[PathwayRecord]) -> list[dict[str, Any]]:
-        payloads = self._commit(checked_records(records))
-        if self.event_bus is not None:
-            publish = self.event_bus.publish
-            for payload in payloads:
-                publish(events.PATHWAY_NEW, payload)
-        return payloads
-
+    # -- writing (log, log_many and log_runs: RunLogging) ---------------------
     def _commit(self, records: tuple[PathwayRecord, ...]) -> list[dict[str, Any]]:
         """Write valid records in one transaction (folding when due); their payloads."""
         with self._lock:

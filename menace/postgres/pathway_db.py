@@ -60,7 +60,6 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
 from typing import Any
 
 from .. import events
@@ -68,11 +67,10 @@ from ..errors import FieldError
 from ..labels import Outcome, label_of
 from ..neuroplasticity import (
     MAX_LINK_WEIGHT,
-    LoggedRun,
     Pathway,
     PathwayRecord,
+    RunLogging,
     advance,
-    checked_records,
     decay_factor,
 )
 from ..run_ledger import RunLedger
@@ -313,7 +311,7 @@ class _Settled:
             return self.through
 
 
-class PgPathwayDB:
+class PgPathwayDB(RunLogging):
     """Store of pathways and their runs in a PostgreSQL database (see the module doc).
 
     Args:
@@ -407,33 +405,7 @@ class PgPathwayDB:
             self._hold.close()
             raise
 
-    # -- writing -----------------------------------------------------------
-    def log(self, record: PathwayRecord) -> int:
-        """Commit one run, update its pathway, then publish ``pathway:new``; the pathway id."""
-        if not isinstance(record, PathwayRecord):
-            raise ValueError(f"record must be a PathwayRecord, got {type(record).__name__}")
-        record.validate()
-        (payload,) = self._commit((record,))
-        if self.event_bus is not None:
-            self.event_bus.publish(events.PATHWAY_NEW, payload)
-        return payload["pathway_id"]
-
-    def log_many(self, records: Iterable[PathwayRecord]) -> list[int]:
-        """Commit many runs in one transaction, publish one event per run after it; their pathway ids."""
-        return [p["pathway_id"] for p in self._log_all(records)]
-
-    def log_runs(self, records: Iterable[PathwayRecord]) -> list[LoggedRun]:
-        """:meth:`log_many`, returning each record's run id and pathway id."""
-        return [LoggedRun(p["run_id"], p["pathway_id"]) for p in self._log_all(records)]
-
-    def _log_all(self, records: Iterable[PathwayRecord]) -> list[dict[str, Any]]:
-        payloads = self._commit(checked_records(records))
-        if self.event_bus is not None:
-            publish = self.event_bus.publish
-            for payload in payloads:
-                publish(events.PATHWAY_NEW, payload)
-        return payloads
-
+    # -- writing (log, log_many and log_runs: RunLogging) ---------------------
     def _commit(self, records: tuple[PathwayRecord, ...]) -> list[dict[str, Any]]:
         """Write valid records in one transaction; their payloads (in order).
 
