@@ -605,8 +605,14 @@ def test_every_adversarial_input_is_linear():
 
 @pytest.mark.slow
 def test_every_adversarial_input_is_linear_at_a_million_characters():
+    """The slowest inputs take ~0.4 s on a quiet machine; CI's shared cores once made one
+    1.02 s of CPU. An input over the bound is timed twice more and the fastest counts (a
+    quadratic one stays over: the JWT prefix took 193 s)."""
     for name, text in adversarial_inputs(MILLION).items():
-        assert _cpu(redact, text) < 1.0, name
+        took = _cpu(redact, text)
+        if took >= 1.0:
+            took = min(took, _cpu(redact, text), _cpu(redact, text))
+        assert took < 1.0, (name, took)
 
 
 def test_a_million_characters_of_everything_at_once_is_well_under_a_second():
