@@ -35,15 +35,21 @@ logger = logging.getLogger(__name__)
 DRAIN_INTERVAL_MS = 50
 #: Events read per ``events_since`` call while catching up.
 CATCH_UP_PAGE = 1000
+#: Most events the timer's drain emits at once; the rest follow with the event loop run in
+#: between, so a storm's batch stalls the window a few milliseconds at a time.
+MAX_EMIT = 200
 
 
 class EventBridge(QObject):
     """Subscribes to a client's events and delivers them to Qt in batches.
 
-    ``eventsReceived(list[Event])`` is emitted in the GUI thread, at most once
-    per drain interval (and once per page while catching up), in publish
-    order. ``received`` counts every event delivered; ``last_id`` is the
-    highest id delivered (``None`` before the first).
+    ``eventsReceived(list[Event])`` is emitted in the GUI thread, in publish
+    order: once per drain interval, in slices of at most :data:`MAX_EMIT`
+    events with the event loop run in between (and once per page while
+    catching up, or per call of :meth:`drain`). ``received`` counts every
+    event handed to delivery; ``last_id`` is the highest id handed (``None``
+    before the first): a slice still to go out is delivered before anything
+    newer, a reattach included.
     """
 
     eventsReceived = Signal(object)  # object: a list would be converted for every connected panel
@@ -52,6 +58,7 @@ class EventBridge(QObject):
         super().__init__(parent)
         self.setObjectName("eventBridge")
         self._queue: deque[Event] = deque()
+        self._slices: deque[list[Event]] = deque()  # the rest of a tick's batch, still to emit
         self._client: MenaceClient | None = None
         self._runner: TaskRunner | None = None
         self._catching_up = False
@@ -63,7 +70,7 @@ class EventBridge(QObject):
         self._timer.setObjectName("eventBridgeTimer")
         self._timer.setTimerType(Qt.TimerType.CoarseTimer)
         self._timer.setInterval(interval_ms)
-        self._timer.timeout.connect(self.drain)
+        self._timer.timeout.connect(self._tick)
 
     @property
     def client(self) -> MenaceClient | None:
@@ -116,7 +123,7 @@ class EventBridge(QObject):
 
     def pending(self) -> int:
         """Events handed over but not yet delivered."""
-        return len(self._queue)
+        return len(self._queue) + sum(len(part) for part in self._slices)
 
     # Runs in the client's thread: append only, nothing else.
     def _on_event(self, event: Event) -> None:
@@ -150,26 +157,56 @@ class EventBridge(QObject):
         self.drain()
 
     def drain(self) -> int:
-        """Deliver everything queued so far as one batch; returns its size."""
+        """Deliver everything queued so far at once (what a tick left to emit first); its size."""
+        self._emit_slices(everything=True)
+        return self._deliver(self._take())
+
+    def _tick(self) -> None:
+        """The timer's drain: what is queued, in slices of :data:`MAX_EMIT` (see the class doc)."""
+        if self._slices:  # the last tick's batch is still going out: these wait their turn
+            return
+        batch = self._take()
+        if len(batch) <= MAX_EMIT:
+            self._deliver(batch)
+            return
+        self._note(batch)
+        self._slices.extend(batch[i : i + MAX_EMIT] for i in range(0, len(batch), MAX_EMIT))
+        self._emit_slices()
+
+    def _emit_slices(self, everything: bool = False) -> None:
+        """Emit the next slice (``everything``: all of them), then let the event loop run."""
+        while self._slices:
+            self.eventsReceived.emit(self._slices.popleft())
+            if not everything:
+                break
+        if self._slices:
+            QTimer.singleShot(0, self, self._emit_slices)
+
+    def _take(self) -> list[Event]:
+        """What is queued (none while catching up), without what the catch-up brought."""
         if self._catching_up:
-            return 0
+            return []
         queue = self._queue
         count = len(queue)
         if not count:
-            return 0
+            return []
         popleft = queue.popleft
         batch = [popleft() for _ in range(count)]
         floor = self._floor
         if floor:
             batch = [e for e in batch if e.id > floor]
-        return self._deliver(batch)
+        return batch
 
     def _deliver(self, batch: Sequence[Event]) -> int:
         if not batch:
             return 0
+        self._emit_slices(everything=True)  # older events first
+        self._note(batch)
+        self.eventsReceived.emit(list(batch))
+        return len(batch)
+
+    def _note(self, batch: Sequence[Event]) -> None:
         newest = max(e.id for e in batch)
         if self.last_id is None or newest > self.last_id:
             self.last_id = newest
         self.received += len(batch)
-        self.eventsReceived.emit(list(batch))
-        return len(batch)

@@ -55,6 +55,12 @@ ALL_TOPICS_LABEL = "All topics"
 #: Item-data roles beyond Qt's own.
 PAYLOAD_ROLE = Qt.ItemDataRole.UserRole + 1
 TOPIC_ROLE = Qt.ItemDataRole.UserRole + 2
+# The roles EventLogModel.data answers, as the enum and as plain ints (Qt may pass either).
+_ANSWERED = (
+    Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.TextAlignmentRole,
+    PAYLOAD_ROLE, TOPIC_ROLE,
+)
+_ROLES = frozenset(_ANSWERED) | frozenset(int(getattr(r, "value", r)) for r in _ANSWERED)
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -170,7 +176,9 @@ class EventLogModel(QAbstractTableModel):
         return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        # The view asks each cell for about ten roles per paint, most of them answered by
+        # nobody here: those go first, before any call into the index.
+        if role not in _ROLES or not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
         row = self._rows[index.row()]
         column = index.column()
