@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 from . import events
 from .errors import FieldError
 from .labels import Outcome, label_of
+from .protocols import BatchPublisher
 from .run_ledger import RunLedger
 from .storage import SQLiteStore, escape_like, write_transaction
 from .validation import (
@@ -338,10 +339,14 @@ class RunLogging:
 
     def _log_all(self, records: Iterable[PathwayRecord]) -> list[dict[str, Any]]:
         payloads = self._commit(checked_records(records))
-        if self.event_bus is not None:
-            publish = self.event_bus.publish
+        bus = self.event_bus
+        if bus is None or not payloads:
+            return payloads
+        if len(payloads) > 1 and isinstance(bus, BatchPublisher):
+            bus.publish_many(events.PATHWAY_NEW, payloads)  # a journaling bus: one commit, not one per run
+        else:
             for payload in payloads:
-                publish(events.PATHWAY_NEW, payload)
+                bus.publish(events.PATHWAY_NEW, payload)
         return payloads
 
 

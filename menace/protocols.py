@@ -107,6 +107,13 @@ class EventBus(Protocol):
 
 
 @runtime_checkable
+class BatchPublisher(Protocol):
+    """A bus that journals many events of one topic in one transaction (``publish_many``)."""
+
+    def publish_many(self, topic: str, payloads: list[dict[str, Any]]) -> list[int]: ...
+
+
+@runtime_checkable
 class Learner(Protocol):
     """A learning engine as the coordinator drives it (:class:`~menace.learning_engine.LearningEngine`)."""
 

@@ -158,6 +158,24 @@ def test_log_many_commits_once_before_publishing(backend, bus):
     other.close()
 
 
+def test_a_batch_is_journaled_in_one_transaction_and_delivered_run_by_run(backend):
+    """log_many on a journaling bus: the batch's events go to the journal together (one
+    commit, where each used to pay its own), in order, and each subscriber still gets every run."""
+    bus = backend.open_bus()
+    db = backend.pathway_db(event_bus=bus)
+    got, journal_sizes = [], []
+    bus.subscribe("pathway:new", lambda topic, payload: (got.append(payload["run_id"]),
+                                                         journal_sizes.append(bus.journal_size())))
+    runs = db.log_runs(PathwayRecord(f"step{i % 4}", roi=1.0) for i in range(40))
+    assert got == [r.run_id for r in runs]
+    assert journal_sizes == [40] * 40  # journaled together, before the first delivery
+    assert [e.payload["run_id"] for e in bus.events_since(0, 100)] == got
+    db.log(PathwayRecord("alone", roi=1.0))  # a single run: one publish, as before
+    assert len(got) == 41 and bus.journal_size() == 41
+    db.close()
+    bus.close()
+
+
 # -- aggregation ---------------------------------------------------------------
 
 
