@@ -39,6 +39,10 @@ DEFAULT_EVAL_EVERY = 1000
 DEFAULT_EVAL_INTERVAL = 600.0
 #: A periodic evaluation reads at most this many runs (the newest), so it stays seconds long.
 DEFAULT_EVAL_MAX_EXAMPLES = 20_000
+#: Most of the time periodic evaluations may take: after one of d seconds the evaluator rests
+#: d * (1 / share - 1) before the next, so a flood of runs (one due every 1,000) cannot keep a
+#: core evaluating and slow the learning and the API it shares the process with.
+EVAL_MAX_SHARE = 0.2
 #: Runs in the rolling test-then-train (prequential) figures.
 DEFAULT_PREQUENTIAL_WINDOW = 500
 #: What a drift does: "retrain" on the runs since the change, or "none" (report only).

@@ -7,7 +7,9 @@ per look; the count keeps its remainder, so evaluations stay every N examples
 whatever the batch sizes. Used by the training worker only (one thread).
 
 :class:`PeriodicEvaluator`: the thread the scheduled evaluations run on, so
-that learning never waits for one.
+that learning never waits for one, and that takes at most a share of the
+time (:data:`~menace.config.EVAL_MAX_SHARE`): under a flood of runs an
+evaluation is due every second or so, and back to back they kept a core busy.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+
+from .config import EVAL_MAX_SHARE
 
 #: Longest sleep of an idle worker between looks, seconds.
 MAX_IDLE = 0.5
@@ -87,13 +91,19 @@ class PeriodicEvaluator:
     An evaluation only reads runs and fits fresh models, so it never needs the
     training worker: learning goes on while it runs. One evaluation at a
     time; one that comes due while another runs waits, and a newer one due
-    for the same engine replaces it (so at most one waits per engine).
+    for the same engine replaces it (so at most one waits per engine). After
+    an evaluation of ``d`` seconds the next waits ``d * (1 / max_share - 1)``
+    more (``max_share`` 1: no rest); :meth:`stop` ends a rest at once.
     """
 
     THREAD_NAME = "menace-evaluator"
 
-    def __init__(self, evaluate: Callable[[str, str], None]) -> None:
+    def __init__(self, evaluate: Callable[[str, str], None], max_share: float = EVAL_MAX_SHARE) -> None:
+        if not 0 < max_share <= 1:
+            raise ValueError(f"max_share must be in (0, 1], got {max_share!r}")
         self._evaluate = evaluate
+        self.max_share = max_share
+        self._rest_until = 0.0  # monotonic time before which no evaluation starts
         self._cond = threading.Condition()
         self._wanted: dict[str, str] = {}  # engine -> trigger, waiting, oldest first
         self._busy = False
@@ -143,16 +153,20 @@ class PeriodicEvaluator:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._wanted and not self._stopping:
-                    self._cond.wait(0.5)
+                while not self._stopping and (not self._wanted or time.monotonic() < self._rest_until):
+                    rest = self._rest_until - time.monotonic()
+                    self._cond.wait(min(0.5, rest) if self._wanted and rest > 0 else 0.5)
                 if self._stopping:
                     return
                 engine = next(iter(self._wanted))
                 trigger = self._wanted.pop(engine)
                 self._busy = True
+            started = time.monotonic()
             try:
                 self._evaluate(engine, trigger)
             finally:
+                ended = time.monotonic()
                 with self._cond:
                     self._busy = False
+                    self._rest_until = ended + (ended - started) * (1 / self.max_share - 1)
                     self._cond.notify_all()

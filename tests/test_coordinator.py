@@ -475,3 +475,29 @@ def test_periodic_evaluation_reads_a_capped_sample_on_its_own_thread(stores, rec
     assert evaluated and all(p["n_examples"] == 120 for p in evaluated)  # the newest 120 runs only
     threads = {t.name for t in threading.enumerate()}
     assert "menace-evaluator" in threads  # evaluations run beside the training worker
+
+
+def test_periodic_evaluations_take_at_most_their_share_of_the_time():
+    """Under a flood an evaluation is due all the time; back to back they kept a core busy.
+    After one of d seconds the evaluator rests d * (1/share - 1): here 0.1 s of work, 0.3 s of rest."""
+    from menace.evaluation_schedule import PeriodicEvaluator
+
+    ran: list[float] = []
+
+    def evaluate(engine: str, trigger: str) -> None:
+        ran.append(time.monotonic())
+        time.sleep(0.1)
+
+    evaluator = PeriodicEvaluator(evaluate, max_share=0.25)
+    evaluator.start()
+    started = time.monotonic()
+    while time.monotonic() - started < 1.2:  # due every 10 ms, as a flood makes them
+        evaluator.submit("pathways", "examples")
+        time.sleep(0.01)
+    assert 2 <= len(ran) <= 4, ran  # back to back: 12
+    assert all(b - a >= 0.39 for a, b in zip(ran, ran[1:])), ran
+    stopping = time.monotonic()
+    evaluator.stop(timeout=5)  # in a rest: ends at once
+    assert time.monotonic() - stopping < 0.7 and not evaluator.thread.is_alive()
+    with pytest.raises(ValueError, match="max_share"):
+        PeriodicEvaluator(evaluate, max_share=0)
