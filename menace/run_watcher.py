@@ -178,6 +178,20 @@ class RunWatcher:
                     return
                 logger.exception("run watcher: could not read new runs")
 
+    def _skip_announced(self) -> None:
+        """Step over the runs just after ``last_run_id`` that were announced already (this
+        process logged them), without reading them back: under a stream logged through this
+        process's own store (the API, the monitor's forms) that read was all the watcher did.
+        An id in such a range was committed and published; an id still in flight or rolled
+        back was never announced, so the step ends before it."""
+        through = self._announced.contiguous_from(self.last_run_id)
+        if through <= self.last_run_id:
+            return
+        if self._first_seen:
+            for run_id in [r for r in self._first_seen if r <= through]:
+                del self._first_seen[run_id]
+        self.last_run_id = through
+
     def covered_through(self) -> int:
         """The highest run id up to which every run has been published (for resuming).
 
@@ -202,6 +216,7 @@ class RunWatcher:
         seconds does the watcher publish it. Runs are published in id order.
         """
         now = time.monotonic() if now is None else now
+        self._skip_announced()
         payloads = self.pathway_db.run_events(self.last_run_id, PAGE)
         if not payloads:
             return 0

@@ -51,6 +51,32 @@ def test_external_runs_are_announced_at_once_and_our_own_never_twice(backend, bu
     theirs.close()
 
 
+def test_runs_this_process_announced_are_not_read_back(backend, bus, pathway_events):
+    """A service ingesting through its own store (the API, the monitor's forms): the watcher
+    steps over what was announced instead of reading every run back; another process's run
+    among them is still read and announced, once, in order."""
+    ours = backend.pathway_db(event_bus=bus)
+    theirs = backend.pathway_db()
+    watcher = RunWatcher(bus, ours, interval=3599, grace=1.0, wake=False).start()
+    read: list[int] = []
+    run_events = ours.run_events
+    ours.run_events = lambda since, limit=2000: [p for p in run_events(since, limit) if not read.append(p["run_id"])]
+    try:
+        ours.log_many(runs(600))
+        assert watcher.poll(now=100.0) == 0 and read == []  # nothing read back
+        theirs.log_many(runs(1))  # run 601
+        ours.log_many(runs(300))  # 602..901
+        assert watcher.poll(now=101.0) == 1 and read[0] == 601 and len(read) == 301
+        ours.log_many(runs(50))
+        assert watcher.poll(now=102.0) == 0 and len(read) == 301
+        assert watcher.last_run_id == 951
+    finally:
+        watcher.stop()
+    assert [p["run_id"] for p in pathway_events if p.get("external")] == [601]
+    ours.close()
+    theirs.close()
+
+
 def test_a_run_of_ours_whose_event_never_came_is_announced_after_the_grace_time(backend, bus, pathway_events):
     silent = backend.pathway_db()  # logs here, but publishes on no bus
     watcher = RunWatcher(bus, silent, interval=3599, grace=1.0, wake=False).start()
