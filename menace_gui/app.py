@@ -157,12 +157,12 @@ def _owner_when_ready(find: Callable[[], Any], location: str, wait: float = OWNE
     the lease refuses. ``None``: nobody owns it.
     """
     holder = find()
-    if holder is None or holder.ready:
+    if holder is None or holder.ready or holder.api_url:  # an address is written once the API answers
         return holder
     logger.info("%s is owned by a learner that is still starting (%s): waiting up to %.0f s for its API",
                 location, holder.describe(), wait)
     deadline = time.monotonic() + wait
-    while holder is not None and not holder.ready and time.monotonic() < deadline:
+    while holder is not None and not (holder.ready or holder.api_url) and time.monotonic() < deadline:
         time.sleep(poll)
         holder = find()
     return holder
