@@ -37,6 +37,7 @@ from .storage import SQLiteStore, escape_like, write_transaction
 from .validation import (
     MAX_ABS,
     MAX_SECONDS,
+    MAX_TEXT,
     MAX_TS,
     check_id,
     check_number,
@@ -52,6 +53,8 @@ _isfinite = math.isfinite
 
 #: The label of each outcome value (:func:`menace.labels.label_of`, looked up once).
 _LABELS = {o.value: label_of(o) for o in Outcome}
+#: Each outcome by its exact value ("SUCCESS"), as most callers spell it.
+_OUTCOMES = {o.value: o for o in Outcome}
 
 
 @dataclass
@@ -73,6 +76,35 @@ class PathwayRecord:
     ts: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
+        # Fast path (every logged run passes here): plain ASCII texts, float numbers
+        # within bounds and an outcome spelled as its value, checked inline; anything
+        # else goes through the checks below, which name the field at fault.
+        actions, inputs, outputs, resources = self.actions, self.inputs, self.outputs, self.resources
+        exec_time, roi, ts = self.exec_time, self.roi, self.ts
+        outcome = self.outcome
+        if type(outcome) is not Outcome:
+            outcome = _OUTCOMES.get(outcome) if type(outcome) is str else None
+        if (
+            outcome is not None
+            and type(actions) is str and type(inputs) is str and type(outputs) is str
+            and type(resources) is str
+            and type(exec_time) is float and type(roi) is float and type(ts) is float
+            and 0.0 <= exec_time <= MAX_SECONDS and -MAX_ABS <= roi <= MAX_ABS and 0.0 <= ts <= MAX_TS
+            and len(actions) <= 100_000 and len(inputs) + len(outputs) + len(resources) <= MAX_TEXT
+            and (joined := actions + inputs + outputs + resources).isascii()  # one copy, two scans
+            and "\x00" not in joined
+        ):
+            actions = actions.strip()
+            if actions:
+                self.actions, self.outcome = actions, outcome
+                self._validated = (
+                    actions, inputs, outputs, resources, exec_time, roi, outcome, ts,
+                    float, float, Outcome, float,
+                )
+                return
+        self._check()
+
+    def _check(self) -> None:
         self.actions = check_text("actions", self.actions, allow_empty=False, max_len=100_000).strip()
         self.inputs = check_text("inputs", self.inputs)
         self.outputs = check_text("outputs", self.outputs)
@@ -96,7 +128,7 @@ class PathwayRecord:
         """Check the fields again if any was changed since the last check (``ValueError``)."""
         # NaN != NaN, so a field set to NaN is always checked again.
         if getattr(self, "_validated", None) != self._values():
-            self.__post_init__()
+            self._check()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -506,6 +538,11 @@ class PathwayDB(RunLogging, SQLiteStore):
         # Reused on every log (a new cursor per statement costs ~5% of a log).
         self._transaction = write_transaction(self._conn, self.path)
         self._insert_cursor = self._conn.cursor()
+        # A run's pathway is one this object just read or inserted in the same transaction,
+        # so the foreign-key lookup of every insert (runs.pathway_id -> pathways) checks
+        # nothing this code can get wrong, at ~5% of a log; as for links (schema v3), the
+        # code keeps the reference instead. Pathways are never deleted.
+        self._conn.execute("PRAGMA foreign_keys=OFF")
 
     # -- writing (log, log_many and log_runs: RunLogging) ---------------------
     def _commit(self, records: tuple[PathwayRecord, ...]) -> list[dict[str, Any]]:
@@ -565,7 +602,11 @@ class PathwayDB(RunLogging, SQLiteStore):
         label = _LABELS[outcome]
         ts = rec.ts
         after = advance(entry, rec, label, self._half_life_s)
-        link_from = self._link_from(pathway_id, ts)
+        prev = self._prev  # _link_from, inline: it runs on every logged run
+        link_from = (
+            prev[0] if prev is not None and prev[0] != pathway_id and 0 <= ts - prev[1] <= self.link_window
+            else None
+        )
         run_id = self._insert_cursor.execute(
             _INSERT_RUN,
             (

@@ -23,6 +23,7 @@ from menace import self_learning_service as service
 from menace.config import Settings
 from menace.errors import FieldError
 from menace.events import validate_input
+from menace.labels import Outcome
 from menace.learning_engine import LearningEngine
 from menace.menace_memory_manager import MenaceMemoryManager
 from menace.models import available_models
@@ -415,6 +416,86 @@ def test_pathway_records_are_logged_or_refused_with_a_value_error(stores, kwargs
 @given(kwargs=record_kwargs)
 def test_pathway_records_are_logged_or_refused_with_a_value_error_1000(stores, kwargs):
     check_log(stores, kwargs)
+
+
+# Values near every edge of PathwayRecord's fast path (plain ASCII text and floats within
+# bounds, checked inline) and just past it, where the field-by-field checks decide.
+edge_text = st.one_of(
+    st.text(max_size=12), st.text(alphabet=" \t\nab\x00é", max_size=6),
+    st.sampled_from(["", "   ", "a->b", " a->b ", "a\x00b", "é", "a" * 100_001]), anything_scalar,
+)
+edge_number = st.one_of(
+    st.floats(), st.sampled_from([0.0, -0.0, 1e9, 1e9 + 1e3, 1e11, 1e11 * 1.01, 1e12, -1e12, -1e13, -1.0]),
+    st.integers(-3, 3), anything_scalar,
+)
+edge_outcome = st.one_of(
+    st.sampled_from(["SUCCESS", "FAILURE", "PARTIAL_SUCCESS", "success", " SUCCESS", "bogus", ""]),
+    st.sampled_from(list(Outcome)), anything_scalar,
+)
+valid_texts = st.text(alphabet="ab ->\t", min_size=1, max_size=8).filter(str.strip)
+valid_numbers = st.floats(min_value=0.0, max_value=1e9)
+# A record on the fast path, with one or two fields swapped for an edge value.
+edge_records = st.tuples(
+    st.fixed_dictionaries({
+        "actions": valid_texts, "inputs": valid_texts, "outputs": valid_texts, "resources": valid_texts,
+        "exec_time": valid_numbers, "roi": valid_numbers, "ts": valid_numbers,
+        "outcome": st.sampled_from(["SUCCESS", "FAILURE", "PARTIAL_SUCCESS", *Outcome]),
+    }),
+    st.dictionaries(st.sampled_from(["actions", "inputs", "outputs", "resources"]), edge_text, max_size=2),
+    st.dictionaries(st.sampled_from(["exec_time", "roi", "ts"]), edge_number, max_size=2),
+    st.dictionaries(st.just("outcome"), edge_outcome, max_size=1),
+).map(lambda parts: {**parts[0], **parts[1], **parts[2], **parts[3]})
+
+
+def fields_or_error(make) -> tuple:
+    try:
+        record = make()
+    except FieldError as exc:
+        return ("refused", exc.field, str(exc))
+    return ("stored", *[(v, type(v)) for v in (record.actions, record.inputs, record.outputs,
+                                                record.resources, record.exec_time, record.roi,
+                                                record.outcome, record.ts)])
+
+
+def check_fast_path(kwargs: dict) -> None:
+    def through_validate():  # the same values, checked one field at a time by validate()
+        record = PathwayRecord("placeholder", ts=1.0)
+        for name, value in kwargs.items():
+            setattr(record, name, value)
+        record.validate()
+        return record
+
+    assert fields_or_error(lambda: PathwayRecord(**kwargs)) == fields_or_error(through_validate)
+
+
+@settings(FAST, max_examples=300)  # no store: 300 cases take about a second
+@given(kwargs=edge_records)
+def test_a_record_is_accepted_or_refused_as_its_field_by_field_checks_decide(kwargs):
+    check_fast_path(kwargs)
+
+
+EDGE_TEXTS = ["", "   ", " a->b ", "a\x00b", "é", "a" * 100_001, "a" * 1_000_001, None, 3, b"a", 1.5]
+EDGE_NUMBERS = [0.0, -0.0, -1e-300, -1.0, 1e9, 1e9 * 1.0001, 1e11, 1e11 * 1.0001, 1e12, 1e12 * 1.0001,
+                -1e12, -1e12 * 1.0001, math.inf, -math.inf, math.nan, 2, True, None, "1.5", 10**400]
+EDGE_OUTCOMES = ["SUCCESS", "success", " FAILURE", "partial-success", "bogus", "", None, 1, *Outcome]
+BASE = {"actions": "a->b", "inputs": "in", "outputs": "out", "resources": "cpu=1", "exec_time": 1.5,
+        "roi": 0.5, "ts": 1_700_000_000.0, "outcome": "SUCCESS"}
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    *[(name, v) for name in ("actions", "inputs", "outputs", "resources") for v in EDGE_TEXTS],
+    *[(name, v) for name in ("exec_time", "roi", "ts") for v in EDGE_NUMBERS],
+    *[("outcome", v) for v in EDGE_OUTCOMES],
+])
+def test_each_field_at_its_edges_is_accepted_or_refused_as_its_field_check_decides(name, value):
+    check_fast_path({**BASE, name: value})
+
+
+@pytest.mark.slow
+@SLOW
+@given(kwargs=edge_records)
+def test_a_record_is_accepted_or_refused_as_its_field_by_field_checks_decide_1000(kwargs):
+    check_fast_path(kwargs)
 
 
 @FAST
