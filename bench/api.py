@@ -7,6 +7,11 @@ Three figures, each beside its same-run baseline:
   ``PathwayDB.log_many`` with 100 runs per call on a stack in this process
   (``start_stack``, learning as it goes). The two sides alternate in rounds so
   background load hits both alike; the ratio is of the medians. Target >= 0.5.
+  Each side's round ends when its learner has caught up (untimed), so one side's
+  learning does not run on into the other's round (it did: a library round left a
+  backlog that slowed the API round after it, and the other way round); neither
+  side runs periodic evaluations here (one every 1,000 runs, at moments of their
+  own, moved single rounds' ratios between 0.4 and 2.9).
 * one run per request: ``POST /v1/runs`` with a single run, from 1 and from 4
   client threads (closed loop): requests/s and the p50 / p99 latency at that rate.
 * event latency: a writer logs runs through the API on a fixed schedule
@@ -43,6 +48,9 @@ ROOT = HERE.parent
 TOKEN = "bench-token-0123456789abcdef"
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 100.0
+#: The batch sides learn as they go, without periodic evaluations (see the module doc;
+#: ``bench/sustained.py`` does the same).
+NO_PERIODIC_EVALUATION = ("--eval-every", "0", "--eval-interval", "0")
 #: Client threads sharing the event-latency schedule.
 WRITERS = 4
 ACTIONS = ["fetch->parse", "login->buy", "scan->fix", "plan->ship", "search->report", "build->test->deploy"]
@@ -71,7 +79,7 @@ def run_dict(rng: random.Random, tag: str = "") -> dict:
 class Service:
     """``menace-service`` in its own process on a fresh data directory."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, MENACE_EMBEDDER=os.environ.get("MENACE_EMBEDDER", "hashing"),
@@ -79,7 +87,7 @@ class Service:
         env.pop("MENACE_DATA_DIR", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "menace.self_learning_service", "--data-dir", str(data_dir),
-             "--metrics-port", str(self.port), "--log-level", "WARNING"],
+             "--metrics-port", str(self.port), "--log-level", "WARNING", *extra],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         import httpx
@@ -108,6 +116,17 @@ class Service:
 # -- batch ingest --------------------------------------------------------------------------
 
 
+def wait_learned(client, run_id: int, timeout: float = 120.0) -> None:
+    """Until the service has learned through ``run_id`` and nothing waits for its worker."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.get("/v1/status").json()
+        if status["learned_through"] >= run_id and status["queue_depth"] == 0:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"the service had not learned run {run_id} after {timeout:.0f} s")
+
+
 def batch_ingest(service: Service, data_dir: Path, rounds: int, runs: int, batch: int) -> dict:
     import httpx
 
@@ -117,23 +136,28 @@ def batch_ingest(service: Service, data_dir: Path, rounds: int, runs: int, batch
     from menace.self_learning_service import start_stack
 
     rng = random.Random(1)
-    stack = start_stack(Settings(data_dir=data_dir, metrics_port=0))
+    stack = start_stack(Settings(data_dir=data_dir, metrics_port=0, eval_every_examples=0, eval_every_seconds=0.0))
     client = httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60,
                           transport=no_delay_transport())
     library, api = [], []
     try:
-        for _ in range(rounds):
+        for round_no in range(rounds + 1):  # round 0 warms both sides up (first model, caches); not counted
             bodies = [[run_dict(rng) for _ in range(batch)] for _ in range(runs // batch)]
             records = [[PathwayRecord(**r) for r in body] for body in bodies]  # built before the clock
             started = time.perf_counter()
             for chunk in records:
                 stack.pathway_db.log_many(chunk)
             library.append(runs / (time.perf_counter() - started))
+            stack.coordinator.wait_idle(timeout=120)  # its learning does not spill into the next side
             started = time.perf_counter()
             for body in bodies:
                 response = client.post("/v1/runs", json=body)
                 response.raise_for_status()
             api.append(runs / (time.perf_counter() - started))
+            wait_learned(client, response.json()["runs"][-1]["run_id"])
+            if round_no == 0:
+                library.pop()
+                api.pop()
     finally:
         client.close()
         stack.stop()
@@ -313,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MENACE_EMBEDDER", "hashing")
     with tempfile.TemporaryDirectory(prefix="menace-bench-api-") as tmp:
         tmp_path = Path(tmp)
-        service = Service(tmp_path / "service")
+        service = Service(tmp_path / "service", NO_PERIODIC_EVALUATION)
         try:
             batch = batch_ingest(service, tmp_path / "library", args.rounds, args.runs, args.batch)
             singles = [single_requests(service, n, min(args.seconds, 5.0)) for n in (1, 4)]

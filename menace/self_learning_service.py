@@ -278,7 +278,7 @@ def start_stack(
     settings: Settings | None = None,
     *,
     metrics_required: bool = False,
-    batch_size: int = 64,
+    batch_size: int = 256,
     batch_wait: float = 0.02,
     watch_runs: bool = True,
     engine_options: dict[str, Any] | None = None,
