@@ -540,8 +540,9 @@ class PathwayDB(RunLogging, SQLiteStore):
         self._insert_cursor = self._conn.cursor()
         # A run's pathway is one this object just read or inserted in the same transaction,
         # so the foreign-key lookup of every insert (runs.pathway_id -> pathways) checks
-        # nothing this code can get wrong, at ~5% of a log; as for links (schema v3), the
-        # code keeps the reference instead. Pathways are never deleted.
+        # nothing this code can get wrong, at 0.5-1 us of a ~21 us log (measured on tmpfs);
+        # as for links (schema v3), the code keeps the reference instead. Pathways are
+        # never deleted.
         self._conn.execute("PRAGMA foreign_keys=OFF")
 
     # -- writing (log, log_many and log_runs: RunLogging) ---------------------
@@ -602,11 +603,7 @@ class PathwayDB(RunLogging, SQLiteStore):
         label = _LABELS[outcome]
         ts = rec.ts
         after = advance(entry, rec, label, self._half_life_s)
-        prev = self._prev  # _link_from, inline: it runs on every logged run
-        link_from = (
-            prev[0] if prev is not None and prev[0] != pathway_id and 0 <= ts - prev[1] <= self.link_window
-            else None
-        )
+        link_from = self._link_from(pathway_id, ts)
         run_id = self._insert_cursor.execute(
             _INSERT_RUN,
             (

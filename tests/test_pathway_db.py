@@ -587,3 +587,27 @@ def test_log_runs_returns_each_runs_id_and_a_bad_record_is_named_and_writes_noth
     assert caught.value.field == "records[1].exec_time"
     assert db.count_runs() == 2
     db.close()
+
+
+def test_every_run_refers_to_a_stored_pathway_though_the_store_skips_the_lookup(tmp_path):
+    """PathwayDB's connection skips the foreign-key lookup on each insert; its own code keeps
+    every run's pathway stored (new pathways, batches, another connection logging between)."""
+    path = tmp_path / "pathways.db"
+    first, second = PathwayDB(path), PathwayDB(path)
+    for i in range(300):
+        store = first if i % 7 else second
+        store.log(PathwayRecord(f"step{i % 23}->next{i % 5}", exec_time=0.1, roi=1.0))
+    first.log_many([PathwayRecord(f"batch{i}->new", roi=0.5) for i in range(50)])
+    first.fold()
+    first.close()
+    second.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA foreign_key_check(runs)").fetchall() == []
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 350
+        orphans = conn.execute(
+            "SELECT COUNT(*) FROM runs WHERE pathway_id NOT IN (SELECT id FROM pathways)"
+        ).fetchone()[0]
+        assert orphans == 0
+    finally:
+        conn.close()
