@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .events import CheckedPayload
 from .jobs import Job
 
 _sizeof = sys.getsizeof
@@ -59,6 +60,19 @@ def payload_bytes(payload: dict[str, Any]) -> int:
     """An estimate of the memory a queued event holds: its texts (``sys.getsizeof``: one,
     two or four bytes a character as Python keeps them) plus :data:`EVENT_OVERHEAD`; texts
     in lists and dicts (tags, steps) count too."""
+    if type(payload) is CheckedPayload:
+        # A store's pathway:new (events.pathway_new, the only builder): the same sum without
+        # the walk, which cost a twentieth of the service's time at 12,500 runs/s.
+        return (
+            EVENT_OVERHEAD + 32 * len(payload["stats"]) + _sizeof(payload["actions"])
+            + _sizeof(payload["inputs"]) + _sizeof(payload["outputs"])
+            + _sizeof(payload["resources"]) + _sizeof(payload["outcome"])
+        )
+    return walked_payload_bytes(payload)
+
+
+def walked_payload_bytes(payload: dict[str, Any]) -> int:
+    """:func:`payload_bytes` by walking every value (any payload)."""
     size = EVENT_OVERHEAD
     for value in payload.values():
         kind = type(value)

@@ -24,6 +24,7 @@ from menace.menace_memory_manager import MenaceMemoryManager
 from menace.neuroplasticity import MAX_LINK_WEIGHT, PathwayDB, PathwayRecord
 from menace.self_learning_coordinator import SelfLearningCoordinator
 from menace.self_learning_service import read_state, run_background, write_state
+from menace.training_queue import payload_bytes, walked_payload_bytes
 from menace.unified_event_bus import MAX_PAYLOAD_CHARS, JournalRetention, UnifiedEventBus
 from menace.validation import MAX_TAGS, check_tags
 from menace.workflow_db import MAX_STEPS, WorkflowDB
@@ -262,6 +263,25 @@ def test_a_flood_of_large_runs_is_bounded_by_the_queue_bytes_and_counted(stack, 
         release.set()
         coordinator.stop()
     assert coordinator.stats()["queue_bytes"] == 0
+
+
+def test_a_stored_runs_queued_size_is_counted_as_a_walk_of_its_payload_counts_it(tmp_path):
+    """The queue's estimate for a store's own pathway:new (no walk) equals the walk's,
+    for ASCII and wider texts, for runs logged here and read back from another process."""
+    bus = UnifiedEventBus()
+    got: list[dict] = []
+    bus.subscribe(events.PATHWAY_NEW, lambda _t, p: got.append(p))
+    pdb = PathwayDB(tmp_path / "p.db", event_bus=bus)
+    try:
+        pdb.log(PathwayRecord("a->b", inputs="plain", outputs="", roi=1.0))
+        pdb.log(PathwayRecord("é->ü", inputs="日本" * 50, outputs="x" * 5000, resources="🙂", outcome="FAILURE"))
+        got.extend(pdb.run_events(0))  # as the run watcher announces them (external)
+        assert [type(p) for p in got] == [events.CheckedPayload] * 4
+        sizes = [payload_bytes(p) for p in got]
+        assert sizes == [walked_payload_bytes(p) for p in got]
+        assert sizes[1] > sizes[0] + 5_000  # the texts count, as Python keeps them
+    finally:
+        pdb.close()
 
 
 # -- item 19: link weights stay finite --------------------------------------------------------------
