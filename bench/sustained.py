@@ -10,7 +10,9 @@ scoring on, journaled bus, periodic evaluation off so it does not compete).
 
 For every run, the writer notes the time just before its ``log()`` call; the
 service notes when ``learning:trained`` lists the run (the live model has
-learned it). Freshness is the difference (one machine, one clock). A rate is
+learned it), or, for a run a full training fitted (a drift retrain lists no run
+ids, and the partial updates then skip its runs), when that training's event
+says it learned through the run. Freshness is the difference (one machine, one clock). A rate is
 *sustained* when every run logged was learned and freshness p99 < 250 ms.
 Rates are tried from ``--rate`` upwards by ``--step`` until one is not
 sustained (``--once``: only ``--rate``); the highest sustained rate is the figure.
@@ -98,11 +100,17 @@ def trial(rate: float, seconds: float, writers: int) -> dict:
         learned: dict[int, float] = {}
         lock = threading.Lock()
 
+        fitted_through = [0]  # the newest run a full training (a drift retrain) fitted
+        fitted_at: dict[int, float] = {}  # learned_through of each full training -> when it ended
+
         def on_trained(_topic: str, payload: dict) -> None:
             now = time.time()
             with lock:
                 for run_id in payload.get("run_ids", ()):
                     learned.setdefault(run_id, now)
+                if payload.get("mode") != "partial":  # it lists no run ids; later updates skip its runs
+                    fitted_through[0] = max(fitted_through[0], payload.get("learned_through", 0))
+                    fitted_at[fitted_through[0]] = now
 
         stack.bus.subscribe("learning:trained", on_trained)
         script = Path(tmp) / "writer.py"
@@ -128,10 +136,15 @@ def trial(rate: float, seconds: float, writers: int) -> dict:
         deadline = time.time() + 30
         while time.time() < deadline:
             with lock:
-                if all(r in learned for r in logged):
+                if all(r in learned or r <= fitted_through[0] for r in logged):
                     break
             time.sleep(0.1)
         with lock:
+            for run_id in logged:  # fitted by a full training: learned when it ended
+                if run_id not in learned:
+                    ends = [t for through, t in fitted_at.items() if run_id <= through]
+                    if ends:
+                        learned[run_id] = min(ends)
             missing = [r for r in logged if r not in learned]
             fresh = [(learned[r] - t) * 1e3 for r, t in logged.items() if r in learned]
         stats = stack.coordinator.stats()

@@ -52,7 +52,14 @@ Output topics (the coordinator and the service publish):
     ``ts`` float, ``job_id`` int or null, plus ``run_ids`` list[int]
     (partial: the runs just learned), ``best`` str and ``scores``
     dict[str, float] (auto), ``reason`` ("drift") for a retrain the drift
-    policy asked for.
+    policy asked for, and ``learned_through`` int: the newest run id the live
+    model has learned after this training. A full or auto training lists no
+    run ids: it fitted the runs stored when it started, up to
+    ``learned_through`` (a drift retrain: the newest of them, the older ones
+    learned before), and later partial updates skip those runs. For a partial
+    update it is not a bound: a run parked for its text's embedding is learned
+    after newer ones, and is listed in the ``run_ids`` of the update that
+    learns it.
 ``learning:evaluated``  ``engine`` str, ``model`` str, ``cv_score`` float,
     ``holdout_score`` float (both in [0, 1]), ``n_examples`` int, ``ts`` float,
     ``duration_s`` float, ``trigger`` ("examples" | "interval" | "manual"),

@@ -143,6 +143,7 @@ class JobRunner:
         payload = {
             "engine": job.engine, "model": engine.model_name, "mode": "full", "examples": int(engine.n_seen),
             "duration_s": duration, "ts": time.time(), "job_id": job.id,
+            "learned_through": engine.newest_learned_run_id(),
         }
         if job.params.get("reason"):
             payload["reason"] = job.params["reason"]
@@ -168,6 +169,7 @@ class JobRunner:
         self.publish(events.LEARNING_TRAINED, {
             "engine": job.engine, "model": engine.model_name, "mode": "auto", "examples": int(engine.n_seen),
             "duration_s": duration, "ts": time.time(), "job_id": job.id, "best": str(best), "scores": scores,
+            "learned_through": engine.newest_learned_run_id(),
         })
         return str(best)
 

@@ -549,7 +549,7 @@ class SelfLearningCoordinator:
         self._publish(events.LEARNING_TRAINED, {
             "engine": name, "model": engine.model_name, "mode": "partial", "examples": examples,
             "duration_s": duration, "ts": time.time(), "job_id": None,
-            "run_ids": [p["run_id"] for p in payloads],
+            "run_ids": [p["run_id"] for p in payloads], "learned_through": engine.newest_learned_run_id(),
         })
         self._prequential_due.add(name)
         drift = engine.pop_drift()

@@ -285,6 +285,25 @@ def test_manual_jobs_and_events_share_the_one_worker(tmp_path, stores, recorder,
     assert all(p["kind"] == "train" and p["engine"] == "pathways" for p in progress)
 
 
+def test_trained_events_say_through_which_run_the_model_learned(stores, recorder, make_coordinator):
+    """A full training lists no run ids, so its event says the newest run it learned; runs it
+    fitted are not learned again, and later updates carry on from there."""
+    pdb, _ = stores
+    coordinator = make_coordinator()
+    pdb.log_many(records(60))
+    assert coordinator.wait_idle(20)
+    partial = recorder.of(events.LEARNING_TRAINED)
+    assert partial and all(p["mode"] == "partial" for p in partial)
+    assert partial[-1]["learned_through"] == max(partial[-1]["run_ids"]) == pdb.newest_run_id()
+    assert coordinator.wait_job(coordinator.request_train(), 20).state == JobState.DONE
+    full = recorder.wait_for(events.LEARNING_TRAINED, lambda p: p["mode"] == "full")
+    assert full["learned_through"] == pdb.newest_run_id() == 60 and "run_ids" not in full
+    pdb.log_many(records(5))
+    assert coordinator.wait_idle(20)
+    after = recorder.of(events.LEARNING_TRAINED)[-1]
+    assert after["mode"] == "partial" and after["learned_through"] == max(after["run_ids"]) == 65
+
+
 def test_auto_train_job_reports_the_best_model(stores, recorder, make_coordinator):
     pdb, _ = stores
     coordinator = make_coordinator()
