@@ -100,7 +100,6 @@ def trial(rate: float, seconds: float, writers: int) -> dict:
         learned: dict[int, float] = {}
         lock = threading.Lock()
 
-        fitted_through = [0]  # the newest run a full training (a drift retrain) fitted
         fitted_at: dict[int, float] = {}  # learned_through of each full training -> when it ended
 
         def on_trained(_topic: str, payload: dict) -> None:
@@ -109,8 +108,7 @@ def trial(rate: float, seconds: float, writers: int) -> dict:
                 for run_id in payload.get("run_ids", ()):
                     learned.setdefault(run_id, now)
                 if payload.get("mode") != "partial":  # it lists no run ids; later updates skip its runs
-                    fitted_through[0] = max(fitted_through[0], payload.get("learned_through", 0))
-                    fitted_at[fitted_through[0]] = now
+                    fitted_at.setdefault(payload.get("learned_through", 0), now)
 
         stack.bus.subscribe("learning:trained", on_trained)
         script = Path(tmp) / "writer.py"
@@ -136,7 +134,8 @@ def trial(rate: float, seconds: float, writers: int) -> dict:
         deadline = time.time() + 30
         while time.time() < deadline:
             with lock:
-                if all(r in learned or r <= fitted_through[0] for r in logged):
+                fitted_through = max(fitted_at, default=0)
+                if all(r in learned or r <= fitted_through for r in logged):
                     break
             time.sleep(0.1)
         with lock:
