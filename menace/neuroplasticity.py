@@ -55,6 +55,8 @@ _isfinite = math.isfinite
 _LABELS = {o.value: label_of(o) for o in Outcome}
 #: Each outcome by its exact value ("SUCCESS"), as most callers spell it.
 _OUTCOMES = {o.value: o for o in Outcome}
+#: Longest action text of one run (characters).
+MAX_ACTIONS = 100_000
 
 
 @dataclass
@@ -90,22 +92,19 @@ class PathwayRecord:
             and type(resources) is str
             and type(exec_time) is float and type(roi) is float and type(ts) is float
             and 0.0 <= exec_time <= MAX_SECONDS and -MAX_ABS <= roi <= MAX_ABS and 0.0 <= ts <= MAX_TS
-            and len(actions) <= 100_000 and len(inputs) + len(outputs) + len(resources) <= MAX_TEXT
+            and len(actions) <= MAX_ACTIONS and len(inputs) + len(outputs) + len(resources) <= MAX_TEXT
             and (joined := actions + inputs + outputs + resources).isascii()  # one copy, two scans
             and "\x00" not in joined
         ):
             actions = actions.strip()
             if actions:
                 self.actions, self.outcome = actions, outcome
-                self._validated = (
-                    actions, inputs, outputs, resources, exec_time, roi, outcome, ts,
-                    float, float, Outcome, float,
-                )
+                self._validated = self._values()
                 return
         self._check()
 
     def _check(self) -> None:
-        self.actions = check_text("actions", self.actions, allow_empty=False, max_len=100_000).strip()
+        self.actions = check_text("actions", self.actions, allow_empty=False, max_len=MAX_ACTIONS).strip()
         self.inputs = check_text("inputs", self.inputs)
         self.outputs = check_text("outputs", self.outputs)
         self.resources = check_text("resources", self.resources)

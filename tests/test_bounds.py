@@ -265,7 +265,7 @@ def test_a_flood_of_large_runs_is_bounded_by_the_queue_bytes_and_counted(stack, 
     assert coordinator.stats()["queue_bytes"] == 0
 
 
-def test_a_stored_runs_queued_size_is_counted_as_a_walk_of_its_payload_counts_it(tmp_path):
+def test_a_stored_runs_queued_size_equals_a_walk_of_its_payload(tmp_path):
     """The queue's estimate for a store's own pathway:new (no walk) equals the walk's,
     for ASCII and wider texts, for runs logged here and read back from another process."""
     bus = UnifiedEventBus()
