@@ -70,8 +70,14 @@ def test_chart_exports_png_and_csv(qtbot, shared_window, tmp_path):
     assert b"\r\n" not in (tmp_path / "scores.csv").read_bytes()
 
 
-@pytest.mark.timeout(60)
+#: How long main() may take to show a running stack; past it the test ends the app's loop itself.
+APP_DEADLINE_MS = 120_000
+
+
 def test_app_main_opens_window_and_remembers_data_dir(qtbot, qapp, tmp_path, monkeypatch):
+    # main() runs its own app.exec(). pytest-timeout's signal would be raised inside a Qt
+    # callback there, where PySide prints it and carries on, and the loop would never end:
+    # so this test ends the loop itself at its own deadline and says what it saw.
     from PySide6.QtWidgets import QApplication
 
     from menace_gui import app as gui_app
@@ -80,23 +86,37 @@ def test_app_main_opens_window_and_remembers_data_dir(qtbot, qapp, tmp_path, mon
     monkeypatch.delenv("MENACE_DATA_DIR", raising=False)
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "config"))
+    data_dir = tmp_path / "opsdata"
     seen = {}
 
+    def main_windows() -> list[MainWindow]:
+        return [w for w in QApplication.topLevelWidgets()
+                if isinstance(w, MainWindow) and w.source is not None and w.source.location == str(data_dir)]
+
     def close_when_running():
-        windows = [
-            w for w in QApplication.topLevelWidgets()
-            if isinstance(w, MainWindow) and w.isVisible() and w.source is not None
-            and w.source.location == str(data_dir)
-        ]
-        if windows and windows[0].client is not None:
+        if seen:
+            return
+        QTimer.singleShot(50, close_when_running)  # re-armed first: nothing below can end the polling
+        windows = [w for w in main_windows() if w.isVisible() and w.client is not None]
+        if windows:
             seen["title"] = windows[0].windowTitle()
             windows[0].close()
-        else:
-            QTimer.singleShot(50, close_when_running)
 
+    def give_up():
+        seen["gave_up"] = [(w.windowTitle(), w.source.state, w.source.detail, w.is_closing()) for w in main_windows()]
+        QApplication.instance().exit(99)
+
+    deadline = QTimer()
+    deadline.setSingleShot(True)
+    deadline.timeout.connect(give_up)
+    deadline.start(APP_DEADLINE_MS)
     QTimer.singleShot(50, close_when_running)
-    data_dir = tmp_path / "opsdata"
-    assert gui_app.main(["--data-dir", str(data_dir), "--metrics-port", "0", "--max-log-rows", "500"]) == 0
+    try:
+        code = gui_app.main(["--data-dir", str(data_dir), "--metrics-port", "0", "--max-log-rows", "500"])
+    finally:
+        deadline.stop()
+    assert "gave_up" not in seen, f"main() did not show a running stack and close within the deadline: {seen}"
+    assert code == 0
     assert str(data_dir) in seen["title"]
     assert (data_dir / "pathways.db").exists()
     settings = QSettings()
