@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import time
 
-import pytest
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QImage
 
