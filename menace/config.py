@@ -7,9 +7,12 @@ the default.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from platformdirs import user_data_dir
 
@@ -93,6 +96,64 @@ def _env_path(name: str) -> Path | None:
     return expand_path(name, raw) if raw else None
 
 
+#: Most model parameters one setting carries, and the longest text value one may have.
+MAX_MODEL_PARAMS = 64
+MAX_MODEL_PARAM_TEXT = 4096
+
+
+def parse_model_param(text: str, where: str = "--model-param") -> tuple[str, Any]:
+    """``NAME=VALUE`` as ``(name, value)``: a VALUE that reads as a JSON number, ``true`` /
+    ``false``, ``null`` or a quoted string is that; any other VALUE is text (a path, say).
+
+    ``FieldError`` (``model_params``) for anything else, naming ``where`` it came from.
+    """
+    name, sep, raw = str(text).partition("=")
+    name, raw = name.strip(), raw.strip()
+    if not sep or not name.isidentifier():
+        raise FieldError("model_params", f"{where} takes NAME=VALUE with NAME a parameter name, got {text!r:.80}")
+    if not raw:
+        raise FieldError("model_params", f"{where} {name}= has no value")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name, _check_model_param(name, value, where)
+
+
+def _check_model_param(name: str, value: Any, where: str) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise FieldError("model_params", f"{where} {name} must be a finite number, got {value!r}")
+        return value
+    if isinstance(value, str):
+        return check_text(f"model_params[{name!r}]", value, allow_empty=False, max_len=MAX_MODEL_PARAM_TEXT)
+    raise FieldError(
+        "model_params", f"{where} {name} must be a number, true/false, null or text, got {type(value).__name__}"
+    )
+
+
+def check_model_params(params: Any, where: str = "model_params") -> dict[str, Any]:
+    """A copy of ``params`` (parameter name -> number, bool, ``None`` or text), checked."""
+    if not isinstance(params, dict):
+        raise FieldError("model_params", f"model_params must be a dict, got {type(params).__name__}")
+    if len(params) > MAX_MODEL_PARAMS:
+        raise FieldError("model_params", f"model_params has {len(params)} entries; at most {MAX_MODEL_PARAMS}")
+    checked = {}
+    for name, value in params.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise FieldError("model_params", f"model_params names must be parameter names, got {name!r:.80}")
+        checked[name] = _check_model_param(name, value, where)
+    return checked
+
+
+def env_model_params() -> dict[str, Any]:
+    """``MENACE_MODEL_PARAMS``: ``NAME=VALUE`` pairs separated by ``;``."""
+    raw = os.environ.get("MENACE_MODEL_PARAMS") or ""
+    return dict(parse_model_param(part, "MENACE_MODEL_PARAMS") for part in raw.split(";") if part.strip())
+
+
 def _env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -108,7 +169,9 @@ class Settings:
     """Everything needed to start the stack on a data directory.
 
     ``model`` ``None`` (the default): the model the engine used last (an
-    auto-train's choice is remembered), else ``logreg``.
+    auto-train's choice is remembered), else ``logreg``. ``model_params``:
+    settings of that model's family (e.g. ``{"model_path": "/models/bert",
+    "epochs": 2}`` for ``transformer``); they need ``model`` named.
     ``eval_every_examples`` / ``eval_every_seconds``: evaluate after that many
     learned examples / that many seconds (0 turns each trigger off; both on by
     default); ``eval_max_examples``: a periodic evaluation reads at most the
@@ -132,6 +195,7 @@ class Settings:
 
     data_dir: Path = field(default_factory=default_data_dir)
     model: str | None = field(default_factory=lambda: os.environ.get("MENACE_MODEL") or None)
+    model_params: dict[str, Any] = field(default_factory=env_model_params)
     eval_every_examples: int = field(default_factory=lambda: _env_int("MENACE_EVAL_EVERY", DEFAULT_EVAL_EVERY))
     eval_every_seconds: float = field(
         default_factory=lambda: _env_float("MENACE_EVAL_INTERVAL", DEFAULT_EVAL_INTERVAL)
@@ -171,6 +235,12 @@ class Settings:
         self.data_dir = expand_path("data_dir", check_text("data_dir", str(self.data_dir), allow_empty=False))
         if self.model is not None:
             self.model = check_text("model", self.model, allow_empty=False, max_len=100).strip()
+        self.model_params = check_model_params(self.model_params)
+        if self.model_params and self.model is None:
+            raise FieldError(
+                "model_params", f"model_params {sorted(self.model_params)} are settings of one model: "
+                "name it too (--model / MENACE_MODEL)"
+            )
         check_positive_int("eval_every_examples", self.eval_every_examples, minimum=0)
         check_positive_int("eval_max_examples", self.eval_max_examples, minimum=0)
         check_positive_int("prequential_window", self.prequential_window, minimum=1)

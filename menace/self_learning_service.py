@@ -67,7 +67,7 @@ from .metrics_exporter import (
     MetricsServerError,
     start_metrics_server,
 )
-from .models import available_models
+from .models import available_models, get_family
 from .neuroplasticity import PathwayDB
 from .run_watcher import RunWatcher
 from .security import warn_if_exposed
@@ -266,6 +266,7 @@ def make_engine(
         pathway_db,
         memory,
         model=settings.model,
+        model_params=options.pop("model_params", None) or settings.model_params or None,
         name=MAIN_ENGINE,
         prequential_window=settings.prequential_window,
         prequential_path=settings.path(config.PREQUENTIAL_FILE),
@@ -311,6 +312,8 @@ def start_stack(
     settings = settings if settings is not None else Settings()
     if not isinstance(settings, Settings):
         raise ValueError(f"settings must be a menace.config.Settings, got {type(settings).__name__}")
+    if settings.model_params:  # refused before anything is written: the model's own checks
+        get_family(settings.model, **settings.model_params).check_available()
     check_data_dir(settings.data_dir)  # 0700 if new; another user's or others-writable: refused
     backend = open_backend(settings)  # ConnectionError: the database cannot be reached
     opened: list[Any] = [backend]
@@ -572,6 +575,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"else {config.DEFAULT_MODEL}; current: {_env_or('MENACE_MODEL', 'the model used last')})",
     )
     parser.add_argument(
+        "--model-param", metavar="NAME=VALUE", action="append", type=_model_param, dest="model_param",
+        help="a setting of --model's family, repeatable: e.g. --model transformer --model-param "
+        "model_path=/models/my-bert --model-param epochs=2 (VALUE is a number, true/false, null or "
+        "text; env MENACE_MODEL_PARAMS='NAME=VALUE;NAME=VALUE', which a flag beats name by name)",
+    )
+    parser.add_argument(
         "--eval-every", metavar="N", type=int,
         help=f"evaluate after every N learned examples, 0 for never "
         f"(env MENACE_EVAL_EVERY; current: {_env_or('MENACE_EVAL_EVERY', config.DEFAULT_EVAL_EVERY)})",
@@ -669,6 +678,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_param(text: str) -> tuple[str, Any]:
+    """argparse's reading of one ``--model-param NAME=VALUE``."""
+    try:
+        return config.parse_model_param(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from parsed flags on top of the environment and the defaults."""
     given = {
@@ -689,6 +706,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "database_url": getattr(args, "database_url", None),
     }
     overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if getattr(args, "model_param", None):
+        overrides["model_params"] = {**config.env_model_params(), **dict(args.model_param)}
     if args.no_journal:
         overrides["journal"] = False
     if getattr(args, "no_api", False):

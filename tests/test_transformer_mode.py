@@ -524,3 +524,65 @@ def test_a_planted_model_with_custom_code_is_refused_without_asking(tmp_path, ti
     assert "Do you wish to run the custom code" not in result.stdout + result.stderr  # never asked
     assert result.returncode == 0 and result.stdout.strip() == "UNTRAINED", result.stderr[-2000:]
     assert "cannot be loaded" in result.stderr and str(planted) in result.stderr
+
+
+# -- the service's --model-param flags --------------------------------------------------------------
+def service_settings(*argv: str):
+    from menace.self_learning_service import build_parser, settings_from_args
+
+    return settings_from_args(build_parser().parse_args(list(argv)))
+
+
+def test_model_param_flags_reach_the_services_model(tmp_path, tiny_model_dir, monkeypatch):
+    from menace.self_learning_service import start_stack
+
+    monkeypatch.setenv("MENACE_MODEL_PARAMS", "epochs=5; learning_rate=0.003")
+    settings = service_settings(
+        "--data-dir", str(tmp_path / "data"), "--metrics-port", "0", "--no-api", "--model", "transformer",
+        "--model-param", f"model_path={tiny_model_dir}", "--model-param", "epochs=2",
+    )
+    # typed, and a flag beats the variable name by name
+    assert settings.model_params == {"epochs": 2, "learning_rate": 0.003, "model_path": str(tiny_model_dir)}
+    stack = start_stack(settings, watch_runs=False)
+    try:
+        family = stack.engine.model_family
+        assert family.name == "transformer" and family.params == settings.model_params
+    finally:
+        stack.stop()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--model-param", "epochs=2"], "name it too"),  # the params of which model?
+    (["--model", "logreg", "--model-param", "epochs=2"], "'logreg' takes no model_params"),
+    (["--model", "transformer", "--model-param", "epoch=2"], r"\['epoch'\] are not settings of model 'transformer'"),
+    (["--model", "transformer", "--model-param", "epochs=0"], "epochs must be >= 1"),
+    (["--model", "transformer", "--model-param", "epochs=true"], "epochs must be"),
+    (["--model", "transformer", "--model-param", "model_path=/no/such/model"], "model_path must be a local"),
+])
+def test_bad_model_params_are_refused_before_anything_is_written(tmp_path, tiny_model_dir, argv, message):
+    from menace.self_learning_service import start_stack
+
+    data = tmp_path / "data"
+    with pytest.raises(ValueError, match=message):
+        settings = service_settings("--data-dir", str(data), "--metrics-port", "0", "--no-api",
+                                    "--model-param", f"model_path={tiny_model_dir}", *argv)
+        start_stack(settings, watch_runs=False)
+    assert not data.exists()
+
+
+@pytest.mark.parametrize(("flag", "message"), [
+    ("=2", "NAME=VALUE with NAME a parameter name"),
+    ("epochs", "NAME=VALUE"),
+    ("epochs=", "has no value"),
+    ("epochs=[1, 2]", "must be a number, true/false, null or text"),
+    ("learning_rate=NaN", "must be a finite number"),
+])
+def test_a_malformed_model_param_is_a_usage_error_naming_the_flag(tmp_path, capsys, flag, message):
+    from menace.self_learning_service import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data-dir", str(tmp_path / "data"), "--model", "transformer", "--model-param", flag])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --model-param" in err and message in err
+    assert not (tmp_path / "data").exists()

@@ -8,6 +8,7 @@ can run without scikit-learn importable.
 from __future__ import annotations
 
 import importlib
+import inspect
 import threading
 from typing import Any
 
@@ -58,6 +59,8 @@ def get_family(name: str, **params: Any) -> ModelFamily:
     try:
         family = cls(**params)
     except TypeError as exc:
+        if not inspect.signature(cls).parameters:
+            raise ValueError(f"model {key!r} takes no model_params; got {sorted(params)}") from None
         raise ValueError(f"model_params {sorted(params)} do not suit model {key!r}: {exc}") from None
     family.name = key
     return family
