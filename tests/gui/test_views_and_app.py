@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import faulthandler
 import time
 
 from PySide6.QtCore import QSettings, Qt, QTimer
@@ -103,6 +104,8 @@ def test_app_main_opens_window_and_remembers_data_dir(qtbot, qapp, tmp_path, mon
 
     def give_up():
         seen["gave_up"] = [(w.windowTitle(), w.source.state, w.source.detail, w.is_closing()) for w in main_windows()]
+        with open(tmp_path / "stacks.txt", "w") as fh:  # where every thread was, for the failure message
+            faulthandler.dump_traceback(fh, all_threads=True)
         QApplication.instance().exit(99)
 
     deadline = QTimer()
@@ -114,7 +117,10 @@ def test_app_main_opens_window_and_remembers_data_dir(qtbot, qapp, tmp_path, mon
         code = gui_app.main(["--data-dir", str(data_dir), "--metrics-port", "0", "--max-log-rows", "500"])
     finally:
         deadline.stop()
-    assert "gave_up" not in seen, f"main() did not show a running stack and close within the deadline: {seen}"
+    assert "gave_up" not in seen, (
+        f"main() did not show a running stack and close within the deadline: {seen}\n"
+        + (tmp_path / "stacks.txt").read_text()
+    )
     assert code == 0
     assert str(data_dir) in seen["title"]
     assert (data_dir / "pathways.db").exists()
