@@ -147,6 +147,12 @@ _KEY_NOT_SECRET = re.compile(
 )
 
 
+def is_identifier_key(name: str) -> bool:
+    """Whether a name ending in "key" names an identifier (``primary_key``, ``sort_key``,
+    ``MSG_KEY``), whose value redaction leaves alone."""
+    return _KEY_NOT_SECRET.search(name.lower()) is not None
+
+
 #: What may stand right before "key" in a secret key's name (detect-secrets' denylist).
 _KEY_COMPOUND = re.compile(
     r"(?:[_.-]|api|app|auth|access|secret|private|priv|service|account|client|master|signing"
