@@ -134,7 +134,7 @@ def _check_model_param(name: str, value: Any, where: str) -> Any:
     )
 
 
-def check_model_params(params: Any, where: str = "model_params") -> dict[str, Any]:
+def check_model_params(params: Any) -> dict[str, Any]:
     """A copy of ``params`` (parameter name -> number, bool, ``None`` or text), checked."""
     if not isinstance(params, dict):
         raise FieldError("model_params", f"model_params must be a dict, got {type(params).__name__}")
@@ -144,7 +144,7 @@ def check_model_params(params: Any, where: str = "model_params") -> dict[str, An
     for name, value in params.items():
         if not isinstance(name, str) or not name.isidentifier():
             raise FieldError("model_params", f"model_params names must be parameter names, got {name!r:.80}")
-        checked[name] = _check_model_param(name, value, where)
+        checked[name] = _check_model_param(name, value, "model_params")
     return checked
 
 
