@@ -48,6 +48,11 @@ DEFAULT_EVAL_MAX_EXAMPLES = 20_000
 EVAL_MAX_SHARE = 0.2
 #: Runs in the rolling test-then-train (prequential) figures.
 DEFAULT_PREQUENTIAL_WINDOW = 500
+#: BLAS threads (numpy's and scipy's OpenBLAS) of a process that runs the stack. One: the
+#: matrices of incremental updates are small, and OpenBLAS's extra threads spin between calls,
+#: taking a core from the bots that log (a catch-up of 60,000 runs cost 91-119 us of CPU per
+#: run with numpy's default of one thread per core, 41 us with one; bench/sustained.py).
+DEFAULT_BLAS_THREADS = 1
 #: What a drift does: "retrain" on the runs since the change, or "none" (report only).
 DRIFT_POLICIES = ("retrain", "none")
 DEFAULT_DRIFT_POLICY = "retrain"
@@ -177,7 +182,9 @@ class Settings:
     default); ``eval_max_examples``: a periodic evaluation reads at most the
     newest that many runs (0: all). ``prequential_window``: runs in the rolling
     test-then-train figures. ``drift_policy``: ``retrain`` or ``none``.
-    ``metrics_port`` 0 means no metrics server.
+    ``metrics_port`` 0 means no metrics server. ``blas_threads``: threads of
+    numpy's and scipy's BLAS in the process that runs the stack (default 1; 0:
+    the libraries' own default, one per core).
 
     The HTTP API (``api``) is served on the metrics address and port. Its
     bearer token is ``api_token``, or the one in ``<data dir>/api_token``
@@ -207,6 +214,7 @@ class Settings:
         default_factory=lambda: _env_int("MENACE_PREQUENTIAL_WINDOW", DEFAULT_PREQUENTIAL_WINDOW)
     )
     drift_policy: str = field(default_factory=lambda: os.environ.get("MENACE_DRIFT_POLICY") or DEFAULT_DRIFT_POLICY)
+    blas_threads: int = field(default_factory=lambda: _env_int("MENACE_BLAS_THREADS", DEFAULT_BLAS_THREADS))
     metrics_addr: str = field(
         default_factory=lambda: os.environ.get("MENACE_METRICS_ADDR", DEFAULT_METRICS_ADDR)
     )
@@ -244,6 +252,7 @@ class Settings:
         check_positive_int("eval_every_examples", self.eval_every_examples, minimum=0)
         check_positive_int("eval_max_examples", self.eval_max_examples, minimum=0)
         check_positive_int("prequential_window", self.prequential_window, minimum=1)
+        check_positive_int("blas_threads", self.blas_threads, minimum=0)
         if self.drift_policy not in DRIFT_POLICIES:
             raise FieldError(
                 "drift_policy", f"drift_policy must be one of {', '.join(DRIFT_POLICIES)}, got {self.drift_policy!r:.60}"

@@ -206,6 +206,24 @@ class ServiceStack:
             logger.exception("could not save the service state")
 
 
+def limit_blas_threads(threads: int) -> None:
+    """Run numpy's and scipy's BLAS on ``threads`` threads, for the whole process (0: leave it).
+
+    The learner's matrices are small (a micro-batch of runs), so more threads do not
+    make an update faster; OpenBLAS's idle threads spin between calls instead, and
+    took more CPU than the learner itself (``config.DEFAULT_BLAS_THREADS``).
+    Libraries loaded later keep their own default.
+    """
+    if not threads:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn's dependency; without it the default stays
+        logger.info("threadpoolctl is not installed: BLAS keeps its default threads")
+        return
+    threadpool_limits(limits=threads, user_api="blas")
+
+
 def read_state(settings: Settings) -> dict[str, Any]:
     """The service's small state file (``service_state.json``), or ``{}``."""
     return read_state_file(settings.path(STATE_FILE))
@@ -328,6 +346,7 @@ def start_stack(
         session_event_id = bus.newest_event_id()
         engine = make_engine(settings, pathway_db, memory, backend=backend, lease=lease, **(engine_options or {}))
         engines = {MAIN_ENGINE: engine}
+        limit_blas_threads(settings.blas_threads)  # after the engine: its model loaded scipy's BLAS
         _describe_restored(MAIN_ENGINE, engine)
         server = None if settings.api else _start_metrics(settings, metrics_required, opened)
         coordinator = SelfLearningCoordinator(
@@ -603,6 +622,11 @@ def build_parser() -> argparse.ArgumentParser:
         f"{_env_or('MENACE_PREQUENTIAL_WINDOW', config.DEFAULT_PREQUENTIAL_WINDOW)})",
     )
     parser.add_argument(
+        "--blas-threads", metavar="N", type=int,
+        help=f"threads of numpy's and scipy's BLAS, 0 for one per core "
+        f"(env MENACE_BLAS_THREADS; current: {_env_or('MENACE_BLAS_THREADS', config.DEFAULT_BLAS_THREADS)})",
+    )
+    parser.add_argument(
         "--drift-policy", metavar="POLICY", choices=config.DRIFT_POLICIES,
         help=f"what a drift (the error rate rose) does: retrain on the runs since the change, "
         f"or none (env MENACE_DRIFT_POLICY; current: {_env_or('MENACE_DRIFT_POLICY', config.DEFAULT_DRIFT_POLICY)})",
@@ -696,6 +720,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "eval_max_examples": args.eval_max_examples,
         "prequential_window": args.prequential_window,
         "drift_policy": args.drift_policy,
+        "blas_threads": getattr(args, "blas_threads", None),
         "metrics_addr": args.metrics_addr,
         "metrics_port": args.metrics_port,
         "api_token": getattr(args, "api_token", None),

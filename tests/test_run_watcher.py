@@ -113,6 +113,36 @@ def test_bad_arguments_are_refused(tmp_path, bus, kwargs):
         RunWatcher(bus, pdb, **kwargs)
 
 
+def test_a_stream_is_read_as_it_comes_and_an_idle_store_only_every_interval(backend, bus, pathway_events):
+    """For an interval after a look that found runs the watcher looks every BUSY_GAP: the
+    runs of a stream wait milliseconds to be announced, not up to the interval. Once an
+    interval passed with nothing new, it is back to one look per interval."""
+    theirs = backend.pathway_db()
+    pdb = backend.pathway_db(event_bus=bus)
+    looks: list[float] = []
+    run_events = pdb.run_events
+    pdb.run_events = lambda since, limit=2000: looks.append(time.monotonic()) or run_events(since, limit)
+    watcher = RunWatcher(bus, pdb, interval=1.0, wake=False).start()
+    try:
+        theirs.log_many(runs(1))
+        wait_until(lambda: len(pathway_events) == 1, timeout=5)  # the first look: up to 1 s
+        waits = []
+        for k in range(5):  # a stream: each run logged once the last was announced
+            logged = time.monotonic()
+            theirs.log_many(runs(1, offset=k))
+            wait_until(lambda: len(pathway_events) == k + 2, timeout=5)
+            waits.append(time.monotonic() - logged)
+        assert max(waits) < 0.3, f"runs of a stream waited {waits} s for a watcher looking every 1 s"
+        time.sleep(1.2)  # an interval with nothing new: idle again
+        looks.clear()
+        time.sleep(1.5)
+        assert len(looks) <= 2, f"{len(looks)} looks in 1.5 s at an idle store"
+    finally:
+        watcher.stop()
+        pdb.close()
+        theirs.close()
+
+
 def wait_until(predicate, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

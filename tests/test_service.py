@@ -232,6 +232,47 @@ def test_flags_beat_environment_which_beats_defaults(monkeypatch, tmp_path):
     )
 
 
+@pytest.fixture
+def blas_limits():
+    """The process's BLAS threads, put back after the test (the stack sets them process-wide)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    before = {lib["prefix"]: lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+    threadpool_limits(limits=2, user_api="blas")  # as numpy starts on a 2-core machine
+    yield blas_threads
+    threadpool_limits(limits=before)
+
+
+def test_the_stack_runs_blas_on_one_thread_unless_told(data_dir, monkeypatch, blas_limits, no_new_threads):
+    """OpenBLAS's idle threads spin between the learner's small matrix products, taking a
+    core from the bots that log: the stack sets one thread; --blas-threads 0 leaves it."""
+    assert blas_limits() == {2}
+    start, stop = run_background(data_dir=data_dir, metrics_port=0)
+    start()
+    try:
+        assert blas_limits() == {1}
+    finally:
+        stop()
+    args = build_parser().parse_args(["--data-dir", str(data_dir), "--metrics-port", "0", "--blas-threads", "0"])
+    leave_it = settings_from_args(args)
+    assert leave_it.blas_threads == 0
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=2, user_api="blas")
+    start, stop = run_background(leave_it)
+    start()
+    try:
+        assert blas_limits() == {2}  # left as it was
+    finally:
+        stop()
+    monkeypatch.setenv("MENACE_BLAS_THREADS", "-1")
+    with pytest.raises(ValueError, match="blas_threads"):
+        Settings(data_dir=data_dir)
+
+
 def test_help_documents_every_option_and_its_variable(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
@@ -244,6 +285,7 @@ def test_help_documents_every_option_and_its_variable(capsys):
         ("--eval-interval", "MENACE_EVAL_INTERVAL"),
         ("--metrics-addr", "MENACE_METRICS_ADDR"),
         ("--metrics-port", "MENACE_METRICS_PORT"),
+        ("--blas-threads", "MENACE_BLAS_THREADS"),
     ]:
         assert flag in text and variable in text
     assert "SIGTERM" in text
