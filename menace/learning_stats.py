@@ -35,10 +35,10 @@ class LearningStats:
         self._scored = 0
         self._last_training: dict[str, float] = {}
 
-    def note_accepted(self, topic: str) -> None:
+    def note_accepted(self, topic: str, n: int = 1) -> None:
         with self._lock:
-            self._handled[topic] += 1
-        self.metrics.observe_event(topic, True)
+            self._handled[topic] += n
+        self.metrics.observe_event(topic, True, n)
 
     def note_failed(self, topic: str, n: int = 1) -> None:
         with self._lock:

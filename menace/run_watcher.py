@@ -164,17 +164,7 @@ class RunWatcher:
         busy_until = 0.0  # look every BUSY_GAP until then: runs came in the last interval
         while not self._stop.is_set():
             if callable(wait_for_runs):
-                try:
-                    wait_for_runs(WAKE_TIMEOUT)
-                    gap = looked + WAKE_GAP - time.monotonic()
-                    if gap > 0 and self._stop.wait(gap):
-                        return
-                except Exception:  # a closed store while stopping; else logged, and looked at anyway
-                    if self._stop.is_set():
-                        return
-                    logger.exception("run watcher: could not wait for new runs")
-                    self._stop.wait(self.interval)
-                if self._stop.is_set():
+                if not self._woken(wait_for_runs, looked):
                     return
             elif self._stop.wait(min(BUSY_GAP, self.interval) if looked < busy_until else self.interval):
                 return
@@ -186,6 +176,21 @@ class RunWatcher:
                 if self._stop.is_set():
                     return
                 logger.exception("run watcher: could not read new runs")
+
+    def _woken(self, wait_for_runs: Any, looked: float) -> bool:
+        """Wait for the store's wake-up (at most :data:`WAKE_TIMEOUT`), then for the rest of
+        :data:`WAKE_GAP` since the last look; False once the watcher is stopping."""
+        try:
+            wait_for_runs(WAKE_TIMEOUT)
+            gap = looked + WAKE_GAP - time.monotonic()
+            if gap > 0 and self._stop.wait(gap):
+                return False
+        except Exception:  # a closed store while stopping; else logged, and looked at anyway
+            if self._stop.is_set():
+                return False
+            logger.exception("run watcher: could not wait for new runs")
+            self._stop.wait(self.interval)
+        return not self._stop.is_set()
 
     def _skip_announced(self) -> None:
         """Step over the runs just after ``last_run_id`` that were announced already (this

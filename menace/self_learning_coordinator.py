@@ -205,7 +205,7 @@ class SelfLearningCoordinator:
         self._warming = threading.Event()  # set while the worker loads the embedder
         self._stopped = False
         self._stop_event = threading.Event()  # interrupts a periodic evaluation on stop()
-        self._handlers: list[tuple[str, Callable[[str, dict], None]]] = []
+        self._handlers: list[tuple[str, Callable[..., None]]] = []
         self._last_queue_full_warning = 0.0
         for name, engine in self.engines.items():
             self.metrics.engine_started(name, engine.model_name)
@@ -253,9 +253,7 @@ class SelfLearningCoordinator:
         self.scorer.start()
         self.evaluator.start()
         for topic in (events.PATHWAY_NEW, events.MEMORY_NEW, events.CODE_NEW):
-            handler = self._make_handler(topic)
-            self.bus.subscribe(topic, handler)
-            self._handlers.append((topic, handler))
+            self._handlers.append((topic, self._subscribe(topic, self._make_handler(topic))))
         logger.info(
             "coordinator started: engines %s, batch %d / %.3f s, evaluate every %d examples / %.1f s",
             ", ".join(self.engines), self.queue.batch_size, self.queue.batch_wait,
@@ -324,45 +322,73 @@ class SelfLearningCoordinator:
         self.stop()
 
     # -- event handlers (publisher's thread) -------------------------------------------
-    def _make_handler(self, topic: str) -> Callable[[str, dict], None]:
-        def handler(_topic: str, payload: dict) -> None:
-            self._accept(topic, payload)
+    def _make_handler(self, topic: str) -> Callable[[str, list[dict]], None]:
+        def handler(_topic: str, payloads: list[dict]) -> None:
+            self._accept(topic, payloads)
 
         handler.__name__ = f"on_{topic.replace(':', '_')}"
         return handler
 
-    def _accept(self, topic: str, payload: Any) -> None:
-        if type(payload) is not events.CheckedPayload:
-            try:
-                events.validate_input(topic, payload)
-            except (ValueError, ArithmeticError) as exc:  # 10**400 in a number: refused, counted
-                logger.warning("skipping malformed %s event: %s", topic, exc)
-                self.stats_.note_failed(topic)
-                return
-            if topic == events.PATHWAY_NEW and all(
-                e.has_learned(payload["run_id"]) for e in self.engines.values()
-            ):  # a replayed event: learned already
-                self.stats_.note_duplicate()
-                return
+    def _subscribe(self, topic: str, handler: Callable[[str, list[dict]], None]) -> Callable[..., None]:
+        """Take a batch published at once (the run watcher's) in one call where the bus can;
+        returns what to unsubscribe."""
+        subscribe_many = getattr(self.bus, "subscribe_many", None)
+        if callable(subscribe_many):
+            subscribe_many(topic, handler)
+            return handler
+
+        def one(t: str, payload: dict) -> None:
+            handler(t, [payload])
+
+        one.__name__ = handler.__name__
+        self.bus.subscribe(topic, one)
+        return one
+
+    def _accept(self, topic: str, payloads: list[Any]) -> None:
+        """Queue the events (one publish, or one batch): checked, then offered under one lock."""
+        now = time.monotonic()
         # A store's own payload (checked, and announcing a run just committed) goes straight on;
         # the engine still skips a run it has learned.
-        item = Input(topic, payload, time.monotonic())
+        items = [
+            Input(topic, payload, now) for payload in payloads
+            if type(payload) is events.CheckedPayload or self._worth_learning(topic, payload)
+        ]
+        if not items:
+            return
         to_side = self.prefetcher is not None and topic != events.PATHWAY_NEW
+        note = self.prefetcher.note if self.prefetcher is not None and topic == events.PATHWAY_NEW else None
+        accepted = 0
         with self.queue.cond:
             stopping = self.queue.stopping
-            depth = self.queue.offer(item, side=to_side)
-            if depth is not None and self.prefetcher is not None and topic == events.PATHWAY_NEW:
-                self.prefetcher.note(item)
-        if depth is None:
-            if not stopping:
-                self._refuse_full(topic)
-            return
-        self.stats_.note_accepted(topic)
+            for item in items:
+                if self.queue.offer(item, side=to_side) is None:
+                    continue
+                accepted += 1
+                if note is not None:
+                    note(item)
+        if accepted < len(items) and not stopping:
+            self._refuse_full(topic, len(items) - accepted)
+        if accepted:
+            self.stats_.note_accepted(topic, accepted)
 
-    def _refuse_full(self, topic: str) -> None:
-        self.stats_.note_failed(topic)
+    def _worth_learning(self, topic: str, payload: Any) -> bool:
+        """Check an event from anyone but a store: False (logged, counted) when malformed, or
+        a run every engine learned already (a replayed event)."""
+        try:
+            events.validate_input(topic, payload)
+        except (ValueError, ArithmeticError) as exc:  # 10**400 in a number: refused, counted
+            logger.warning("skipping malformed %s event: %s", topic, exc)
+            self.stats_.note_failed(topic)
+            return False
+        if topic == events.PATHWAY_NEW and all(e.has_learned(payload["run_id"]) for e in self.engines.values()):
+            self.stats_.note_duplicate()
+            return False
+        return True
+
+    def _refuse_full(self, topic: str, n: int = 1) -> None:
+        self.stats_.note_failed(topic, n)
         with self.queue.cond:
-            self._refused_full += 1
+            self._refused_full += n
             depth, size = self.queue.depth, self.queue.bytes
         now = time.monotonic()
         if now - self._last_queue_full_warning > QUEUE_FULL_WARNING_INTERVAL:

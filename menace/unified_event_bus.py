@@ -10,6 +10,12 @@ returns it; :meth:`UnifiedEventBus.subscribe_events` delivers whole
 :meth:`UnifiedEventBus.events_since` reads the journal after an id, so a
 monitor that missed events (it started late, or lost its connection) gets
 exactly the rest: ids grow in the order events were journaled.
+:meth:`UnifiedEventBus.subscribe_many` subscribes a callback that takes a
+list: ``callback(topic, payloads)`` gets a :meth:`~UnifiedEventBus.publish_many`
+batch in one call (and one event as a list of one), so a subscriber that
+queues events pays its locking and counting once per batch. Each subscriber
+sees the events of a batch in order; a batch is delivered subscriber by
+subscriber, in subscription order.
 A callback that raises is logged and counted and never stops the others;
 ``collect_errors=True`` keeps the exceptions in :attr:`errors` and
 ``raise_errors=True`` re-raises the first one to the publisher after every
@@ -43,6 +49,28 @@ logger = logging.getLogger(__name__)
 
 Callback = Callable[[str, dict], Any]
 EventCallback = Callable[[Event], Any]
+
+
+class _Batched:
+    """A :meth:`UnifiedEventBus.subscribe_many` callback: takes lists of payloads. Called
+    with one payload (``publish``, ``replay``), it passes a list of one."""
+
+    __slots__ = ("many",)
+
+    def __init__(self, many: Callable[[str, list[dict]], Any]) -> None:
+        self.many = many
+
+    def __call__(self, topic: str, payload: dict) -> Any:
+        return self.many(topic, [payload])
+
+    def __eq__(self, other: object) -> bool:
+        return self.many == (other.many if isinstance(other, _Batched) else other)
+
+    def __hash__(self) -> int:
+        return hash(self.many)
+
+    def __repr__(self) -> str:
+        return repr(self.many)
 
 
 @dataclass(frozen=True)
@@ -437,6 +465,16 @@ class UnifiedEventBus:
         with self._lock:
             self._subscribers = self._subscribers + ((topic, callback),)
 
+    def subscribe_many(self, topic: str, callback: Callable[[str, list[dict]], Any]) -> None:
+        """Call ``callback(topic, payloads)`` with the events on ``topic`` (``"*"``: all) as
+        lists: a :meth:`publish_many` batch in one call, any other event as a list of one.
+        :meth:`unsubscribe` with the same callback removes it."""
+        check_text("topic", topic, allow_empty=False, max_len=200)
+        if not callable(callback):
+            raise ValueError(f"callback must be callable, got {callback!r}")
+        with self._lock:
+            self._subscribers = self._subscribers + ((topic, _Batched(callback)),)
+
     def unsubscribe(self, topic: str, callback: Callback) -> None:
         """Remove one subscription; unknown pairs are ignored."""
         with self._lock:
@@ -519,9 +557,9 @@ class UnifiedEventBus:
             self._maybe_prune(len(ids))
         else:
             ids = [next(self._ids) for _ in payloads]
-        for event_id, payload in zip(ids, payloads, strict=True):
-            self._deliver(topic, payload)
-            if self._event_subscribers:
+        self._deliver_batch(topic, payloads)
+        if self._event_subscribers:
+            for event_id, payload in zip(ids, payloads, strict=True):
                 self._deliver_event(Event(event_id, ts, topic, payload))
         return ids
 
@@ -563,6 +601,30 @@ class UnifiedEventBus:
                 logger.exception("subscriber %r failed on %s", callback, event.topic)
                 if self.collect_errors:
                     self.errors.append(DeliveryError(event.topic, callback, exc))
+
+    def _deliver_batch(self, topic: str, payloads: list[dict]) -> None:
+        """:meth:`_deliver` of each payload, subscriber by subscriber: a batch subscriber
+        gets them in one call."""
+        with self._count_lock:
+            self.published[topic] += len(payloads)
+        first_error: BaseException | None = None
+        for sub_topic, callback in self._subscribers:
+            if sub_topic != topic and sub_topic != ALL:
+                continue
+            calls = [(callback.many, payloads)] if type(callback) is _Batched else [(callback, p) for p in payloads]
+            for call, arg in calls:
+                try:
+                    call(topic, arg)
+                except Exception as exc:  # a subscriber must never break the publisher
+                    with self._count_lock:
+                        self.failed[topic] += 1
+                    logger.exception("subscriber %r failed on %s", callback, topic)
+                    if self.collect_errors:
+                        self.errors.append(DeliveryError(topic, callback, exc))
+                    if first_error is None:
+                        first_error = exc
+        if first_error is not None and self.raise_errors:
+            raise first_error
 
     def _deliver(self, topic: str, payload: dict) -> None:
         with self._count_lock:

@@ -265,6 +265,39 @@ def test_a_flood_of_large_runs_is_bounded_by_the_queue_bytes_and_counted(stack, 
     assert coordinator.stats()["queue_bytes"] == 0
 
 
+def test_a_batch_beyond_the_queue_limit_is_taken_in_part_counted_and_the_rest_learned_in_order(stack, monkeypatch):
+    """The run watcher publishes a batch at once; the coordinator takes it in one call: what
+    fits is queued in order, the rest refused and counted like single events."""
+    bus, pdb, _, engine = stack
+    pdb.log_many(runs(1))
+    release = threading.Event()
+    learned: list[int] = []
+    real = engine.partial_train
+
+    def slow(batch):
+        release.wait(20)
+        learned.extend(p["run_id"] for p in batch)
+        return real(batch)
+
+    monkeypatch.setattr(engine, "partial_train", slow)
+    coordinator = SelfLearningCoordinator(bus, engine, batch_size=1, max_batch_size=1, batch_wait=0.0,
+                                          max_queue=50, prefetch=False).start()
+    try:
+        bus.publish(events.PATHWAY_NEW, payload(run_id=1000))  # the worker takes it and waits
+        deadline = time.monotonic() + 10
+        while coordinator.stats()["queue_depth"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        bus.publish_many(events.PATHWAY_NEW, [payload(run_id=2000 + i) for i in range(120)])
+        stats = coordinator.stats()
+        assert stats["queue_depth"] == 50 and stats["refused_queue_full"] == 70
+        assert stats["failed"][events.PATHWAY_NEW] == 70
+        assert stats["handled"][events.PATHWAY_NEW] == 51
+    finally:
+        release.set()
+        coordinator.stop()
+    assert learned == [1000] + [2000 + i for i in range(50)]
+
+
 def test_a_stored_runs_queued_size_equals_a_walk_of_its_payload(tmp_path):
     """The queue's estimate for a store's own pathway:new (no walk) equals the walk's,
     for ASCII and wider texts, for runs logged here and read back from another process."""

@@ -43,6 +43,44 @@ def test_subscribers_run_in_subscription_order_and_star_gets_every_topic(bus):
     assert bus.published == {"pathway:new": 1, "code:new": 1}
 
 
+def test_a_batch_subscriber_gets_a_published_batch_in_one_call_and_others_each_event(bus):
+    calls = []
+    bus.subscribe("pathway:new", lambda t, p: calls.append(("each", p["n"])))
+
+    def batch(topic, payloads):
+        calls.append(("batch", topic, [p["n"] for p in payloads]))
+
+    bus.subscribe_many("*", batch)
+    ids = bus.publish_many("pathway:new", [{"n": 1}, {"n": 2}, {"n": 3}])
+    bus.publish("code:new", {"n": 4})  # one event: a list of one
+    assert calls == [
+        ("each", 1), ("each", 2), ("each", 3),
+        ("batch", "pathway:new", [1, 2, 3]),
+        ("batch", "code:new", [4]),
+    ]
+    assert ids == sorted(ids) and bus.published == {"pathway:new": 3, "code:new": 1}
+    assert [e.payload["n"] for e in bus.events_since(0)] == [1, 2, 3, 4]  # journaled one by one
+    bus.unsubscribe("*", batch)
+    bus.publish_many("pathway:new", [{"n": 5}])
+    assert calls[-1] == ("each", 5) and bus.subscriber_count("*") == 0
+
+
+def test_a_failing_batch_subscriber_is_counted_and_stops_no_one():
+    bus = UnifiedEventBus(collect_errors=True)
+    got = []
+
+    def broken(topic, payloads):
+        raise RuntimeError("boom")
+
+    bus.subscribe_many("pathway:new", broken)
+    bus.subscribe("pathway:new", lambda t, p: got.append(p["n"]))
+    bus.publish_many("pathway:new", [{"n": 1}, {"n": 2}])
+    assert got == [1, 2]
+    assert bus.failed["pathway:new"] == 1 and str(bus.errors[0].error) == "boom"
+    with pytest.raises(ValueError, match="callable"):
+        bus.subscribe_many("pathway:new", "not a function")
+
+
 def test_unsubscribe_stops_delivery_to_that_callback_only(bus):
     got_a, got_b = [], []
 

@@ -130,7 +130,7 @@ def test_a_stream_is_read_as_it_comes_and_an_idle_store_only_every_interval(back
         for k in range(5):  # a stream: each run logged once the last was announced
             logged = time.monotonic()
             theirs.log_many(runs(1, offset=k))
-            wait_until(lambda: len(pathway_events) == k + 2, timeout=5)
+            wait_until(lambda n=k + 2: len(pathway_events) == n, timeout=5)
             waits.append(time.monotonic() - logged)
         assert max(waits) < 0.3, f"runs of a stream waited {waits} s for a watcher looking every 1 s"
         time.sleep(1.2)  # an interval with nothing new: idle again
