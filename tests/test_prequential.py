@@ -18,7 +18,7 @@ from menace.learning_engine import LearningEngine
 from menace.menace_memory_manager import MenaceMemoryManager
 from menace.metrics_exporter import LearningMetrics
 from menace.neuroplasticity import PathwayDB, PathwayRecord
-from menace.prequential import DriftMonitor, PrequentialScore
+from menace.prequential import DriftMonitor, OnlineQuality, PrequentialScore
 from menace.self_learning_coordinator import SelfLearningCoordinator
 
 STEPS = ["fetch", "parse", "store", "login", "scan", "patch", "deploy", "notify"]
@@ -145,6 +145,34 @@ def test_the_drift_monitor_finds_a_rise_of_the_error_rate_not_a_fall():
     better = DriftMonitor()
     better.update((rng.random(2000) < 0.5).astype(int))
     assert better.update((rng.random(600) < 0.05).astype(int)) is None  # the model got better
+
+
+def errs(rng, n: int, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and labels of n runs, wrong at ``rate``."""
+    y = (rng.random(n) < 0.6).astype(np.int64)
+    wrong = rng.random(n) < rate
+    return np.where(wrong, 1 - y, y).astype(float), y
+
+
+def test_a_model_learning_from_nothing_is_watched_for_drift_only_once_grown():
+    """A fresh model's first runs are its learning: it errs less on pathways seen before,
+    which the prefetcher has it learn first, so its errors rise early with no change in the
+    workflows. That is not a drift; the same rise in a grown model is."""
+    for grown in (False, True):
+        rng = np.random.default_rng(5)
+        quality = OnlineQuality("pathways", LearningMetrics(CollectorRegistry()))
+        if grown:
+            quality.new_model(family_changed=False)  # a full training made it
+        found = []
+        for n, rate in ((300, 0.1), (500, 0.35), (1500, 0.3)):
+            for _ in range(0, n, 50):
+                quality.score(*errs(rng, 50, rate), "logreg")
+                if (drift := quality.pop_drift()) is not None:
+                    found.append(drift)
+        if grown:
+            assert found and found[0].error_after > found[0].error_before + 0.1
+        else:
+            assert found == [], found
 
 
 class Recorder:
