@@ -23,6 +23,7 @@ sustained (``--once``: only ``--rate``); the highest sustained rate is the figur
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -97,6 +98,7 @@ def trial(rate: float, seconds: float, writers: int) -> dict:
         settings = Settings(data_dir=tmp, model="logreg", metrics_port=0, eval_every_examples=0,
                             eval_every_seconds=0.0)
         stack = start_stack(settings)
+        gc.freeze()  # as menace-service does once its stack runs
         learned: dict[int, float] = {}
         lock = threading.Lock()
 

@@ -175,6 +175,16 @@ class Drift:
     n_examples: int
 
 
+def preload_drift_detector() -> None:
+    """Import river's ADWIN now (about 0.1 s with the GIL held), so that the first drift
+    check does not stall every thread of a service in the middle of a stream of runs.
+    Without river, nothing (the monitor says so when it is used)."""
+    try:
+        import river.drift  # noqa: F401
+    except ImportError:  # pragma: no cover - river is a dependency
+        pass
+
+
 class DriftMonitor:
     """ADWIN over a model's prediction errors; :meth:`update` returns a :class:`Drift` or ``None``."""
 

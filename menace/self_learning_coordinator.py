@@ -68,6 +68,7 @@ from .evaluation_schedule import EvaluationSchedule, PeriodicEvaluator
 from .job_runner import DEFAULT_AUTO_CANDIDATES, JobRunner
 from .jobs import Job, JobKind, JobState, job_params
 from .learning_stats import LearningStats
+from .prequential import preload_drift_detector
 from .protocols import EmbeddingSource, EventBus, Learner, PathwayStore
 from .training_queue import Input, TrainingQueue
 from .validation import check_positive_int
@@ -508,6 +509,7 @@ class SelfLearningCoordinator:
     # -- the worker ------------------------------------------------------------------
     def _run(self) -> None:
         logger.debug("training worker running")
+        preload_drift_detector()  # before runs come: its import would stall them
         if self.prefetcher is None:
             warm_up(self.memory, self._warming)
         while True:

@@ -42,6 +42,7 @@ runs without metrics. Port 0 turns metrics off.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -855,6 +856,10 @@ def main(argv: list[str] | None = None) -> int:
         stack = _start_or_explain(settings, args, explicit_port, stop_requested)
         if not isinstance(stack, ServiceStack):
             return stack
+        # What is alive now (modules, the model, the stores) lives as long as the process:
+        # out of the collector's sight, a full collection under a stream of runs takes
+        # milliseconds, not the 50-110 ms that stalled every thread (bench/sustained.py).
+        gc.freeze()
         status = _run_until_stopped(stack, stop_requested)
     finally:
         for sig, handler in previous.items():

@@ -520,3 +520,33 @@ def test_periodic_evaluations_take_at_most_their_share_of_the_time():
     assert time.monotonic() - stopping < 0.7 and not evaluator.thread.is_alive()
     with pytest.raises(ValueError, match="max_share"):
         PeriodicEvaluator(evaluate, max_share=0)
+
+
+def test_the_drift_detector_is_loaded_when_the_worker_starts_not_by_the_first_runs(tmp_path):
+    """river's import holds the GIL for about 0.1 s: done by the worker as it starts, it does
+    not stall a stream of runs (and every thread of the service) when the first runs are scored."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys, time
+from menace.unified_event_bus import UnifiedEventBus
+from menace.neuroplasticity import PathwayDB
+from menace.menace_memory_manager import MenaceMemoryManager
+from menace.learning_engine import LearningEngine
+from menace.self_learning_coordinator import SelfLearningCoordinator
+assert "river.drift" not in sys.modules
+bus = UnifiedEventBus()
+pdb = PathwayDB(r"{tmp_path}/p.db", event_bus=bus)
+mm = MenaceMemoryManager(r"{tmp_path}/m.db", embedder="hashing")
+coordinator = SelfLearningCoordinator(bus, LearningEngine(pdb, mm), eval_every_examples=0, eval_every_seconds=0.0)
+coordinator.start()
+deadline = time.monotonic() + 20
+while "river.drift" not in sys.modules and time.monotonic() < deadline:
+    time.sleep(0.01)
+print("loaded" if "river.drift" in sys.modules else "not loaded", coordinator.stats()["handled"])
+coordinator.stop()
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[0] == "loaded", out.stdout  # with no run published at all
