@@ -596,11 +596,7 @@ class UnifiedEventBus:
             try:
                 callback(event)
             except Exception as exc:  # as in _deliver: never break the publisher
-                with self._count_lock:
-                    self.failed[event.topic] += 1
-                logger.exception("subscriber %r failed on %s", callback, event.topic)
-                if self.collect_errors:
-                    self.errors.append(DeliveryError(event.topic, callback, exc))
+                self._subscriber_failed(event.topic, callback, exc)
 
     def _deliver_batch(self, topic: str, payloads: list[dict]) -> None:
         """:meth:`_deliver` of each payload, subscriber by subscriber: a batch subscriber
@@ -616,13 +612,8 @@ class UnifiedEventBus:
                 try:
                     call(topic, arg)
                 except Exception as exc:  # a subscriber must never break the publisher
-                    with self._count_lock:
-                        self.failed[topic] += 1
-                    logger.exception("subscriber %r failed on %s", callback, topic)
-                    if self.collect_errors:
-                        self.errors.append(DeliveryError(topic, callback, exc))
-                    if first_error is None:
-                        first_error = exc
+                    self._subscriber_failed(topic, callback, exc)
+                    first_error = first_error or exc
         if first_error is not None and self.raise_errors:
             raise first_error
 
@@ -636,15 +627,18 @@ class UnifiedEventBus:
             try:
                 callback(topic, payload)
             except Exception as exc:  # a subscriber must never break the publisher
-                with self._count_lock:
-                    self.failed[topic] += 1
-                logger.exception("subscriber %r failed on %s", callback, topic)
-                if self.collect_errors:
-                    self.errors.append(DeliveryError(topic, callback, exc))
-                if first_error is None:
-                    first_error = exc
+                self._subscriber_failed(topic, callback, exc)
+                first_error = first_error or exc
         if first_error is not None and self.raise_errors:
             raise first_error
+
+    def _subscriber_failed(self, topic: str, callback: Any, exc: Exception) -> None:
+        """Count, log (with the traceback: call it in the ``except``) and keep a failure."""
+        with self._count_lock:
+            self.failed[topic] += 1
+        logger.exception("subscriber %r failed on %s", callback, topic)
+        if self.collect_errors:
+            self.errors.append(DeliveryError(topic, callback, exc))
 
     # -- journal -----------------------------------------------------------
     @property
