@@ -591,3 +591,51 @@ def test_spec_examples_run_as_written(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "best model" in out and namespace["best"] in {"logreg", "nn"}
     assert (tmp_path / "models" / "pathways" / f"{namespace['best']}.skops").exists()
+
+
+@pytest.mark.parametrize("features", ["full", "embedding", "seed"])
+def test_a_texts_columns_are_computed_once_and_equal_a_fresh_computation(stores, monkeypatch, features):
+    """The pipeline keeps each text's columns (a pathway's runs share them): a repeated text
+    costs no embedding lookup, the matrix equals one built from scratch, and past the cache's
+    bound (cleared, or a batch too large to keep) it is still exact."""
+    from menace import features as features_module
+    from menace.features import FeaturePipeline, order_matrix
+    from menace.models import get_family
+
+    pdb, mm = stores
+    family = get_family("logreg")
+    pipeline = FeaturePipeline(pdb, mm, features)
+    embedded: list[str] = []
+    real = mm.embed_many
+    monkeypatch.setattr(mm, "embed_many", lambda texts: embedded.extend(texts) or real(texts))
+
+    def expected(numbers, texts):
+        vectors = real(texts)
+        parts = [numbers, vectors.mean(axis=1, dtype=np.float64)[:, None]]
+        if features != "seed":
+            parts.append(vectors.astype(np.float64))
+        if features == "full":
+            parts.append(order_matrix(texts))
+        return np.hstack(parts)
+
+    rng = np.random.default_rng(0)
+    texts = ["fetch->parse", "parse->fetch", "fetch->parse", "scan->patch->deploy"]
+    numbers = rng.random((4, 4))
+    X = pipeline.transform(numbers, texts, family)
+    assert np.array_equal(X, expected(numbers, texts))
+    assert X.shape[1] == len(pipeline.names(family))
+    assert sorted(embedded) == sorted(set(texts))  # each distinct text embedded once
+    embedded.clear()
+    again = ["scan->patch->deploy", "fetch->parse"] * 3
+    more = rng.random((6, 4))
+    assert np.array_equal(pipeline.transform(more, again, family), expected(more, again))
+    assert embedded == []  # known texts: no lookup at all
+
+    monkeypatch.setattr(features_module, "TEXT_BLOCK_CACHE", 2)
+    many = [f"step{i}->done" for i in range(5)]  # more than the cache keeps
+    five = rng.random((5, 4))
+    assert np.array_equal(pipeline.transform(five, many, family), expected(five, many))
+    for batch in (["a->b"], ["b->c", "c->d"], ["a->b", "fetch->parse"]):  # overflow: cleared, refilled
+        nums = rng.random((len(batch), 4))
+        assert np.array_equal(pipeline.transform(nums, batch, family), expected(nums, batch))
+    assert pipeline.transform(np.zeros((0, 4)), [], family).shape == (0, X.shape[1])
