@@ -50,8 +50,8 @@ EVAL_MAX_SHARE = 0.2
 DEFAULT_PREQUENTIAL_WINDOW = 500
 #: BLAS threads (numpy's and scipy's OpenBLAS) of a process that runs the stack. One: the
 #: matrices of incremental updates are small, and OpenBLAS's extra threads spin between calls,
-#: taking a core from the bots that log (a catch-up of 60,000 runs cost 91-119 us of CPU per
-#: run with numpy's default of one thread per core, 41 us with one; bench/sustained.py).
+#: taking a core from the bots that log (a service catching up on 60,000 stored runs cost
+#: 91-119 us of CPU per run with numpy's default of one thread per core, 41-60 us with one).
 DEFAULT_BLAS_THREADS = 1
 #: What a drift does: "retrain" on the runs since the change, or "none" (report only).
 DRIFT_POLICIES = ("retrain", "none")

@@ -201,6 +201,8 @@ class FeaturePipeline:
         """
         if family.inputs == "text":
             return np.asarray(texts, dtype=object)
+        if not len(texts):
+            return np.zeros((0, len(self.names(family))), dtype=np.float64)
         rows: dict[str, int] = {}
         index = [rows.setdefault(t, len(rows)) for t in texts]  # each distinct text once
         blocks = self._text_blocks(list(rows))
@@ -238,12 +240,7 @@ class FeaturePipeline:
                     found[text] = cache[text] = row
             else:
                 found.update(zip(missing, new, strict=True))
-        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, self._block_width()))
-
-    def _block_width(self) -> int:
-        return 1 + (self.embedding_dim() if self.features != "seed" else 0) + (
-            ORDER_DIM if self.features == "full" else 0
-        )
+        return np.stack([found[t] for t in texts])
 
     def load(
         self,
