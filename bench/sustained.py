@@ -21,7 +21,8 @@ asked. (A writer that falls behind still makes every log it owes, later; until
 the writers fell behind: the figures recorded before then were too high.) Each
 trial also prints the CPU per run of the writers and of the service: on a
 machine whose cores they share, the two together are the limit.
-Rates are tried from ``--rate`` upwards by ``--step`` until one is not
+First the writers run alone (no service, no pacing): the most runs/s SQLite takes
+from them on this machine, the same-run baseline. Rates are tried from ``--rate`` upwards by ``--step`` until one is not
 sustained (``--once``: only ``--rate``); the highest sustained rate is the figure.
 
     .venv/bin/python bench/sustained.py [--rate 2500] [--step 2500] [--seconds 6] [--once]
@@ -71,13 +72,13 @@ WRITER = textwrap.dedent(
     start_at = float(sys.stdin.readline())
     while time.time() < start_at:
         time.sleep(0.001)
-    n, interval, lag = 0, 1.0 / rate, 0.0
+    n, interval, lag = 0, 1.0 / rate if rate > 0 else 0.0, 0.0  # rate 0: as fast as it can
     end = start_at + seconds
     cpu = time.process_time()
     while True:
         due = start_at + n * interval
         now = time.time()
-        if due >= end:
+        if (due if interval else now) >= end:
             break
         if due > now:
             time.sleep(due - now)
@@ -100,6 +101,49 @@ WRITER = textwrap.dedent(
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def run_writers(data: str, rate: float, seconds: float, writers: int) -> tuple:
+    """Run ``writers`` writer processes logging ``rate`` runs/s between them (0: each as fast
+    as it can) into ``data``, from a common start once all are ready; returns
+    ``(counts, cpu seconds, start, end of the last log, most seconds a writer fell behind)``."""
+    script = Path(data) / "writer.py"
+    script.write_text(WRITER)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MENACE_EMBEDDER="hashing")
+    procs = [
+        subprocess.Popen([sys.executable, str(script), data, f"w{k}", str(rate / writers), str(seconds)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        for k in range(writers)
+    ]
+    for proc in procs:  # a writer starting late would log its first runs behind schedule
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(proc.communicate()[1])
+    start_at = time.time() + 0.2
+    for proc in procs:
+        proc.stdin.write(f"{start_at}\n")
+        proc.stdin.flush()
+    counts, cpu, ended, lag = [], 0.0, start_at + seconds, 0.0
+    for proc in procs:
+        out, err = proc.communicate(timeout=seconds * 10 + 60)
+        if proc.returncode != 0:
+            raise RuntimeError(err)
+        count, used, end, late = out.split()
+        counts.append(int(count))
+        cpu += float(used)
+        ended, lag = max(ended, float(end)), max(lag, float(late))
+    return counts, cpu, start_at, ended, lag
+
+
+def ceiling(seconds: float, writers: int) -> dict:
+    """The same writers alone (no service) logging as fast as they can: the most runs/s this
+    machine's SQLite takes from them, the baseline a sustained rate is measured against."""
+    from menace.neuroplasticity import PathwayDB
+
+    with tempfile.TemporaryDirectory(prefix="menace-sustained-") as tmp:
+        PathwayDB(f"{tmp}/pathways.db").close()
+        counts, cpu, start_at, ended, _ = run_writers(tmp, 0.0, seconds, writers)
+    took = ended - start_at
+    return {"rate": sum(counts) / took, "writer_us": cpu / sum(counts) * 1e6, "writer_cores": cpu / took}
 
 
 def trial(rate: float, seconds: float, writers: int) -> dict:
@@ -126,32 +170,8 @@ def trial(rate: float, seconds: float, writers: int) -> dict:
                     fitted_at.setdefault(payload.get("learned_through", 0), now)
 
         stack.bus.subscribe("learning:trained", on_trained)
-        script = Path(tmp) / "writer.py"
-        script.write_text(WRITER)
-        env = dict(os.environ, PYTHONPATH=str(ROOT), MENACE_EMBEDDER="hashing")
-        procs = [
-            subprocess.Popen([sys.executable, str(script), tmp, f"w{k}", str(rate / writers), str(seconds)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-            for k in range(writers)
-        ]
-        for proc in procs:  # a writer starting late would log its first runs behind schedule
-            if proc.stdout.readline().strip() != "ready":
-                raise RuntimeError(proc.communicate()[1])
-        start_at = time.time() + 0.2
-        for proc in procs:
-            proc.stdin.write(f"{start_at}\n")
-            proc.stdin.flush()
-        time.sleep(max(0.0, start_at - time.time()))
         service_cpu = time.process_time()  # this process: the service's threads (and the bookkeeping here)
-        counts, writer_cpu, ended, lag = [], 0.0, start_at + seconds, 0.0
-        for proc in procs:
-            out, err = proc.communicate(timeout=seconds * 10 + 60)
-            if proc.returncode != 0:
-                raise RuntimeError(err)
-            count, cpu, end, late = out.split()
-            counts.append(int(count))
-            writer_cpu += float(cpu)
-            ended, lag = max(ended, float(end)), max(lag, float(late))
+        counts, writer_cpu, start_at, ended, lag = run_writers(tmp, rate, seconds, writers)
         logged: dict[int, float] = {}
         for k in range(writers):
             for line in (Path(tmp) / f"w{k}.log").read_text().splitlines():
@@ -199,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", type=float, default=2500.0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    alone = ceiling(args.seconds, args.writers)
+    print(f"writers alone (no service, as fast as they can): {alone['rate']:.0f} runs/s; CPU per run: "
+          f"{alone['writer_us']:.0f} us ({alone['writer_cores']:.2f} cores)", flush=True)
     rows = []
     rate = args.rate
     while True:
@@ -214,10 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             break
         rate += args.step
     best = max((r["achieved"] for r in rows if r["sustained"]), default=0.0)
-    print(f"highest sustained rate: {best:.0f} runs/s from {args.writers} writers "
-          f"(target >= {TARGET_RATE}, p99 < {TARGET_P99_MS:.0f} ms)")
+    print(f"highest sustained rate: {best:.0f} runs/s from {args.writers} writers, "
+          f"{best / alone['rate']:.2f} of what they log alone (target >= {TARGET_RATE}, p99 < {TARGET_P99_MS:.0f} ms)")
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps({"alone": alone, "trials": rows}))
     return 0
 
 
