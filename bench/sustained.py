@@ -72,7 +72,7 @@ WRITER = textwrap.dedent(
     start_at = float(sys.stdin.readline())
     while time.time() < start_at:
         time.sleep(0.001)
-    n, interval, lag = 0, 1.0 / rate if rate > 0 else 0.0, 0.0  # rate 0: as fast as it can
+    n, interval, lag, calls = 0, 1.0 / rate if rate > 0 else 0.0, 0.0, []  # rate 0: as fast as it can
     end = start_at + seconds
     cpu = time.process_time()
     while True:
@@ -88,11 +88,13 @@ WRITER = textwrap.dedent(
         lag = max(lag, t - due)
         pdb.log(PathwayRecord(actions, exec_time=rng.uniform(0.1, 3), roi=rng.gauss(1, 1),
                               outcome="SUCCESS" if ok else "FAILURE", ts=t))
+        calls.append(time.time() - t)
         out.write(f"{bus.run_id} {t}\\n")
         n += 1
     # the logs a writer could not start on time are still made, later: its rate is n over
     # the time it took, not over the seconds asked
-    print(n, time.process_time() - cpu, time.time(), lag, flush=True)
+    calls.sort()
+    print(n, time.process_time() - cpu, time.time(), lag, calls[int(0.999 * len(calls))], calls[-1], flush=True)
     out.close()
     """
 )
@@ -106,7 +108,8 @@ def percentile(values: list[float], q: float) -> float:
 def run_writers(data: str, rate: float, seconds: float, writers: int) -> tuple:
     """Run ``writers`` writer processes logging ``rate`` runs/s between them (0: each as fast
     as it can) into ``data``, from a common start once all are ready; returns
-    ``(counts, cpu seconds, start, end of the last log, most seconds a writer fell behind)``."""
+    ``(counts, cpu seconds, start, end of the last log, most seconds a writer fell behind,
+    (the slowest writer's 99.9th percentile log() call, the slowest call) in seconds)``."""
     script = Path(data) / "writer.py"
     script.write_text(WRITER)
     env = dict(os.environ, PYTHONPATH=str(ROOT), MENACE_EMBEDDER="hashing")
@@ -122,16 +125,17 @@ def run_writers(data: str, rate: float, seconds: float, writers: int) -> tuple:
     for proc in procs:
         proc.stdin.write(f"{start_at}\n")
         proc.stdin.flush()
-    counts, cpu, ended, lag = [], 0.0, start_at + seconds, 0.0
+    counts, cpu, ended, lag, p999, slowest = [], 0.0, start_at + seconds, 0.0, 0.0, 0.0
     for proc in procs:
         out, err = proc.communicate(timeout=seconds * 10 + 60)
         if proc.returncode != 0:
             raise RuntimeError(err)
-        count, used, end, late = out.split()
+        count, used, end, late, call_p999, call_max = out.split()
         counts.append(int(count))
         cpu += float(used)
         ended, lag = max(ended, float(end)), max(lag, float(late))
-    return counts, cpu, start_at, ended, lag
+        p999, slowest = max(p999, float(call_p999)), max(slowest, float(call_max))
+    return counts, cpu, start_at, ended, lag, (p999, slowest)
 
 
 def ceiling(seconds: float, writers: int) -> dict:
@@ -141,9 +145,10 @@ def ceiling(seconds: float, writers: int) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="menace-sustained-") as tmp:
         PathwayDB(f"{tmp}/pathways.db").close()
-        counts, cpu, start_at, ended, _ = run_writers(tmp, 0.0, seconds, writers)
+        counts, cpu, start_at, ended, _, (p999, slowest) = run_writers(tmp, 0.0, seconds, writers)
     took = ended - start_at
-    return {"rate": sum(counts) / took, "writer_us": cpu / sum(counts) * 1e6, "writer_cores": cpu / took}
+    return {"rate": sum(counts) / took, "writer_us": cpu / sum(counts) * 1e6, "writer_cores": cpu / took,
+            "call_p999_ms": p999 * 1e3, "call_max_ms": slowest * 1e3}
 
 
 def trial(rate: float, seconds: float, writers: int) -> dict:
@@ -171,7 +176,7 @@ def trial(rate: float, seconds: float, writers: int) -> dict:
 
         stack.bus.subscribe("learning:trained", on_trained)
         service_cpu = time.process_time()  # this process: the service's threads (and the bookkeeping here)
-        counts, writer_cpu, start_at, ended, lag = run_writers(tmp, rate, seconds, writers)
+        counts, writer_cpu, start_at, ended, lag, _ = run_writers(tmp, rate, seconds, writers)
         logged: dict[int, float] = {}
         for k in range(writers):
             for line in (Path(tmp) / f"w{k}.log").read_text().splitlines():
@@ -221,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     alone = ceiling(args.seconds, args.writers)
     print(f"writers alone (no service, as fast as they can): {alone['rate']:.0f} runs/s; CPU per run: "
-          f"{alone['writer_us']:.0f} us ({alone['writer_cores']:.2f} cores)", flush=True)
+          f"{alone['writer_us']:.0f} us ({alone['writer_cores']:.2f} cores); a log() call: p99.9 "
+          f"{alone['call_p999_ms']:.0f} ms, slowest {alone['call_max_ms']:.0f} ms", flush=True)
     rows = []
     rate = args.rate
     while True:
