@@ -29,7 +29,12 @@ Rates are tried from ``--rate`` upwards by ``--step`` until one is not
 sustained (``--once``: only ``--rate``); the highest sustained rate is the
 figure, also given as a fraction of the baseline.
 
-    .venv/bin/python bench/sustained.py [--rate 2500] [--step 2500] [--seconds 6] [--once]
+``--batch N`` has each writer log N runs per call (``log_runs``, one
+transaction) instead of one ``log()`` per run: the writers then take the lock a
+tenth as often at N = 10, and what limits the rate is the CPU the writers and
+the service need between them.
+
+    .venv/bin/python bench/sustained.py [--rate 2500] [--step 2500] [--seconds 6] [--once] [--batch 1]
 """
 
 from __future__ import annotations
@@ -54,17 +59,23 @@ TARGET_RATE = 20_000
 
 WRITER = textwrap.dedent(
     """
-    import json, random, sys, time
+    import random, sys, time
     from menace.neuroplasticity import PathwayDB, PathwayRecord
 
-    data, name, rate, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+    data, name, rate, seconds, batch = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
     steps = ["fetch", "parse", "store", "login", "search", "buy", "scan", "patch", "deploy", "notify"]
     shared = random.Random(0)  # one concept for every writer: which pathways tend to succeed
     texts = ["->".join(shared.sample(steps, shared.randint(2, 5))) for _ in range(300)]
     good = {t: shared.random() < 0.6 for t in texts}
     rng = random.Random(name)
 
-    class LastRun:
+    def record(t):
+        actions = rng.choice(texts)
+        ok = good[actions] if rng.random() > 0.1 else not good[actions]
+        return PathwayRecord(actions, exec_time=rng.uniform(0.1, 3), roi=rng.gauss(1, 1),
+                             outcome="SUCCESS" if ok else "FAILURE", ts=t)
+
+    class LastRun:  # log() returns the pathway id; its event names the run
         run_id = None
         def publish(self, topic, payload):
             self.run_id = payload["run_id"]
@@ -76,7 +87,8 @@ WRITER = textwrap.dedent(
     start_at = float(sys.stdin.readline())
     while time.time() < start_at:
         time.sleep(0.001)
-    n, interval, lag, calls = 0, 1.0 / rate if rate > 0 else 0.0, 0.0, []  # rate 0: as fast as it can
+    # one call logs ``batch`` runs (one transaction): log() for 1, log_runs() for more
+    n, interval, lag, calls = 0, batch / rate if rate > 0 else 0.0, 0.0, []  # rate 0: as fast as it can
     end = start_at + seconds
     cpu = time.process_time()
     while True:
@@ -86,19 +98,21 @@ WRITER = textwrap.dedent(
             break
         if due > now:
             time.sleep(due - now)
-        actions = rng.choice(texts)
-        ok = good[actions] if rng.random() > 0.1 else not good[actions]
         t = time.time()
         lag = max(lag, t - due)
-        pdb.log(PathwayRecord(actions, exec_time=rng.uniform(0.1, 3), roi=rng.gauss(1, 1),
-                              outcome="SUCCESS" if ok else "FAILURE", ts=t))
+        if batch == 1:  # as a bot logs
+            pdb.log(record(t))
+            run_ids = [bus.run_id]
+        else:
+            run_ids = [r.run_id for r in pdb.log_runs([record(t) for _ in range(batch)])]
         calls.append(time.time() - t)
-        out.write(f"{bus.run_id} {t}\\n")
+        out.write("".join(f"{run_id} {t}\\n" for run_id in run_ids))
         n += 1
-    # the logs a writer could not start on time are still made, later: its rate is n over
-    # the time it took, not over the seconds asked
+    # the calls a writer could not start on time are still made, later: its rate is its runs
+    # over the time it took, not over the seconds asked
     calls = sorted(calls) or [0.0]
-    print(n, time.process_time() - cpu, time.time(), lag, calls[int(0.999 * len(calls))], calls[-1], flush=True)
+    print(n * batch, time.process_time() - cpu, time.time(), lag, calls[int(0.999 * len(calls))], calls[-1],
+          flush=True)
     out.close()
     """
 )
@@ -109,16 +123,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-def run_writers(data: str, rate: float, seconds: float, writers: int) -> tuple:
+def run_writers(data: str, rate: float, seconds: float, writers: int, batch: int = 1) -> tuple:
     """Run ``writers`` writer processes logging ``rate`` runs/s between them (0: each as fast
-    as it can) into ``data``, from a common start once all are ready; returns
-    ``(counts, cpu seconds, start, end of the last log, most seconds a writer fell behind,
-    (the slowest writer's 99.9th percentile log() call, the slowest call) in seconds)``."""
+    as it can), ``batch`` runs per call, into ``data``, from a common start once all are
+    ready; returns ``(counts, cpu seconds, start, end of the last call, most seconds a writer
+    fell behind, (the slowest writer's 99.9th percentile call, the slowest call) in seconds)``."""
     script = Path(data) / "writer.py"
     script.write_text(WRITER)
     env = dict(os.environ, PYTHONPATH=str(ROOT), MENACE_EMBEDDER="hashing")
     procs = [
-        subprocess.Popen([sys.executable, str(script), data, f"w{k}", str(rate / writers), str(seconds)],
+        subprocess.Popen([sys.executable, str(script), data, f"w{k}", str(rate / writers), str(seconds), str(batch)],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
         for k in range(writers)
     ]
@@ -142,20 +156,20 @@ def run_writers(data: str, rate: float, seconds: float, writers: int) -> tuple:
     return counts, cpu, start_at, ended, lag, (p999, slowest)
 
 
-def ceiling(seconds: float, writers: int) -> dict:
+def ceiling(seconds: float, writers: int, batch: int = 1) -> dict:
     """The same writers alone (no service) logging as fast as they can: the most runs/s this
     machine's SQLite takes from them, the baseline a sustained rate is measured against."""
     from menace.neuroplasticity import PathwayDB
 
     with tempfile.TemporaryDirectory(prefix="menace-sustained-") as tmp:
         PathwayDB(f"{tmp}/pathways.db").close()
-        counts, cpu, start_at, ended, _, (p999, slowest) = run_writers(tmp, 0.0, seconds, writers)
+        counts, cpu, start_at, ended, _, (p999, slowest) = run_writers(tmp, 0.0, seconds, writers, batch)
     took = ended - start_at
     return {"rate": sum(counts) / took, "writer_us": cpu / sum(counts) * 1e6, "writer_cores": cpu / took,
             "call_p999_ms": p999 * 1e3, "call_max_ms": slowest * 1e3}
 
 
-def trial(rate: float, seconds: float, writers: int) -> dict:
+def trial(rate: float, seconds: float, writers: int, batch: int = 1) -> dict:
     os.environ["MENACE_EMBEDDER"] = "hashing"  # the service's embedder in this benchmark
     from menace.config import Settings
     from menace.self_learning_service import start_stack
@@ -180,7 +194,7 @@ def trial(rate: float, seconds: float, writers: int) -> dict:
 
         stack.bus.subscribe("learning:trained", on_trained)
         service_cpu = time.process_time()  # this process: the service's threads (and the bookkeeping here)
-        counts, writer_cpu, start_at, ended, lag, _ = run_writers(tmp, rate, seconds, writers)
+        counts, writer_cpu, start_at, ended, lag, _ = run_writers(tmp, rate, seconds, writers, batch)
         logged: dict[int, float] = {}
         for k in range(writers):
             for line in (Path(tmp) / f"w{k}.log").read_text().splitlines():
@@ -226,16 +240,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--once", action="store_true", help="try --rate only (default: raise it until not sustained)")
     parser.add_argument("--step", type=float, default=2500.0)
+    parser.add_argument("--batch", type=int, default=1,
+                        help="runs per call: 1 (default) logs each with log(), as a bot does; more, with log_runs()")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    alone = ceiling(args.seconds, args.writers)
+    call = "log()" if args.batch == 1 else f"log_runs() of {args.batch}"
+    alone = ceiling(args.seconds, args.writers, args.batch)
     print(f"writers alone (no service, as fast as they can): {alone['rate']:.0f} runs/s; CPU per run: "
-          f"{alone['writer_us']:.0f} us ({alone['writer_cores']:.2f} cores); a log() call: p99.9 "
+          f"{alone['writer_us']:.0f} us ({alone['writer_cores']:.2f} cores); a {call} call: p99.9 "
           f"{alone['call_p999_ms']:.0f} ms, slowest {alone['call_max_ms']:.0f} ms", flush=True)
     rows = []
     rate = args.rate
     while True:
-        row = trial(rate, args.seconds, args.writers)
+        row = trial(rate, args.seconds, args.writers, args.batch)
         rows.append(row)
         print(f"rate {row['rate']:>7.0f}/s achieved {row['achieved']:>7.0f}/s ({row['logged']} logged in "
               f"{row['seconds']:.1f} s, writers at most {row['max_lag_ms']:.0f} ms behind) "
@@ -247,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             break
         rate += args.step
     best = max((r["achieved"] for r in rows if r["sustained"]), default=0.0)
-    print(f"highest sustained rate: {best:.0f} runs/s from {args.writers} writers, "
+    print(f"highest sustained rate: {best:.0f} runs/s from {args.writers} writers ({call} calls), "
           f"{best / alone['rate']:.2f} of what they log alone (target >= {TARGET_RATE}, p99 < {TARGET_P99_MS:.0f} ms)")
     if args.json:
         print(json.dumps({"alone": alone, "trials": rows}))
