@@ -332,14 +332,45 @@ class _Tail:
         self.pairs: dict[tuple[int, int], int] = {}
 
 
+#: What a store's ``_commit`` returns for each run it wrote: ``(record, pathway id, run id,
+#: outcome value, label, after)``, ``after`` as :func:`advance` returns it. A plain tuple (one
+#: per run, cheap); :func:`run_payload` makes the ``pathway:new`` payload of one only when a
+#: bus will take it.
+Written = tuple
+
+
+def run_payload(written: Written) -> dict[str, Any]:
+    """The ``pathway:new`` payload of a run a store just wrote (see :data:`Written`).
+
+    Its numbers are checked already (a validated record, the store's ids, and the
+    store's overflow check of the aggregate), so the payload need not check them again.
+    """
+    rec, pathway_id, run_id, outcome, label, after = written
+    prior_freq, prior_myel, _, successes, avg_time, avg_roi, last = after
+    freq = prior_freq + 1
+    return events.pathway_new(
+        pathway_id, run_id, rec.ts, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
+        outcome, rec.roi, label, prior_freq, prior_myel, numbers_checked=True,
+        stats={
+            "frequency": freq,
+            "success_rate": successes / freq,
+            "avg_exec_time": avg_time,
+            "avg_roi": avg_roi,
+            "myelination_score": successes * avg_roi,  # frequency * success_rate * avg_roi
+            "last_activation": last,
+        },
+    )
+
+
 class RunLogging:
     """What both pathway stores do alike around their own ``_commit(records)`` (one
-    transaction; the runs' ``pathway:new`` payloads): checking the records, logging one or
-    many, and publishing each run's event after the commit."""
+    transaction; a :data:`Written` tuple per run): checking the records, logging one or
+    many, and publishing each run's event after the commit (the payloads are made only
+    when there is a bus to take them)."""
 
     event_bus: Any
 
-    def _commit(self, records: tuple[PathwayRecord, ...]) -> list[dict[str, Any]]:
+    def _commit(self, records: tuple[PathwayRecord, ...]) -> list[Written]:
         raise NotImplementedError
 
     def log(self, record: PathwayRecord) -> int:
@@ -351,10 +382,10 @@ class RunLogging:
         if not isinstance(record, PathwayRecord):
             raise ValueError(f"record must be a PathwayRecord, got {type(record).__name__}")
         record.validate()  # fields may have been changed after construction
-        (payload,) = self._commit((record,))
+        (written,) = self._commit((record,))
         if self.event_bus is not None:
-            self.event_bus.publish(events.PATHWAY_NEW, payload)
-        return payload["pathway_id"]
+            self.event_bus.publish(events.PATHWAY_NEW, run_payload(written))
+        return written[1]
 
     def log_many(self, records: Iterable[PathwayRecord]) -> list[int]:
         """Commit many runs in one transaction; publish one event per run after it.
@@ -362,23 +393,24 @@ class RunLogging:
         Every record is validated first: one bad record refuses the whole batch.
         Returns the pathway id of each record, in order.
         """
-        return [p["pathway_id"] for p in self._log_all(records)]
+        return [w[1] for w in self._log_all(records)]
 
     def log_runs(self, records: Iterable[PathwayRecord]) -> list[LoggedRun]:
         """:meth:`log_many`, returning each record's run id and pathway id."""
-        return [LoggedRun(p["run_id"], p["pathway_id"]) for p in self._log_all(records)]
+        return [LoggedRun(w[2], w[1]) for w in self._log_all(records)]
 
-    def _log_all(self, records: Iterable[PathwayRecord]) -> list[dict[str, Any]]:
-        payloads = self._commit(checked_records(records))
+    def _log_all(self, records: Iterable[PathwayRecord]) -> list[Written]:
+        written = self._commit(checked_records(records))
         bus = self.event_bus
-        if bus is None or not payloads:
-            return payloads
+        if bus is None or not written:
+            return written
+        payloads = [run_payload(w) for w in written]
         if len(payloads) > 1 and isinstance(bus, BatchPublisher):
             bus.publish_many(events.PATHWAY_NEW, payloads)  # a journaling bus: one commit, not one per run
         else:
             for payload in payloads:
                 bus.publish(events.PATHWAY_NEW, payload)
-        return payloads
+        return written
 
 
 class PathwayDB(RunLogging, SQLiteStore):
@@ -545,26 +577,26 @@ class PathwayDB(RunLogging, SQLiteStore):
         self._conn.execute("PRAGMA foreign_keys=OFF")
 
     # -- writing (log, log_many and log_runs: RunLogging) ---------------------
-    def _commit(self, records: tuple[PathwayRecord, ...]) -> list[dict[str, Any]]:
-        """Write valid records in one transaction (folding when due); their payloads."""
+    def _commit(self, records: tuple[PathwayRecord, ...]) -> list[Written]:
+        """Write valid records in one transaction (folding when due); what was written of each."""
         with self._lock:
             try:
                 with self._transaction as conn:
                     if self._seen is None:
                         self._look(conn)
-                    payloads = []
+                    written = []
                     for record in records:  # a loop: a comprehension is one more call per log
-                        payloads.append(self._insert(conn, record))
+                        written.append(self._insert(conn, record))
                     # Noted before the commit, so a watcher never sees one of these runs
                     # committed yet unknown as ours (a rolled-back id noted costs only a wait).
-                    if payloads:
-                        self._logged.add_range(payloads[0]["run_id"], payloads[-1]["run_id"])
+                    if written:
+                        self._logged.add_range(written[0][2], written[-1][2])
                     if self._seen - self._folded >= FOLD_EVERY:
                         self._fold(conn, when_due=True)
             except BaseException:
                 self._forget()  # the batch was rolled back: the cache may be ahead
                 raise
-        return payloads
+        return written
 
     def _forget(self) -> None:
         """Drop what is cached; the next write reads the database again."""
@@ -592,7 +624,7 @@ class PathwayDB(RunLogging, SQLiteStore):
             return prev[0]
         return None
 
-    def _insert(self, conn, rec: PathwayRecord) -> dict[str, Any]:
+    def _insert(self, conn, rec: PathwayRecord) -> Written:
         actions = rec.actions
         entry = self._cache.get(actions)
         if entry is None:
@@ -634,20 +666,7 @@ class PathwayDB(RunLogging, SQLiteStore):
             if link_from is not None:
                 pair = (link_from, pathway_id)
                 tail.pairs[pair] = tail.pairs.get(pair, 0) + 1
-        # Every value is validated text or a finite number (the record's checks, ids from
-        # SQLite, and the overflow check above): the payload need not check them again.
-        return events.pathway_new(
-            pathway_id, run_id, ts, actions, rec.inputs, rec.outputs, rec.exec_time,
-            rec.resources, outcome, rec.roi, label, prior_freq, prior_myel, numbers_checked=True,
-            stats={
-                "frequency": freq,
-                "success_rate": successes / freq,
-                "avg_exec_time": avg_time,
-                "avg_roi": avg_roi,
-                "myelination_score": successes * avg_roi,  # frequency * success_rate * avg_roi
-                "last_activation": last,
-            },
-        )
+        return rec, pathway_id, run_id, outcome, label, after
 
     def _load(self, conn, rec: PathwayRecord) -> list:
         """The cache entry of ``rec``'s pathway as of now, inserting a new pathway."""

@@ -70,6 +70,7 @@ from ..neuroplasticity import (
     Pathway,
     PathwayRecord,
     RunLogging,
+    Written,
     advance,
     decay_factor,
 )
@@ -406,8 +407,8 @@ class PgPathwayDB(RunLogging):
             raise
 
     # -- writing (log, log_many and log_runs: RunLogging) ---------------------
-    def _commit(self, records: tuple[PathwayRecord, ...]) -> list[dict[str, Any]]:
-        """Write valid records in one transaction; their payloads (in order).
+    def _commit(self, records: tuple[PathwayRecord, ...]) -> list[Written]:
+        """Write valid records in one transaction; what was written of each (in order).
 
         One round trip for a run of a pathway remembered current; else two
         (begin and the reads; one statement of writes and the commit); a
@@ -418,11 +419,11 @@ class PgPathwayDB(RunLogging):
         if len(records) == 1 and self._worth_trying():
             entry = self._remembered.get(records[0].actions)
             if entry is not None:
-                payload = self._log_remembered(records[0], entry)
-                self._count_try(payload is not None)
-                if payload is not None:
+                written = self._log_remembered(records[0], entry)
+                self._count_try(written is not None)
+                if written is not None:
                     self._notifier.poke()
-                    return [payload]
+                    return [written]
         keys: dict[str, bytes] = {}
         for record in records:
             if record.actions not in keys:
@@ -430,7 +431,7 @@ class PgPathwayDB(RunLogging):
         with self._db.connection() as conn:
             try:
                 cache, run_ids, prev = self._read_state(conn, records, keys)
-                rows, payloads, touched, pairs = self._runs(records, cache, run_ids, prev)
+                rows, written, touched, pairs = self._runs(records, cache, run_ids, prev)
                 # Noted before the commit, so a watcher never sees one of these runs
                 # committed yet unknown as ours (a rolled-back id noted costs only a wait).
                 self._logged.add_range(run_ids[0], run_ids[-1])
@@ -443,7 +444,7 @@ class PgPathwayDB(RunLogging):
                 raise
         self._remember({a: cache[a] for a in touched})
         self._notifier.poke()
-        return payloads
+        return written
 
     def _worth_trying(self) -> bool:
         """Whether to log from a remembered aggregate first.
@@ -470,8 +471,8 @@ class PgPathwayDB(RunLogging):
             self._remembered.clear()
         self._remembered.update(entries)
 
-    def _log_remembered(self, rec: PathwayRecord, remembered: list) -> dict[str, Any] | None:
-        """Log ``rec`` from its pathway's remembered aggregate in one round trip; its payload, or
+    def _log_remembered(self, rec: PathwayRecord, remembered: list) -> Written | None:
+        """Log ``rec`` from its pathway's remembered aggregate in one round trip; what was written, or
         ``None`` when another writer logged the pathway since (nothing was written then)."""
         entry = list(remembered)
         pathway_id = entry[0]
@@ -505,7 +506,7 @@ class PgPathwayDB(RunLogging):
         run_id = written[0]
         entry[1:] = (freq, successes, avg_time, avg_roi, last, run_id)
         self._remembered[rec.actions] = entry
-        return _payload(rec, pathway_id, run_id, outcome, label, after)
+        return rec, pathway_id, run_id, outcome, label, after
 
     def _read_state(self, conn: Any, records: tuple, keys: dict[str, bytes]) -> tuple[dict, list[int], Any]:
         """Begin, lock the pathways (inserting the new ones), then read their aggregates, the
@@ -571,10 +572,10 @@ class PgPathwayDB(RunLogging):
             cache[actions] = [pathway_id, 0, 0, 0.0, 0.0, first_ts[actions], None]
 
     def _runs(self, records: tuple, cache: dict, run_ids: list[int], prev: Any) -> tuple:
-        """The runs' rows (as columns), payloads, touched pathways and link counts."""
+        """The runs' rows (as columns), what was written of each, touched pathways and link counts."""
         half_life_s, window = self._half_life_s, self.link_window
         rows: list[tuple] = []
-        payloads: list[dict[str, Any]] = []
+        written: list[Written] = []
         touched: set[str] = set()
         pairs: dict[tuple[int, int], int] = {}
         for rec, run_id in zip(records, run_ids, strict=True):
@@ -598,8 +599,8 @@ class PgPathwayDB(RunLogging):
                 run_id, pathway_id, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
                 outcome, rec.roi, ts, label, *after, link_from,
             ))
-            payloads.append(_payload(rec, pathway_id, run_id, outcome, label, after))
-        return rows, payloads, touched, pairs
+            written.append((rec, pathway_id, run_id, outcome, label, after))
+        return rows, written, touched, pairs
 
     def fold(self) -> int:
         """Nothing to fold: pathway rows are current after every commit. Returns 0."""
@@ -884,27 +885,6 @@ def _check_finite(after: tuple) -> None:
     _, prior_myel, _, successes, avg_time, avg_roi, _ = after
     if not (_isfinite(avg_time) and _isfinite(avg_roi * successes) and _isfinite(prior_myel)):
         raise ValueError("roi or exec_time is too large: the pathway's averages overflow")
-
-
-def _payload(rec: PathwayRecord, pathway_id: int, run_id: int, outcome: str, label: int, after: tuple) -> dict:
-    """The ``pathway:new`` payload of a run just written, from its columns (``after``: see ``advance``).
-
-    Its numbers are checked already (a validated record, bigint ids, :func:`_check_finite`).
-    """
-    prior_freq, prior_myel, _, successes, avg_time, avg_roi, last = after
-    freq = prior_freq + 1
-    return events.pathway_new(
-        pathway_id, run_id, rec.ts, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
-        outcome, rec.roi, label, prior_freq, prior_myel, numbers_checked=True,
-        stats={
-            "frequency": freq,
-            "success_rate": successes / freq,
-            "avg_exec_time": avg_time,
-            "avg_roi": avg_roi,
-            "myelination_score": successes * avg_roi,
-            "last_activation": last,
-        },
-    )
 
 
 def _roll_back(conn: Any) -> None:
