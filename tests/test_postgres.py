@@ -361,11 +361,11 @@ def test_an_unreachable_database_is_a_clear_connection_error():
 
 def test_migrations_are_recorded_per_store_and_a_newer_schema_is_refused(pg):
     db = pg.pathway_db()
-    assert db.schema_version() == len(PgPathwayDB.MIGRATIONS) == 1
+    assert db.schema_version() == len(PgPathwayDB.MIGRATIONS) == 2
     db.close()
     with psycopg.connect(pg.db.url, autocommit=True) as conn:
         versions = dict(conn.execute("SELECT store, version FROM menace_schema").fetchall())
-        assert versions["pathways"] == 1
+        assert versions["pathways"] == 2
         conn.execute("UPDATE menace_schema SET version = 9 WHERE store = 'pathways'")
     with pytest.raises(SchemaError, match="9"):
         pg.pathway_db()

@@ -66,6 +66,7 @@ from .. import events
 from ..errors import FieldError
 from ..labels import Outcome, label_of
 from ..neuroplasticity import (
+    FOLD_EVERY,
     MAX_LINK_WEIGHT,
     Pathway,
     PathwayRecord,
@@ -77,6 +78,7 @@ from ..neuroplasticity import (
 from ..run_ledger import RunLedger
 from ..storage import escape_like
 from ..validation import check_id, check_number, check_positive_int, check_text
+from .arrays import bytea_array, int4_array, int8_array
 from .database import Database, Owned
 
 logger = logging.getLogger(__name__)
@@ -117,19 +119,12 @@ _STATE_MANY = _STATE + " WHERE actions_key = ANY(%b) ORDER BY id FOR UPDATE"
 _IDS_AND_NEWEST = """
     SELECT (SELECT array_agg(nextval('runs_id_seq')) FROM generate_series(1, %s)), r.pathway_id, r.ts
     FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT pathway_id, ts FROM runs ORDER BY id DESC LIMIT 1) AS r ON true"""
-# One run's writes in one statement: the run, its pathway's new aggregate, its link, the wake-up.
+# One run's writes in one statement: the run (its link is in its row) and its pathway's new aggregate.
 _WRITE_ONE = f"""
-    WITH run AS (INSERT INTO runs({_RUN_COLUMNS}) VALUES ({", ".join(["%s"] * 19)})),
-    pathway AS (
-        UPDATE pathways SET frequency = %s, successes = %s, success_rate = %s, avg_exec_time = %s,
-            avg_roi = %s, last_activation = %s, myelination_score = %s, last_run_id = %s
-        WHERE id = %s
-    ),
-    link AS (
-        INSERT INTO links(from_id, to_id, weight) SELECT %s::int8, %s::int8, 1.0 WHERE %s::int8 IS NOT NULL
-        ON CONFLICT (from_id, to_id) DO UPDATE SET weight = links.weight + excluded.weight
-    )
-    SELECT 1"""
+    WITH run AS (INSERT INTO runs({_RUN_COLUMNS}) VALUES ({", ".join(["%s"] * 19)}))
+    UPDATE pathways SET frequency = %s, successes = %s, success_rate = %s, avg_exec_time = %s,
+        avg_roi = %s, last_activation = %s, myelination_score = %s, last_run_id = %s
+    WHERE id = %s"""
 # One run of a pathway this object logged last, from its remembered aggregate, in one
 # statement and one commit (autocommit). The pathway row is rewritten first, only if its
 # newest run is still the one remembered: the UPDATE locks the row, and after waiting
@@ -137,8 +132,8 @@ _WRITE_ONE = f"""
 # it, so a stale aggregate is never written; nothing comes back then, and the caller
 # reads and tries again. The run's id is drawn by the UPDATE once its condition held,
 # and the condition first takes the transaction's id (drawn run ids must come after it:
-# see _Settled). The link is found here too: the newest run committed before this one,
-# within the window.
+# see _Settled). The link is found here too (the newest run committed before this one,
+# within the window), and kept in the run's row (see _FOLD_LINKS).
 _WRITE_REMEMBERED = f"""
     WITH pathway AS (
         UPDATE pathways SET frequency = %(frequency)s, successes = %(successes)s,
@@ -157,12 +152,7 @@ _WRITE_REMEMBERED = f"""
             CASE WHEN n.pathway_id <> %(pathway)s AND %(ts)s - n.ts BETWEEN 0 AND %(window)s THEN n.pathway_id END
         FROM pathway AS p
         LEFT JOIN LATERAL (SELECT pathway_id, ts FROM runs ORDER BY id DESC LIMIT 1) AS n ON true
-        RETURNING id, link_from
-    ),
-    link AS (
-        INSERT INTO links(from_id, to_id, weight) SELECT link_from, %(pathway)s, 1.0 FROM run
-        WHERE link_from IS NOT NULL
-        ON CONFLICT (from_id, to_id) DO UPDATE SET weight = links.weight + excluded.weight
+        RETURNING id
     )
     SELECT id FROM run"""
 # A new pathway, inserted under its lock only if missing (no other writer can insert it meanwhile).
@@ -179,9 +169,34 @@ _UPDATE_PATHWAYS = """
         avg_roi = r.avg_roi, last_activation = r.last_activation,
         myelination_score = r.successes * r.avg_roi, last_run_id = r.id
     FROM runs r WHERE r.id = ANY(%b::int8[]) AND p.id = r.pathway_id"""
+# Links: a run's row names the pathway it links from (link_from). Logs write nothing else
+# for it: upserting ~100 link rows cost a batch of 100 runs a fifth of its time. Every
+# FOLD_EVERY runs a writer folds the runs' links up to a settled id into folded_links (one
+# folder at a time, under link_fold's row lock); readers add the runs after the fold point.
+_FOLD_LINKS = """
+    WITH r AS (SELECT link_from, pathway_id FROM runs WHERE id > %s AND id <= %s),
+    folded AS (
+        INSERT INTO folded_links(from_id, to_id, weight)
+        SELECT link_from, pathway_id, count(*)::float8 FROM r WHERE link_from IS NOT NULL
+        GROUP BY link_from, pathway_id ORDER BY link_from, pathway_id
+        ON CONFLICT (from_id, to_id) DO UPDATE SET weight = folded_links.weight + excluded.weight
+    )
+    SELECT count(*) FROM r"""
+# The links leaving a pathway as of now: folded weights plus the runs since the fold, in one
+# snapshot. Both bounds of the runs' id range are subqueries, so the plan is a range scan of
+# runs' primary key (just the runs since the fold), whatever the values.
+_LINKS_FROM = """
+    SELECT to_id, sum(weight) AS weight FROM (
+        SELECT to_id, weight FROM folded_links WHERE from_id = %(from)s
+        UNION ALL
+        SELECT pathway_id, count(*)::float8 FROM runs
+        WHERE id > (SELECT folded_through FROM link_fold)
+            AND id <= (SELECT last_value FROM runs_id_seq) AND link_from = %(from)s
+        GROUP BY pathway_id
+    ) AS w GROUP BY to_id"""
 _UPSERT_LINKS = """
-    INSERT INTO links(from_id, to_id, weight) SELECT * FROM unnest(%b::int8[], %b::int8[], %b::float8[])
-    ON CONFLICT (from_id, to_id) DO UPDATE SET weight = links.weight + excluded.weight"""
+    INSERT INTO folded_links(from_id, to_id, weight) SELECT * FROM unnest(%b::int8[], %b::int8[], %b::float8[])
+    ON CONFLICT (from_id, to_id) DO UPDATE SET weight = folded_links.weight + excluded.weight"""
 _RUN_EVENTS = (
     "SELECT id, pathway_id, ts, actions, inputs, outputs, exec_time, resources, outcome, roi, label,"
     " prior_frequency, prior_myelination, successes, avg_exec_time, avg_roi, last_activation"
@@ -368,6 +383,16 @@ class PgPathwayDB(RunLogging):
             PRIMARY KEY (from_id, to_id)
         );
         """,
+        # v2: logs no longer upsert links; the links are folded from the runs (see
+        # _FOLD_LINKS). Every run so far is counted in the links already. The table is
+        # renamed so that a writer of the older release still running fails instead of
+        # counting its runs' links twice (its link upsert names ``links``).
+        """
+        ALTER TABLE links RENAME TO folded_links;
+        ALTER TABLE folded_links RENAME CONSTRAINT links_pkey TO folded_links_pkey;
+        CREATE TABLE link_fold (folded_through bigint NOT NULL);
+        INSERT INTO link_fold SELECT coalesce(max(id), 0) FROM runs;
+        """,
     )
 
     def __init__(
@@ -391,6 +416,7 @@ class PgPathwayDB(RunLogging):
         # [pathway id, frequency, successes, avg_exec_time, avg_roi, last_activation, run id]:
         # a log of the same pathway needs no read while it is still the newest.
         self._remembered: dict[str, list] = {}
+        self._keys: dict[str, tuple[bytes, int]] = {}  # actions -> (action_key, lock key)
         self._inflight = 0  # logs whose run id is not known yet
         self._tries = self._hits = self._skipped = 0  # logs from a remembered aggregate; current; not tried
         self._inflight_lock = threading.Lock()
@@ -402,9 +428,12 @@ class PgPathwayDB(RunLogging):
         self._closed = False
         try:
             self._db.migrate(self.STORE, self.MIGRATIONS)
+            with self._db.connection() as conn:
+                (folded,) = conn.execute("SELECT folded_through FROM link_fold").fetchone()
         except BaseException:
             self._hold.close()
             raise
+        self._next_fold = folded + FOLD_EVERY  # the run id after which this object looks at folding
 
     # -- writing (log, log_many and log_runs: RunLogging) ---------------------
     def _commit(self, records: tuple[PathwayRecord, ...]) -> list[Written]:
@@ -416,35 +445,57 @@ class PgPathwayDB(RunLogging):
         """
         if not records:
             return []
+        written = None
         if len(records) == 1 and self._worth_trying():
             entry = self._remembered.get(records[0].actions)
             if entry is not None:
-                written = self._log_remembered(records[0], entry)
-                self._count_try(written is not None)
-                if written is not None:
-                    self._notifier.poke()
-                    return [written]
-        keys: dict[str, bytes] = {}
-        for record in records:
-            if record.actions not in keys:
-                keys[record.actions] = action_key(record.actions)
+                one = self._log_remembered(records[0], entry)
+                self._count_try(one is not None)
+                if one is not None:
+                    written = [one]
+        if written is None:
+            written = self._log_locked(records)
+        self._notifier.poke()
+        newest = written[-1][2]
+        if newest >= self._next_fold:
+            self._fold_when_due(newest)
+        return written
+
+    def _log_locked(self, records: tuple[PathwayRecord, ...]) -> list[Written]:
+        """Log ``records`` reading their pathways under their locks first (see the module doc)."""
+        keys = self._keys_of(records)
         with self._db.connection() as conn:
             try:
                 cache, run_ids, prev = self._read_state(conn, records, keys)
-                rows, written, touched, pairs = self._runs(records, cache, run_ids, prev)
+                rows, written = self._runs(records, cache, run_ids, prev)
                 # Noted before the commit, so a watcher never sees one of these runs
                 # committed yet unknown as ours (a rolled-back id noted costs only a wait).
                 self._logged.add_range(run_ids[0], run_ids[-1])
                 if len(records) == 1:
                     self._write_one(conn, rows[0], cache[records[0].actions])
                 else:
-                    self._write_many(conn, rows, [cache[a][6] for a in touched], pairs)
+                    self._write_many(conn, rows, [cache[a][6] for a in keys])
             except BaseException:
                 _roll_back(conn)
                 raise
-        self._remember({a: cache[a] for a in touched})
-        self._notifier.poke()
+        self._remember({a: cache[a] for a in keys})
         return written
+
+    def _keys_of(self, records: tuple[PathwayRecord, ...]) -> dict[str, tuple[bytes, int]]:
+        """The key and the lock key of each pathway of ``records``, in order of first use."""
+        known = self._keys
+        keys: dict[str, tuple[bytes, int]] = {}
+        for record in records:
+            actions = record.actions
+            if actions not in keys:
+                found = known.get(actions)
+                if found is None:
+                    if len(known) >= CACHE_LIMIT:
+                        known.clear()
+                    key = action_key(actions)
+                    found = known[actions] = (key, _lock_key(key))
+                keys[actions] = found
+        return keys
 
     def _worth_trying(self) -> bool:
         """Whether to log from a remembered aggregate first.
@@ -511,73 +562,68 @@ class PgPathwayDB(RunLogging):
     def _read_state(self, conn: Any, records: tuple, keys: dict[str, bytes]) -> tuple[dict, list[int], Any]:
         """Begin, lock the pathways (inserting the new ones), then read their aggregates, the
         newest run and ``len(records)`` run ids: one round trip (the transaction stays open)."""
-        locks = sorted({_lock_key(k) for k in keys.values()})
+        locks = sorted({lock for _, lock in keys.values()})
         # Pathways this object has not logged may be new: inserted where missing, under their locks.
         unknown = [a for a in keys if a not in self._remembered]
-        first_ts: dict[str, float] = {}
-        for record in records:
-            first_ts.setdefault(record.actions, record.ts)
         with conn.pipeline():  # its end sends one Sync: every result below comes back at once
             conn.execute("BEGIN")
             if len(locks) == 1:
                 conn.execute(_LOCK_ONE, (self._db.key, locks[0]))
             else:
-                conn.execute(_LOCK_MANY, (self._db.key, locks))
+                conn.execute(_LOCK_MANY, (self._db.key, int4_array(locks)))
             if unknown:
-                conn.execute(_INSERT_NEW, (unknown, [keys[a] for a in unknown], [first_ts[a] for a in unknown]))
+                first = _first_ts(records, unknown)
+                conn.execute(_INSERT_NEW, (unknown, bytea_array([keys[a][0] for a in unknown]), first))
             if len(keys) == 1:
-                states = conn.execute(_STATE_ONE, (next(iter(keys.values())),))
+                states = conn.execute(_STATE_ONE, (next(iter(keys.values()))[0],))
             else:
-                states = conn.execute(_STATE_MANY, (list(keys.values()),))
+                states = conn.execute(_STATE_MANY, (bytea_array([key for key, _ in keys.values()]),))
             ids = conn.execute(_IDS_AND_NEWEST, (len(records),))
         cache = {row[0]: list(row[1:]) for row in states.fetchall()}
         run_ids, prev_pathway, prev_ts = ids.fetchone()
         missing = [a for a in keys if a not in cache]
         if missing:  # remembered, yet not there (the tables were emptied behind this object)
-            self._insert_pathways(conn, missing, keys, first_ts, cache)
+            self._insert_pathways(conn, missing, keys, _first_ts(records, missing), cache)
         return cache, run_ids, (prev_pathway, prev_ts) if prev_pathway is not None else None
 
     def _write_one(self, conn: Any, row: tuple, entry: list) -> None:
-        """One run, its pathway's aggregate and its link in one statement, and the commit: one round trip."""
+        """One run and its pathway's aggregate in one statement, and the commit: one round trip."""
         pathway_id, freq, successes, avg_time, avg_roi, last, run_id = entry
-        link_from = row[-1]
         with conn.pipeline():
             conn.execute(_WRITE_ONE, (
                 *row,
                 freq, successes, successes / freq, avg_time, avg_roi, last, successes * avg_roi, run_id,
-                pathway_id, link_from, pathway_id, link_from,
+                pathway_id,
             ))
             conn.execute("COMMIT")
 
-    def _write_many(self, conn: Any, rows: list[tuple], last_run_ids: list[int], pairs: dict) -> None:
+    def _write_many(self, conn: Any, rows: list[tuple], last_run_ids: list[int]) -> None:
         """Many runs by ``COPY``, then their pathways' aggregates (from each one's newest run just
-        copied), the links and the commit in one round trip."""
+        copied) and the commit in one round trip."""
         with conn.cursor() as cur, cur.copy(_COPY_RUNS) as copy:
             copy.set_types(_COPY_TYPES)
             for row in rows:
                 copy.write_row(row)
         with conn.pipeline():
-            conn.execute(_UPDATE_PATHWAYS, (sorted(last_run_ids),))
-            if pairs:
-                conn.execute(_UPSERT_LINKS, _columns([(a, b, float(n)) for (a, b), n in sorted(pairs.items())]))
+            conn.execute(_UPDATE_PATHWAYS, (int8_array(sorted(last_run_ids)),))
             conn.execute("COMMIT")
 
     @staticmethod
-    def _insert_pathways(conn: Any, missing: list[str], keys: dict, first_ts: dict, cache: dict) -> None:
-        """Insert the pathways of ``missing`` (their locks are held), into ``cache``."""
+    def _insert_pathways(conn: Any, missing: list[str], keys: dict, first_ts: list[float], cache: dict) -> None:
+        """Insert the pathways of ``missing`` (their locks are held; ``first_ts``: each one's first
+        run's ``ts``), into ``cache``."""
         cursor = conn.execute(
-            _INSERT_NEW + " RETURNING actions, id", (missing, [keys[a] for a in missing], [first_ts[a] for a in missing])
+            _INSERT_NEW + " RETURNING actions, id", (missing, bytea_array([keys[a][0] for a in missing]), first_ts)
         )
+        first = dict(zip(missing, first_ts, strict=True))
         for actions, pathway_id in cursor.fetchall():
-            cache[actions] = [pathway_id, 0, 0, 0.0, 0.0, first_ts[actions], None]
+            cache[actions] = [pathway_id, 0, 0, 0.0, 0.0, first[actions], None]
 
     def _runs(self, records: tuple, cache: dict, run_ids: list[int], prev: Any) -> tuple:
-        """The runs' rows (as columns), what was written of each, touched pathways and link counts."""
+        """The runs' rows (as columns) and what was written of each."""
         half_life_s, window = self._half_life_s, self.link_window
         rows: list[tuple] = []
         written: list[Written] = []
-        touched: set[str] = set()
-        pairs: dict[tuple[int, int], int] = {}
         for rec, run_id in zip(records, run_ids, strict=True):
             entry = cache[rec.actions]
             pathway_id = entry[0]
@@ -585,26 +631,68 @@ class PgPathwayDB(RunLogging):
             label = _LABELS[outcome]
             ts = rec.ts
             after = advance(entry, rec, label, half_life_s)
-            prior_freq, _, _, successes, avg_time, avg_roi, last = after
-            _check_finite(after)
+            prior_freq, prior_myel, _, successes, avg_time, avg_roi, last = after
+            if not (_isfinite(avg_time) and _isfinite(avg_roi * successes) and _isfinite(prior_myel)):
+                raise _overflow()  # rolls the transaction back
             link_from = None
             if prev is not None and prev[0] != pathway_id and 0 <= ts - prev[1] <= window:
                 link_from = prev[0]
-                pairs[(link_from, pathway_id)] = pairs.get((link_from, pathway_id), 0) + 1
             freq = prior_freq + 1
             entry[1:] = (freq, successes, avg_time, avg_roi, last, run_id)
-            touched.add(rec.actions)
             prev = (pathway_id, ts)
             rows.append((
                 run_id, pathway_id, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
                 outcome, rec.roi, ts, label, *after, link_from,
             ))
             written.append((rec, pathway_id, run_id, outcome, label, after))
-        return rows, written, touched, pairs
+        return rows, written
 
     def fold(self) -> int:
-        """Nothing to fold: pathway rows are current after every commit. Returns 0."""
-        return 0
+        """Fold the links of the settled runs since the last fold into ``folded_links`` now.
+
+        Reads never need this (they add the runs since the fold); pathway rows are
+        current after every commit anyway. It is for tools that read the
+        ``folded_links`` table directly. Waits for a fold another writer is making.
+        Returns the runs folded.
+        """
+        with self._db.connection() as conn:
+            return self._fold_links(conn, self._settled.check(conn), skip_locked=False)
+
+    def _fold_when_due(self, newest: int) -> None:
+        """After a commit whose newest run is ``newest``: fold the links when :data:`FOLD_EVERY`
+        runs are unfolded (unless another writer is folding them now).
+
+        Folds only through the id this object last noted as settled (noted now for the next
+        time, without waiting), so a log never waits for other writers' transactions.
+        """
+        try:
+            with self._db.connection() as conn:
+                through = self._settled.check(conn, wait=0.0)
+                folded = self._fold_links(conn, through, skip_locked=True)
+        except Exception as exc:  # the runs are committed: a fold can wait for the next look
+            logger.warning("pathways: could not fold the links (%s); trying again later", exc)
+            self._next_fold = newest + FOLD_EVERY // 32
+            return
+        if folded is not None and newest - folded < FOLD_EVERY:
+            self._next_fold = folded + FOLD_EVERY
+        else:  # another writer is folding, or too little is settled yet: look again soon
+            self._next_fold = newest + FOLD_EVERY // 32
+
+    def _fold_links(self, conn: Any, through: int, *, skip_locked: bool) -> Any:
+        """Fold the links of runs up to ``through`` (a settled id); with ``skip_locked``, the
+        fold point afterwards (``None`` when another writer is folding), else the runs folded."""
+        lock = "FOR UPDATE SKIP LOCKED" if skip_locked else "FOR UPDATE"
+        count = 0
+        with conn.transaction():
+            row = conn.execute(f"SELECT folded_through FROM link_fold {lock}").fetchone()
+            if row is None:
+                return None if skip_locked else 0
+            (folded,) = row
+            if through > folded:
+                (count,) = conn.execute(_FOLD_LINKS, (folded, through)).fetchone()
+                conn.execute("UPDATE link_fold SET folded_through = %s", (through,))
+                folded = through
+        return folded if skip_locked else count
 
     def link(self, from_id: int, to_id: int, weight: float = 1.0) -> None:
         """Strengthen the link ``from_id -> to_id`` by ``weight`` (0..:data:`MAX_LINK_WEIGHT`).
@@ -622,10 +710,13 @@ class PgPathwayDB(RunLogging):
             for pid, name in ((from_id, "from_id"), (to_id, "to_id")):
                 if pid not in found:
                     raise FieldError(name, f"{name}: no pathway with id {pid}")
-            row = conn.execute(  # locked: a log's own +1 to this link waits for the check
-                "SELECT weight FROM links WHERE from_id = %s AND to_id = %s FOR UPDATE", (from_id, to_id)
+            conn.execute(  # locked: another link() or a fold of this link waits for the check
+                "SELECT FROM folded_links WHERE from_id = %s AND to_id = %s FOR UPDATE", (from_id, to_id)
+            )
+            row = conn.execute(
+                f"SELECT weight FROM ({_LINKS_FROM}) AS w WHERE to_id = %(to)s", {"from": from_id, "to": to_id}
             ).fetchone()
-            stored = row[0] if row is not None else 0.0
+            stored = row[0] if row is not None else 0.0  # folded weight plus the runs since
             if stored + weight > MAX_LINK_WEIGHT:
                 raise FieldError(
                     "weight", f"weight: the link {from_id}->{to_id} would weigh {stored + weight:.6g}, "
@@ -697,7 +788,7 @@ class PgPathwayDB(RunLogging):
         """``(to_id, weight)`` for each link leaving ``pathway_id``, strongest first."""
         check_id("pathway_id", pathway_id)
         return [(to_id, weight) for to_id, weight in self._read(
-            "SELECT to_id, weight FROM links WHERE from_id = %s ORDER BY weight DESC, to_id", (pathway_id,)
+            _LINKS_FROM + " ORDER BY weight DESC, to_id", {"from": pathway_id}
         )]
 
     def next_pathway(self, pathway_id: int) -> Pathway | None:
@@ -884,7 +975,19 @@ def _check_finite(after: tuple) -> None:
     """Raise (rolling the transaction back) when a run's aggregate overflowed."""
     _, prior_myel, _, successes, avg_time, avg_roi, _ = after
     if not (_isfinite(avg_time) and _isfinite(avg_roi * successes) and _isfinite(prior_myel)):
-        raise ValueError("roi or exec_time is too large: the pathway's averages overflow")
+        raise _overflow()
+
+
+def _overflow() -> ValueError:
+    return ValueError("roi or exec_time is too large: the pathway's averages overflow")
+
+
+def _first_ts(records: tuple[PathwayRecord, ...], pathways: list[str]) -> list[float]:
+    """The ``ts`` of the first run of each of ``pathways`` in ``records``."""
+    first: dict[str, float] = {}
+    for record in records:
+        first.setdefault(record.actions, record.ts)
+    return [first[a] for a in pathways]
 
 
 def _roll_back(conn: Any) -> None:
