@@ -399,3 +399,118 @@ def test_a_service_on_an_unreachable_database_exits_2_with_one_line(tmp_path):
     assert result.returncode == 2
     assert "cannot connect to PostgreSQL" in result.stderr and "pw@" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- links, folded from the runs ---------------------------------------------------------------
+
+
+def links_from_runs(db: PgPathwayDB) -> dict[tuple[int, int], float]:
+    """Every link as the runs say it: one per run whose row names the pathway it follows."""
+    counts: dict[tuple[int, int], float] = {}
+    for r in db.runs():
+        if r["link_from"] is not None:
+            pair = (r["link_from"], r["pathway_id"])
+            counts[pair] = counts.get(pair, 0.0) + 1.0
+    return counts
+
+
+def all_links(db: PgPathwayDB) -> dict[tuple[int, int], float]:
+    return {(p.id, to): w for p in db.pathways() for to, w in db.links(p.id)}
+
+
+def fold_point(pg_url: str) -> int:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        return conn.execute("SELECT folded_through FROM link_fold").fetchone()[0]
+
+
+def test_links_of_many_writers_are_exact_before_during_and_after_their_folds(pg, pg_url, monkeypatch):
+    monkeypatch.setattr("menace.postgres.pathway_db.FOLD_EVERY", 64)  # a fold every 64 runs
+    stores = [pg.pathway_db() for _ in range(3)]
+    texts = ["fetch->parse", "parse->store", "store->notify", "notify->fetch"]
+
+    def write(store, k):
+        for i in range(60):
+            if i % 4:
+                store.log(PathwayRecord(texts[(i + k) % 4], ts=1000.0 + i))
+            else:
+                store.log_many([PathwayRecord(texts[(i + j) % 4], ts=1000.0 + i) for j in range(3)])
+
+    threads = [threading.Thread(target=write, args=(s, k)) for k, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    db = stores[0]
+    deadline = time.monotonic() + 10
+    while fold_point(pg_url) == 0 and time.monotonic() < deadline:  # folds run on the notifier thread
+        time.sleep(0.05)
+    assert fold_point(pg_url) > 0
+    expected = links_from_runs(db)
+    assert sum(expected.values()) > 100
+    assert all_links(db) == expected  # folded weights plus the runs since, each run once
+    folded = db.fold()  # the rest, now
+    assert fold_point(pg_url) == db.newest_run_id() and folded >= 0
+    assert all_links(db) == expected
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        table = {(a, b): w for a, b, w in conn.execute("SELECT from_id, to_id, weight FROM folded_links")}
+    assert table == expected  # after a full fold the table alone holds them
+    first, then = db.find(texts[0]), db.find(texts[1])
+    db.link(first.id, then.id, 2.5)  # a weight of one's own adds to the counted ones
+    assert dict(db.links(first.id))[then.id] == expected.get((first.id, then.id), 0.0) + 2.5
+    for store in stores:
+        store.close()
+
+
+def test_a_database_of_the_first_schema_keeps_its_links_and_an_old_writer_cannot_count_them_twice(pg_url):
+    v1 = PgPathwayDB.MIGRATIONS[:1]
+    database = Database(pg_url)
+    database.migrate(PgPathwayDB.STORE, v1)
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # what the first release left: 2 runs, 1 link
+        conn.execute(
+            "INSERT INTO pathways(id, actions, actions_key, frequency, successes, success_rate, avg_exec_time,"
+            " avg_roi, last_activation, myelination_score, last_run_id) VALUES"
+            " (1, 'a', '\\x01', 1, 1, 1, 1, 1, 10, 1, 1), (2, 'b', '\\x02', 1, 1, 1, 1, 1, 11, 1, 2)"
+        )
+        conn.execute(
+            "INSERT INTO runs SELECT id, id, 'a', '', '', 1, '', 'SUCCESS', 1, 9 + id, 1, 0, 0, NULL, 1, 1, 1,"
+            " 9 + id, CASE WHEN id = 2 THEN 1 END FROM generate_series(1, 2) AS id"
+        )
+        conn.execute("SELECT setval('runs_id_seq', 2)")
+        conn.execute("INSERT INTO links VALUES (1, 2, 1.0), (2, 1, 7.0)")
+    db = PgPathwayDB(database)
+    assert db.schema_version() == 2
+    assert db.links(1) == [(2, 1.0)] and db.links(2) == [(1, 7.0)]  # not 2.0: run 2 was counted already
+    with psycopg.connect(pg_url, autocommit=True) as conn, pytest.raises(psycopg.errors.UndefinedTable):
+        conn.execute("INSERT INTO links VALUES (1, 2, 1.0)")  # the old release's upsert fails loudly
+    db.close()
+    database.close()
+
+
+def test_a_store_whose_tables_were_emptied_behind_it_logs_its_pathways_as_new(pg, pg_url):
+    db = pg.pathway_db()
+    db.log_many([run("a->b"), run("c->d")])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE pathways, runs")
+    db.log_many([run("a->b"), run("c->d"), run("a->b")])
+    again = db.find("a->b")
+    assert again.frequency == 2 and db.count_pathways() == 2 and db.count_runs() == 3
+    db.close()
+
+
+def test_packed_arrays_reach_the_server_as_the_lists_they_pack(pg_url):
+    import struct
+
+    from menace.postgres.arrays import bytea_array, int4_array, int8_array
+
+    database = Database(pg_url)
+    with database.connection() as conn:
+        row = conn.execute(
+            "SELECT %b, %b, %b, %b, %b", (
+                int8_array([1, None, -(2**63), 2**63 - 1]), int4_array([-5, 7]), bytea_array([b"ab", None, b""]),
+                int8_array([]), bytea_array([]),
+            ),
+        ).fetchone()
+    database.close()
+    assert row == ([1, None, -(2**63), 2**63 - 1], [-5, 7], [b"ab", None, b""], [], [])
+    with pytest.raises(struct.error):
+        int4_array([2**31])

@@ -94,6 +94,7 @@ _PENDING_LIMIT = 256
 NOTIFY_INTERVAL = 0.005
 #: Most pathways whose newest aggregate one store object remembers.
 CACHE_LIMIT = 100_000
+_NEVER = 1 << 63  # no run id reaches it: while a fold is asked for, no other is
 
 _PATHWAY_COLUMNS = "id, actions, frequency, successes, success_rate, avg_exec_time, avg_roi, last_activation, myelination_score"
 _RUN_COLUMNS = (
@@ -106,9 +107,12 @@ _COPY_TYPES = (
     "int8", "int8", "text", "text", "text", "float8", "text", "text", "float8", "float8", "int4", "int8",
     "float8", "int8", "int8", "float8", "float8", "float8", "int8",
 )
-# A log's first statements (one round trip with BEGIN): take the transaction id
-# before any run id is drawn (see _Settled), then the pathways' locks; then, as of
-# after the locks, their aggregates, the newest run, and the run ids.
+# A log's first statements (one round trip with BEGIN). Pathways this object has not
+# logged may be new: transaction-scoped advisory locks on their keys (sorted, so two
+# logs never deadlock), taken before any row lock, make their insert-where-missing
+# safe. Then the pathways' rows, locked in id order (every writer waits here for
+# another writer of the same pathway), then the newest run and the run ids, drawn
+# only after the transaction has its id (see _Settled; the ids' WHERE takes it).
 _LOCK_ONE = "SELECT pg_current_xact_id(), pg_advisory_xact_lock(%s::int4, %s::int4)"
 _LOCK_MANY = "SELECT pg_current_xact_id(), pg_advisory_xact_lock(%s::int4, k) FROM unnest(%b::int4[]) AS k"
 _STATE = "SELECT actions, id, frequency, successes, avg_exec_time, avg_roi, last_activation, last_run_id FROM pathways"
@@ -117,7 +121,9 @@ _STATE = "SELECT actions, id, frequency, successes, avg_exec_time, avg_roi, last
 _STATE_ONE = _STATE + " WHERE actions_key = %s FOR UPDATE"
 _STATE_MANY = _STATE + " WHERE actions_key = ANY(%b) ORDER BY id FOR UPDATE"
 _IDS_AND_NEWEST = """
-    SELECT (SELECT array_agg(nextval('runs_id_seq')) FROM generate_series(1, %s)), r.pathway_id, r.ts
+    SELECT (SELECT array_agg(nextval('runs_id_seq')) FROM generate_series(1, %s)
+            WHERE (SELECT pg_current_xact_id()) IS NOT NULL),
+        r.pathway_id, r.ts
     FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT pathway_id, ts FROM runs ORDER BY id DESC LIMIT 1) AS r ON true"""
 # One run's writes in one statement: the run (its link is in its row) and its pathway's new aggregate.
 _WRITE_ONE = f"""
@@ -221,20 +227,24 @@ def _lock_key(key: bytes) -> int:
 
 
 class _Notifier:
-    """Sends the ``runs`` wake-up after commits, from its own thread (see the module doc).
+    """Sends the ``runs`` wake-up after commits, from its own thread (see the module doc),
+    and does the store's ``chore`` there when asked (the links' fold: a log never waits for it).
 
     :meth:`poke` returns at once. A poke after a quiet spell is answered at
     once; pokes that arrive while a wake-up is sent, or within
     :data:`NOTIFY_INTERVAL` after it, are answered by one more wake-up at the
-    end of that interval. The thread and its connection start with the first
-    poke and end with :meth:`close`.
+    end of that interval. :meth:`want_chore` (after a poke) returns at once
+    too. The thread and its connection start with the first poke and end
+    with :meth:`close` (a chore not begun by then is left to the next writer).
     """
 
     THREAD_NAME = "menace-pg-notify"
 
-    def __init__(self, db: Database, channel: str) -> None:
+    def __init__(self, db: Database, channel: str, chore: Any = None) -> None:
         self._db = db
         self._channel = channel
+        self._chore = chore
+        self._chore_owed = False
         self._wanted = threading.Event()
         self._closing = False
         self._owed = False  # a commit since the last wake-up was sent
@@ -249,6 +259,10 @@ class _Notifier:
                     self._thread = threading.Thread(target=self._run, name=self.THREAD_NAME, daemon=True)
                     self._thread.start()
         self._owed = True
+        self._wanted.set()
+
+    def want_chore(self) -> None:
+        self._chore_owed = True
         self._wanted.set()
 
     def _run(self) -> None:
@@ -270,6 +284,9 @@ class _Notifier:
                 # Commits in the next NOTIFY_INTERVAL share one wake-up: one per commit cost a
                 # busy writer a third of its rate (a transaction on the server, the GIL here).
                 self._pause.wait(NOTIFY_INTERVAL)
+            if self._chore_owed and not self._closing:
+                self._chore_owed = False
+                self._chore()
             if self._closing:
                 break
         if conn is not None:
@@ -422,7 +439,7 @@ class PgPathwayDB(RunLogging):
         self._inflight_lock = threading.Lock()
         self._settled = _Settled()
         self._channel = self._db.channel("runs")
-        self._notifier = _Notifier(self._db, self._channel)
+        self._notifier = _Notifier(self._db, self._channel, self._fold_when_due)
         self._listener: Any = None
         self._listen_lock = threading.Lock()
         self._closed = False
@@ -434,6 +451,7 @@ class PgPathwayDB(RunLogging):
             self._hold.close()
             raise
         self._next_fold = folded + FOLD_EVERY  # the run id after which this object looks at folding
+        self._fold_after = 0  # the newest run when a fold was asked for
 
     # -- writing (log, log_many and log_runs: RunLogging) ---------------------
     def _commit(self, records: tuple[PathwayRecord, ...]) -> list[Written]:
@@ -457,8 +475,9 @@ class PgPathwayDB(RunLogging):
             written = self._log_locked(records)
         self._notifier.poke()
         newest = written[-1][2]
-        if newest >= self._next_fold:
-            self._fold_when_due(newest)
+        if newest >= self._next_fold:  # the notifier's thread looks (a log never waits for a fold)
+            self._fold_after, self._next_fold = newest, _NEVER
+            self._notifier.want_chore()
         return written
 
     def _log_locked(self, records: tuple[PathwayRecord, ...]) -> list[Written]:
@@ -466,7 +485,13 @@ class PgPathwayDB(RunLogging):
         keys = self._keys_of(records)
         with self._db.connection() as conn:
             try:
-                cache, run_ids, prev = self._read_state(conn, records, keys)
+                try:
+                    cache, run_ids, prev = self._read_state(conn, records, keys)
+                except _Forgotten as gone:  # log them as new ones: under their locks, inserted
+                    _roll_back(conn)
+                    for actions in gone.pathways:
+                        self._remembered.pop(actions, None)
+                    cache, run_ids, prev = self._read_state(conn, records, keys)
                 rows, written = self._runs(records, cache, run_ids, prev)
                 # Noted before the commit, so a watcher never sees one of these runs
                 # committed yet unknown as ours (a rolled-back id noted costs only a wait).
@@ -562,16 +587,16 @@ class PgPathwayDB(RunLogging):
     def _read_state(self, conn: Any, records: tuple, keys: dict[str, bytes]) -> tuple[dict, list[int], Any]:
         """Begin, lock the pathways (inserting the new ones), then read their aggregates, the
         newest run and ``len(records)`` run ids: one round trip (the transaction stays open)."""
-        locks = sorted({lock for _, lock in keys.values()})
         # Pathways this object has not logged may be new: inserted where missing, under their locks.
         unknown = [a for a in keys if a not in self._remembered]
         with conn.pipeline():  # its end sends one Sync: every result below comes back at once
             conn.execute("BEGIN")
-            if len(locks) == 1:
-                conn.execute(_LOCK_ONE, (self._db.key, locks[0]))
-            else:
-                conn.execute(_LOCK_MANY, (self._db.key, int4_array(locks)))
             if unknown:
+                locks = sorted({keys[a][1] for a in unknown})
+                if len(locks) == 1:
+                    conn.execute(_LOCK_ONE, (self._db.key, locks[0]))
+                else:
+                    conn.execute(_LOCK_MANY, (self._db.key, int4_array(locks)))
                 first = _first_ts(records, unknown)
                 conn.execute(_INSERT_NEW, (unknown, bytea_array([keys[a][0] for a in unknown]), first))
             if len(keys) == 1:
@@ -583,7 +608,7 @@ class PgPathwayDB(RunLogging):
         run_ids, prev_pathway, prev_ts = ids.fetchone()
         missing = [a for a in keys if a not in cache]
         if missing:  # remembered, yet not there (the tables were emptied behind this object)
-            self._insert_pathways(conn, missing, keys, _first_ts(records, missing), cache)
+            raise _Forgotten(missing)
         return cache, run_ids, (prev_pathway, prev_ts) if prev_pathway is not None else None
 
     def _write_one(self, conn: Any, row: tuple, entry: list) -> None:
@@ -607,17 +632,6 @@ class PgPathwayDB(RunLogging):
         with conn.pipeline():
             conn.execute(_UPDATE_PATHWAYS, (int8_array(sorted(last_run_ids)),))
             conn.execute("COMMIT")
-
-    @staticmethod
-    def _insert_pathways(conn: Any, missing: list[str], keys: dict, first_ts: list[float], cache: dict) -> None:
-        """Insert the pathways of ``missing`` (their locks are held; ``first_ts``: each one's first
-        run's ``ts``), into ``cache``."""
-        cursor = conn.execute(
-            _INSERT_NEW + " RETURNING actions, id", (missing, bytea_array([keys[a][0] for a in missing]), first_ts)
-        )
-        first = dict(zip(missing, first_ts, strict=True))
-        for actions, pathway_id in cursor.fetchall():
-            cache[actions] = [pathway_id, 0, 0, 0.0, 0.0, first[actions], None]
 
     def _runs(self, records: tuple, cache: dict, run_ids: list[int], prev: Any) -> tuple:
         """The runs' rows (as columns) and what was written of each."""
@@ -658,13 +672,15 @@ class PgPathwayDB(RunLogging):
         with self._db.connection() as conn:
             return self._fold_links(conn, self._settled.check(conn), skip_locked=False)
 
-    def _fold_when_due(self, newest: int) -> None:
-        """After a commit whose newest run is ``newest``: fold the links when :data:`FOLD_EVERY`
-        runs are unfolded (unless another writer is folding them now).
+    def _fold_when_due(self) -> None:
+        """On the notifier's thread, after a commit whose newest run passed ``_next_fold``: fold
+        the links when :data:`FOLD_EVERY` runs are unfolded (unless another writer is folding
+        them now), and set when to look again.
 
         Folds only through the id this object last noted as settled (noted now for the next
-        time, without waiting), so a log never waits for other writers' transactions.
+        time, without waiting), so a fold never waits for other writers' transactions.
         """
+        newest = self._fold_after
         try:
             with self._db.connection() as conn:
                 through = self._settled.check(conn, wait=0.0)
@@ -976,6 +992,14 @@ def _check_finite(after: tuple) -> None:
     _, prior_myel, _, successes, avg_time, avg_roi, _ = after
     if not (_isfinite(avg_time) and _isfinite(avg_roi * successes) and _isfinite(prior_myel)):
         raise _overflow()
+
+
+class _Forgotten(Exception):
+    """Pathways this object remembered are not in the database (its tables were emptied)."""
+
+    def __init__(self, pathways: list[str]) -> None:
+        super().__init__(pathways)
+        self.pathways = pathways
 
 
 def _overflow() -> ValueError:
