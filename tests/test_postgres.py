@@ -424,7 +424,8 @@ def fold_point(pg_url: str) -> int:
 
 
 def test_links_of_many_writers_are_exact_before_during_and_after_their_folds(pg, pg_url, monkeypatch):
-    monkeypatch.setattr("menace.postgres.pathway_db.FOLD_EVERY", 64)  # a fold every 64 runs
+    monkeypatch.setattr("menace.postgres.pathway_db.FOLD_EVERY", 64)  # a fold every 64 runs,
+    monkeypatch.setattr("menace.postgres.pathway_db.FOLD_CHUNK", 16)  # in transactions of 16 run ids
     stores = [pg.pathway_db() for _ in range(3)]
     texts = ["fetch->parse", "parse->store", "store->notify", "notify->fetch"]
 

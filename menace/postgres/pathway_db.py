@@ -13,17 +13,26 @@ and runs of different pathways commit in parallel. A log of a pathway this
 store object logged last needs no read: it remembers the aggregate, and one
 statement (one round trip, one commit) rewrites the pathway row only if its
 newest run is still the remembered one (checked again after any lock wait),
-draws the id, and inserts the run and its link; otherwise (another writer
-logged the pathway since, or it is new here) the log reads under the lock
-first, in one round trip with ``BEGIN``: transaction-scoped advisory locks on
-a hash of each action text, taken in sorted order (two batches never
-deadlock), the insert of the pathways new to this object where they are
-missing (so a new pathway is inserted once), then the rows ``FOR UPDATE`` in
-id order; the write then goes with ``COMMIT``. A batch sends its runs with
-``COPY`` in between. Pathway rows are current after every commit
-(there is nothing to fold; :meth:`PgPathwayDB.fold` returns 0). ``link_from``
-is the pathway of the newest run committed before this one (with concurrent
-writers, "the run just before" is whichever committed last).
+draws the id, and inserts the run; otherwise (another writer logged the
+pathway since, or it is new here) the log reads under the lock first, in one
+round trip with ``BEGIN``: for pathways new to this object, transaction-scoped
+advisory locks on a hash of each action text, taken in sorted order and
+before any row lock (two logs never deadlock), and their insert where missing
+(so a new pathway is inserted once); then the rows ``FOR UPDATE`` in id order
+and the run ids; the write then goes with ``COMMIT``. A batch sends its runs
+with ``COPY`` in between. Pathway rows are current after every commit.
+
+**Links are folded from the runs.** A run's row names the pathway it
+follows (``link_from``: the pathway of the newest run committed before it,
+within ``link_window``; with concurrent writers, "the run just before" is
+whichever committed last). Logs write nothing else for links: upserting a
+batch's ~100 link rows cost it a fifth of its time. Every
+:data:`~menace.neuroplasticity.FOLD_EVERY` runs, a writer's notifier thread
+adds the links of the runs up to a settled id (see below) to
+``folded_links`` and moves ``link_fold``'s fold point (one folder at a time,
+under that row's lock); :meth:`PgPathwayDB.links` reads the folded weights
+plus the runs since the fold point, in one snapshot, so every read is current
+and counts each run once, as on SQLite. :meth:`PgPathwayDB.fold` folds now.
 
 **Readers of new runs see only settled ids.** Sequence values are not
 committed in order: a run with id 10 can commit after run 11, and a reader
@@ -94,6 +103,8 @@ _PENDING_LIMIT = 256
 NOTIFY_INTERVAL = 0.005
 #: Most pathways whose newest aggregate one store object remembers.
 CACHE_LIMIT = 100_000
+#: Most run ids one transaction of a links' fold covers (see PgPathwayDB._fold_links).
+FOLD_CHUNK = 512
 _NEVER = 1 << 63  # no run id reaches it: while a fold is asked for, no other is
 
 _PATHWAY_COLUMNS = "id, actions, frequency, successes, success_rate, avg_exec_time, avg_roi, last_activation, myelination_score"
@@ -696,19 +707,26 @@ class PgPathwayDB(RunLogging):
 
     def _fold_links(self, conn: Any, through: int, *, skip_locked: bool) -> Any:
         """Fold the links of runs up to ``through`` (a settled id); with ``skip_locked``, the
-        fold point afterwards (``None`` when another writer is folding), else the runs folded."""
+        fold point afterwards (``None`` when another writer is folding), else the runs folded.
+
+        In transactions of at most :data:`FOLD_CHUNK` run ids each: a reader of new runs waits
+        for every transaction older than its look to end (see _Settled), and one fold of
+        8,192 runs in one transaction held new runs back from the learner for its whole
+        length (the p99 of log-to-learned rose by 100-200 ms where runs had many links).
+        """
         lock = "FOR UPDATE SKIP LOCKED" if skip_locked else "FOR UPDATE"
         count = 0
-        with conn.transaction():
-            row = conn.execute(f"SELECT folded_through FROM link_fold {lock}").fetchone()
-            if row is None:
-                return None if skip_locked else 0
-            (folded,) = row
-            if through > folded:
-                (count,) = conn.execute(_FOLD_LINKS, (folded, through)).fetchone()
-                conn.execute("UPDATE link_fold SET folded_through = %s", (through,))
-                folded = through
-        return folded if skip_locked else count
+        while True:
+            with conn.transaction():
+                row = conn.execute(f"SELECT folded_through FROM link_fold {lock}").fetchone()
+                if row is None:
+                    return None if skip_locked else count
+                (folded,) = row
+                if through <= folded:
+                    return folded if skip_locked else count
+                upto = min(through, folded + FOLD_CHUNK)
+                count += conn.execute(_FOLD_LINKS, (folded, upto)).fetchone()[0]
+                conn.execute("UPDATE link_fold SET folded_through = %s", (upto,))
 
     def link(self, from_id: int, to_id: int, weight: float = 1.0) -> None:
         """Strengthen the link ``from_id -> to_id`` by ``weight`` (0..:data:`MAX_LINK_WEIGHT`).
