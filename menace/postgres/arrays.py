@@ -11,7 +11,7 @@ the stores open) sends it as is, typed::
 
 The binary array format: dimensions, a has-nulls flag, the element type's
 oid, then per dimension its length and lower bound (1), then each element as
-its byte length and its binary value. No element may be ``None``.
+its byte length and its binary value (a ``None`` element: length -1, no value).
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def int8_array(values: list) -> Int8Array:
 def bytea_array(values: list) -> ByteaArray:
     """``values`` (bytes, or ``None``) as a ``bytea[]``."""
     return ByteaArray(_blobs(values, _BYTEA))
+
 
 def register(adapters: Any) -> None:
     """Let ``adapters`` (a connection's) send the packed arrays as they are, in binary."""

@@ -656,9 +656,8 @@ class PgPathwayDB(RunLogging):
             label = _LABELS[outcome]
             ts = rec.ts
             after = advance(entry, rec, label, half_life_s)
-            prior_freq, prior_myel, _, successes, avg_time, avg_roi, last = after
-            if not (_isfinite(avg_time) and _isfinite(avg_roi * successes) and _isfinite(prior_myel)):
-                raise _overflow()  # rolls the transaction back
+            prior_freq, _, _, successes, avg_time, avg_roi, last = after
+            _check_finite(after)
             link_from = None
             if prev is not None and prev[0] != pathway_id and 0 <= ts - prev[1] <= window:
                 link_from = prev[0]
