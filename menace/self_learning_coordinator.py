@@ -414,10 +414,17 @@ class SelfLearningCoordinator:
         return self._submit(kind, engine, job_params(kind, **options))
 
     def _submit(self, kind: JobKind, engine: str | None, params: dict[str, Any]) -> int:
+        job_id = self._submit_if_running(kind, engine, params)
+        if job_id is None:
+            raise RuntimeError("the coordinator is not running; call start() first")
+        return job_id
+
+    def _submit_if_running(self, kind: JobKind, engine: str | None, params: dict[str, Any]) -> int | None:
+        """Queue a job; ``None`` (nothing queued) when the coordinator is stopped or stopping."""
         name = self._engine_name(engine)
         with self.queue.cond:
             if self.queue.stopping or self._thread is None:
-                raise RuntimeError("the coordinator is not running; call start() first")
+                return None
             job = Job(next(self._job_ids), kind, name, params)
             self._jobs[job.id] = job
         self.queue.put_job(job)
@@ -627,9 +634,13 @@ class SelfLearningCoordinator:
         since = snapshot["n_total"] - found
         if since < config.DRIFT_RETRAIN_MIN:
             return
-        del self._retrain_after[name]
         runs = min(since, config.DRIFT_RETRAIN_MAX)
-        job_id = self._submit(JobKind.TRAIN, name, {"recent": runs, "reason": "drift"})
+        # The worker may learn its last inputs while stop() runs: no retrain is queued then
+        # (the drift stays noted; a service started again finds it anew from its own errors).
+        job_id = self._submit_if_running(JobKind.TRAIN, name, {"recent": runs, "reason": "drift"})
+        if job_id is None:
+            return
+        del self._retrain_after[name]
         self._drift_jobs[name] = self._jobs[job_id]
         logger.info("%s: drift policy: retraining on the newest %d runs (job %d)", name, runs, job_id)
 

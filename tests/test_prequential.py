@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 
 import numpy as np
@@ -279,3 +280,32 @@ def test_a_model_still_learning_from_nothing_is_no_drift(stores):
     for start in range(0, 900, 30):
         engine.partial_train(runs[start : start + 30])
         assert engine.pop_drift() is None
+
+
+def test_a_drift_retrain_falling_due_while_stopping_is_not_an_error(bus, stores, caplog):
+    """stop() still learns the queued runs; a retrain that falls due among them is not
+    queued on a stopping coordinator, and the runs after it are learned all the same."""
+    pdb, mm = stores
+    engine = LearningEngine(pdb, mm, prequential_window=200)
+    recorder = Recorder(bus)
+    gate = threading.Event()
+    learn = engine.partial_train
+
+    def held(batch):  # the worker waits until every run is queued and stop() has begun
+        gate.wait(30)
+        return learn(batch)
+
+    engine.partial_train = held
+    coordinator = SelfLearningCoordinator(
+        bus, engine, batch_size=25, batch_wait=0.005, eval_every_examples=0, eval_every_seconds=0.0,
+    ).start()
+    runs = stream(3000, flip_at=1500)
+    for start in range(0, 3000, 25):
+        pdb.log_many(runs[start : start + 25])
+    threading.Timer(0.3, gate.set).start()
+    with caplog.at_level("ERROR"):
+        left = coordinator.stop(timeout=60)
+    assert left == []
+    assert recorder.of(events.LEARNING_DRIFT)  # the flip was found during the drain
+    assert engine.n_seen == 3000  # and every run was learned, after it too
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
