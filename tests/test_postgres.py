@@ -515,3 +515,136 @@ def test_packed_arrays_reach_the_server_as_the_lists_they_pack(pg_url):
     assert row == ([1, None, -(2**63), 2**63 - 1], [-5, 7], [b"ab", None, b""], [], [])
     with pytest.raises(struct.error):
         int4_array([2**31])
+
+
+# -- batches of known pathways: one query of two round trips (copy_query) ---------------------
+
+
+def stream(count: int, seed: int) -> list[PathwayRecord]:
+    """Runs of five pathways with awkward floats (15 digits do not round-trip them) and times."""
+    import random
+
+    rng = random.Random(seed)
+    return [
+        PathwayRecord(f"step{rng.randrange(5)}->next", exec_time=rng.random() * 3, roi=rng.uniform(-1, 1) / 3,
+                      outcome=rng.choice(["SUCCESS", "FAILURE", "PARTIAL_SUCCESS"]), ts=1e9 + i * 7.3 + rng.random())
+        for i in range(count)
+    ]
+
+
+def test_batches_of_known_pathways_write_the_same_numbers_as_sqlite_to_the_last_bit(pg, tmp_path):
+    from menace.neuroplasticity import PathwayDB
+
+    lite, db = PathwayDB(tmp_path / "p.db"), pg.pathway_db()
+    records = stream(400, 1)
+    for first in range(0, len(records), 40):  # the first batch meets the pathways, the others know them
+        assert len(lite.log_many(records[first:first + 40])) == len(db.log_many(records[first:first + 40]))
+    columns = ["pathway_id", "prior_frequency", "prior_myelination", "previous_run_id", "successes",
+               "avg_exec_time", "avg_roi", "last_activation", "roi", "exec_time", "ts", "label"]
+    ours = [[r[c] for c in columns] for r in db.runs()]
+    theirs = [[r[c] for c in columns] for r in lite.runs()]
+    assert len(ours) == 400 and ours == theirs  # ==, not approx: every float exact
+    for pathway in lite.pathways():
+        mine = db.find(pathway.actions)
+        assert (mine.frequency, mine.successes, mine.avg_exec_time, mine.avg_roi, mine.myelination_score) == (
+            pathway.frequency, pathway.successes, pathway.avg_exec_time, pathway.avg_roi, pathway.myelination_score)
+    lite.close()
+    db.close()
+
+
+def test_a_failed_batch_of_known_pathways_writes_nothing_and_the_next_one_logs(pg, pg_url, caplog):
+    db = pg.pathway_db()
+    db.log_many([run("a->b"), run("c->d")])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse_roi() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN IF NEW.roi = 4242 THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$"
+        )
+        conn.execute("CREATE TRIGGER refuse_roi BEFORE INSERT ON runs FOR EACH ROW EXECUTE FUNCTION refuse_roi()")
+    refused = [run("a->b"), PathwayRecord("c->d", roi=4242.0)]
+    with pytest.raises(psycopg.errors.RaiseException, match="refused by the test"):
+        db.log_many(refused)  # refused by the server, in the COPY
+    assert db.count_runs() == 2 and db.find("a->b").frequency == 1 and db.find("c->d").frequency == 1
+    logged = db.log_runs([run("a->b"), run("c->d"), run("a->b")])
+    runs = db.runs(db.find("a->b").id)
+    assert [r["prior_frequency"] for r in runs] == [0, 1, 2] and runs[-1]["id"] == logged[2].run_id
+    assert [r["previous_run_id"] for r in runs][1:] == [r["id"] for r in runs][:-1]  # one chain, no gap
+    assert not [r for r in caplog.records if "rolling back" in r.getMessage()]  # ended by the store
+    db.close()
+
+
+def test_batches_go_on_when_the_connections_lose_their_prepared_statements(pg):
+    db = pg.pathway_db()
+    db.log_many([run("a->b"), run("c->d")])
+    db.log_many([run("a->b"), run("c->d")])  # prepared on the pool's connection by now
+    for _ in range(2):
+        with pg.db.connection() as conn:
+            conn.execute("DEALLOCATE ALL")  # as psycopg does after a rollback it sees
+        db.log_many([run("a->b"), run("c->d")])
+    assert db.find("a->b").frequency == 4 == db.find("c->d").frequency and db.count_runs() == 8
+    db.close()
+
+
+def test_a_batch_never_lands_on_another_pathway_that_took_its_remembered_id(pg, pg_url):
+    db, other = pg.pathway_db(), pg.pathway_db()
+    db.log_many([run("a->b"), run("c->d")])  # a->b is pathway 1 and c->d pathway 2 to db
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE pathways, runs RESTART IDENTITY")
+    other.log_many([run("c->d"), run("a->b")])  # now c->d is 1 and a->b is 2
+    db.log_many([run("a->b"), run("c->d"), run("a->b")])
+    assert db.find("a->b").frequency == 3 and db.find("c->d").frequency == 2
+    assert {r["actions"] for r in db.runs(db.find("c->d").id)} == {"c->d"}
+    db.close()
+    other.close()
+
+
+def test_copy_in_query_runs_statements_around_the_copy_and_keeps_the_connection_usable(pg_url):
+    from menace.postgres.copy_query import copy_in_query
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (x int8)")
+        seen = []
+
+        def data(before):
+            seen.append([r.command_status for r in before] + [before[1].get_value(0, 0)])
+            return b"1\n2\n3\n"
+
+        after = copy_in_query(conn, b"BEGIN; SELECT 41 + 1; COPY t FROM STDIN; SELECT sum(x) FROM t; COMMIT", data)
+        assert seen == [[b"BEGIN", b"SELECT 1", b"42"]]
+        assert [r.command_status for r in after] == [b"COPY 3", b"SELECT 1", b"COMMIT"]
+        assert after[1].get_value(0, 0) == b"6"
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (3,)
+
+        def refuse(before):
+            raise KeyError("no data")
+
+        with pytest.raises(KeyError):  # the data's own error, with nothing copied
+            copy_in_query(conn, b"BEGIN; COPY t FROM STDIN; COMMIT", refuse)
+        conn.rollback()
+        with pytest.raises(psycopg.errors.DivisionByZero):  # the server's error, as psycopg raises it
+            copy_in_query(conn, b"BEGIN; SELECT 1 / 0; COPY t FROM STDIN; COMMIT", data)
+        conn.rollback()
+        with pytest.raises(psycopg.ProgrammingError, match="no COPY"):
+            copy_in_query(conn, b"SELECT 1", data)
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (3,) and not conn.closed
+
+        def interrupted(before):
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):  # the COPY is failed in order: the connection goes on
+            copy_in_query(conn, b"BEGIN; COPY t FROM STDIN; COMMIT", interrupted)
+        conn.rollback()
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (3,)
+
+
+def test_copy_in_query_closes_a_connection_interrupted_while_waiting(pg_url, monkeypatch):
+    from menace.postgres import copy_query
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        def interrupt(*args):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(copy_query.select, "select", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            copy_query.copy_in_query(conn, b"SELECT pg_sleep(0.2); COPY t FROM STDIN", lambda before: b"")
+        assert conn.closed  # its state unknown: a pool replaces a closed connection

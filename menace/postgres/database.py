@@ -210,7 +210,9 @@ def configure(conn: Any) -> None:
     autovacuum's next ``ANALYZE``. JIT compilation is off too: the stores'
     statements are short, and a scan that only a sequential scan can serve
     (the one-row tables, say) is costed so high with sequential scans off that
-    PostgreSQL compiled it first (17-86 ms for a 0.1 ms statement).
+    PostgreSQL compiled it first (17-86 ms for a 0.1 ms statement). Floats sent
+    as text (the simple query protocol's results) are sent exact
+    (``extra_float_digits``; a server set to 0 would round them to 15 digits).
     """
     from psycopg.types.numeric import Int8Dumper
 
@@ -221,6 +223,7 @@ def configure(conn: Any) -> None:
     conn.execute("SET plan_cache_mode = force_generic_plan")
     conn.execute("SET enable_seqscan = off")
     conn.execute("SET jit = off")
+    conn.execute("SET extra_float_digits = 3")  # floats read as text are exact (see copy_query)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -20,7 +20,10 @@ advisory locks on a hash of each action text, taken in sorted order and
 before any row lock (two logs never deadlock), and their insert where missing
 (so a new pathway is inserted once); then the rows ``FOR UPDATE`` in id order
 and the run ids; the write then goes with ``COMMIT``. A batch sends its runs
-with ``COPY`` in between. Pathway rows are current after every commit.
+with ``COPY`` in between. A batch of pathways this object all knows (a bot's
+batches after its first) is one string of statements, two round trips
+(:mod:`~menace.postgres.copy_query`): the locks and reads, the runs' ``COPY``,
+the pathways' update and ``COMMIT``. Pathway rows are current after every commit.
 
 **Links are folded from the runs.** A run's row names the pathway it
 follows (``link_from``: the pathway of the newest run committed before it,
@@ -64,11 +67,14 @@ logged on any host reaches the learner in milliseconds without polling.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import math
 import threading
 import time
+import weakref
 from collections import deque
+from functools import partial
 from typing import Any
 
 from .. import events
@@ -88,6 +94,7 @@ from ..run_ledger import RunLedger
 from ..storage import escape_like
 from ..validation import check_id, check_number, check_positive_int, check_text
 from .arrays import bytea_array, int4_array, int8_array
+from .copy_query import copy_in_query
 from .database import Database, Owned
 
 logger = logging.getLogger(__name__)
@@ -180,12 +187,37 @@ _INSERT_NEW = """
     WHERE NOT EXISTS (SELECT FROM pathways p WHERE p.actions_key = n.k)"""
 # A batch's pathways take their aggregates from their newest runs it just copied (the
 # aggregate after a run is in its row).
-_UPDATE_PATHWAYS = """
+_SET_FROM_RUN = """
     UPDATE pathways p SET frequency = r.prior_frequency + 1, successes = r.successes,
         success_rate = r.successes::float8 / (r.prior_frequency + 1), avg_exec_time = r.avg_exec_time,
         avg_roi = r.avg_roi, last_activation = r.last_activation,
-        myelination_score = r.successes * r.avg_roi, last_run_id = r.id
-    FROM runs r WHERE r.id = ANY(%b::int8[]) AND p.id = r.pathway_id"""
+        myelination_score = r.successes * r.avg_roi, last_run_id = r.id"""
+_UPDATE_PATHWAYS = _SET_FROM_RUN + " FROM runs r WHERE r.id = ANY(%b::int8[]) AND p.id = r.pathway_id"
+# A batch whose pathways this object all remembers (a bot logging its workflows, after its
+# first batch) is one simple query of two round trips (see copy_query): BEGIN, the pathways
+# locked and read by id, the run ids drawn; the runs by COPY; the aggregates; COMMIT. Its
+# statements are prepared once per connection: planned anew each time, they cost more than
+# the round trips saved. The run ids reach the update in a transaction-local setting, since
+# the query is sent before they are drawn.
+_KNOWN_STATE = "menace_pathways_state"
+_KNOWN_IDS = "menace_pathways_ids"
+_KNOWN_UPDATE = "menace_pathways_update"
+_PREPARE_KNOWN = {
+    _KNOWN_STATE: f"PREPARE {_KNOWN_STATE}(int8[]) AS {_STATE} WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    _KNOWN_IDS: f"""PREPARE {_KNOWN_IDS}(int8) AS
+        SELECT i.ids, set_config('menace.run_ids', i.ids::text, true), r.pathway_id, r.ts
+        FROM (SELECT array_agg(nextval('runs_id_seq')) AS ids FROM generate_series(1, $1)
+              WHERE (SELECT pg_current_xact_id()) IS NOT NULL) AS i
+        LEFT JOIN LATERAL (SELECT pathway_id, ts FROM runs ORDER BY id DESC LIMIT 1) AS r ON true""",
+    _KNOWN_UPDATE: f"""PREPARE {_KNOWN_UPDATE} AS {_SET_FROM_RUN}
+        FROM (SELECT DISTINCT ON (pathway_id) * FROM runs
+              WHERE id = ANY(current_setting('menace.run_ids')::int8[]) ORDER BY pathway_id, id DESC) AS r
+        WHERE p.id = r.pathway_id""",
+}
+_LOG_KNOWN = (
+    f"BEGIN; EXECUTE {_KNOWN_STATE}('{{{{{{ids}}}}}}'); EXECUTE {_KNOWN_IDS}({{count}}); {_COPY_RUNS};"
+    f" EXECUTE {_KNOWN_UPDATE}; COMMIT"
+)
 # Links: a run's row names the pathway it links from (link_from). Logs write nothing else
 # for it: upserting ~100 link rows cost a batch of 100 runs a fifth of its time. Every
 # FOLD_EVERY runs a writer folds the runs' links up to a settled id into folded_links (one
@@ -494,6 +526,10 @@ class PgPathwayDB(RunLogging):
     def _log_locked(self, records: tuple[PathwayRecord, ...]) -> list[Written]:
         """Log ``records`` reading their pathways under their locks first (see the module doc)."""
         keys = self._keys_of(records)
+        if len(records) > 1 and all(a in self._remembered for a in keys):
+            written = self._log_known(records, keys)
+            if written is not None:
+                return written
         with self._db.connection() as conn:
             try:
                 try:
@@ -516,6 +552,53 @@ class PgPathwayDB(RunLogging):
                 raise
         self._remember({a: cache[a] for a in keys})
         return written
+
+    def _log_known(self, records: tuple[PathwayRecord, ...], keys: dict) -> list[Written] | None:
+        """Log a batch whose pathways this object all remembers in one query (see _LOG_KNOWN);
+        ``None`` (nothing written) when some are gone from the tables: log them as new then."""
+        by_id = {self._remembered[a][0]: a for a in keys}
+        query = _LOG_KNOWN.format(ids=",".join(map(str, sorted(by_id))), count=len(records)).encode()
+        for attempt in (1, 2):
+            with self._db.connection() as conn:
+                made: list = []
+                try:
+                    if conn not in _PREPARED:
+                        _prepare_known(conn)
+                        _PREPARED.add(conn)
+                    copy_in_query(conn, query, partial(self._known_runs, conn, records, by_id, made))
+                except _Forgotten as gone:
+                    _roll_back(conn)
+                    for actions in gone.pathways:
+                        self._remembered.pop(actions, None)
+                    return None
+                except _psycopg_errors().InvalidSqlStatementName:
+                    # Deallocated (psycopg does, after a rollback on the connection): prepare again, once.
+                    _PREPARED.discard(conn)
+                    _roll_back(conn)
+                    if attempt == 2:
+                        raise
+                    continue
+                except BaseException:
+                    _roll_back(conn)
+                    raise
+            cache, written = made
+            self._remember({a: cache[a] for a in keys})
+            return written
+        raise AssertionError("unreachable")
+
+    def _known_runs(self, conn: Any, records: tuple, by_id: dict[int, str], made: list, results: list) -> bytes:
+        """The COPY data of a _LOG_KNOWN batch, from its statements' results (pathways, run ids)."""
+        states, ids = results[-2:]  # after BEGIN
+        cache = _known_states(states, by_id)
+        if len(cache) < len(by_id):
+            raise _Forgotten([a for a in by_id.values() if a not in cache])
+        run_ids = [int(i) for i in ids.get_value(0, 0)[1:-1].split(b",")]
+        prev_pathway = ids.get_value(0, 2)
+        prev = None if prev_pathway is None else (int(prev_pathway), float(ids.get_value(0, 3)))
+        rows, written = self._runs(records, cache, run_ids, prev)
+        self._logged.add_range(run_ids[0], run_ids[-1])  # before the commit, as in _log_locked
+        made[:] = (cache, written)
+        return _copy_data(conn, rows)
 
     def _keys_of(self, records: tuple[PathwayRecord, ...]) -> dict[str, tuple[bytes, int]]:
         """The key and the lock key of each pathway of ``records``, in order of first use."""
@@ -1029,6 +1112,56 @@ def _first_ts(records: tuple[PathwayRecord, ...], pathways: list[str]) -> list[f
     for record in records:
         first.setdefault(record.actions, record.ts)
     return [first[a] for a in pathways]
+
+
+#: Connections with the statements of _LOG_KNOWN prepared (a closed one drops out).
+_PREPARED: weakref.WeakSet = weakref.WeakSet()
+
+
+def _prepare_known(conn: Any) -> None:
+    """Prepare _LOG_KNOWN's statements on ``conn``: those it lacks (a failed log may leave some)."""
+    names = list(_PREPARE_KNOWN)
+    have = {name for (name,) in conn.execute(
+        "SELECT name FROM pg_prepared_statements WHERE name = ANY(%s)", (names,))}
+    for name in names:
+        if name not in have:
+            conn.execute(_PREPARE_KNOWN[name])
+
+
+def _psycopg_errors() -> Any:
+    from psycopg import errors
+
+    return errors
+
+
+def _known_states(result: Any, by_id: dict[int, str]) -> dict[str, list]:
+    """The locked pathways' aggregates (text results), by actions, as :meth:`_read_state`'s;
+    a row whose id now names another pathway (the tables were emptied) is left out."""
+    cache: dict[str, list] = {}
+    value = result.get_value
+    for row in range(result.ntuples):
+        pathway_id = int(value(row, 1))
+        actions = by_id.get(pathway_id)
+        if actions is None or value(row, 0).decode("utf-8") != actions:
+            continue
+        last_run_id = value(row, 7)
+        cache[actions] = [
+            pathway_id, int(value(row, 2)), int(value(row, 3)), float(value(row, 4)), float(value(row, 5)),
+            float(value(row, 6)), None if last_run_id is None else int(last_run_id),
+        ]
+    return cache
+
+
+def _copy_data(conn: Any, rows: list[tuple]) -> bytes:
+    """``rows`` as ``_COPY_RUNS`` takes them (binary), made by psycopg without sending."""
+    from psycopg.copy import Copy, FileWriter
+
+    buffer = io.BytesIO()
+    with conn.cursor() as cur, Copy(cur, binary=True, writer=FileWriter(buffer)) as copy:
+        copy.set_types(_COPY_TYPES)
+        for row in rows:
+            copy.write_row(row)
+    return buffer.getvalue()
 
 
 def _roll_back(conn: Any) -> None:
