@@ -648,3 +648,18 @@ def test_copy_in_query_closes_a_connection_interrupted_while_waiting(pg_url, mon
         with pytest.raises(KeyboardInterrupt):
             copy_query.copy_in_query(conn, b"SELECT pg_sleep(0.2); COPY t FROM STDIN", lambda before: b"")
         assert conn.closed  # its state unknown: a pool replaces a closed connection
+
+
+def test_a_single_log_never_lands_on_another_pathway_that_took_its_remembered_id(pg, pg_url):
+    db, other = pg.pathway_db(), pg.pathway_db()
+    db.log(run("a->b"))
+    db.log(run("c->d"))  # db remembers a->b as pathway 1 whose newest run is 1
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE pathways, runs RESTART IDENTITY")
+    other.log(run("c->d"))  # now c->d is pathway 1, and its newest run is 1
+    other.log(run("a->b"))
+    db.log(run("a->b"))
+    assert db.find("a->b").frequency == 2 and db.find("c->d").frequency == 1
+    assert {r["actions"] for r in db.runs(db.find("c->d").id)} == {"c->d"}
+    db.close()
+    other.close()
