@@ -603,7 +603,7 @@ class PgPathwayDB(RunLogging):
     def _known_runs(self, conn: Any, records: tuple, by_id: dict[int, str], made: list, results: list) -> bytes:
         """The COPY data of a _LOG_KNOWN batch, from its statements' results (pathways, run ids)."""
         states, ids = results[-2:]  # after BEGIN
-        cache = _known_states(states, by_id)
+        cache = _known_states(states, by_id, self._remembered)
         if len(cache) < len(by_id):
             raise _Forgotten([a for a in by_id.values() if a not in cache])
         run_ids = [int(i) for i in ids.get_value(0, 0)[1:-1].split(b",")]
@@ -1148,17 +1148,23 @@ def _psycopg_errors() -> Any:
     return errors
 
 
-def _known_states(result: Any, by_id: dict[int, str]) -> dict[str, list]:
+def _known_states(result: Any, by_id: dict[int, str], remembered: dict[str, list]) -> dict[str, list]:
     """The locked pathways' aggregates (text results), by actions, as :meth:`_read_state`'s;
-    a row whose id now names another pathway (the tables were emptied) is left out."""
+    a row whose id now names another pathway (the tables were emptied) is left out. A row
+    whose newest run is still the remembered one holds the remembered aggregate: it is
+    copied, not parsed."""
     cache: dict[str, list] = {}
     value = result.get_value
     for row in range(result.ntuples):
         pathway_id = int(value(row, 1))
         actions = by_id.get(pathway_id)
-        if actions is None or value(row, 0).decode("utf-8") != actions:
+        if actions is None or value(row, 0) != actions.encode("utf-8"):
             continue
         last_run_id = value(row, 7)
+        entry = remembered[actions]
+        if last_run_id is not None and entry[6] is not None and int(last_run_id) == entry[6]:
+            cache[actions] = list(entry)
+            continue
         cache[actions] = [
             pathway_id, int(value(row, 2)), int(value(row, 3)), float(value(row, 4)), float(value(row, 5)),
             float(value(row, 6)), None if last_run_id is None else int(last_run_id),
