@@ -644,7 +644,7 @@ def test_copy_in_query_closes_a_connection_interrupted_while_waiting(pg_url, mon
         def interrupt(*args):
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(copy_query.select, "select", interrupt)
+        monkeypatch.setattr(copy_query, "_wait", interrupt)
         with pytest.raises(KeyboardInterrupt):
             copy_query.copy_in_query(conn, b"SELECT pg_sleep(0.2); COPY t FROM STDIN", lambda before: b"")
         assert conn.closed  # its state unknown: a pool replaces a closed connection
@@ -663,3 +663,22 @@ def test_a_single_log_never_lands_on_another_pathway_that_took_its_remembered_id
     assert {r["actions"] for r in db.runs(db.find("c->d").id)} == {"c->d"}
     db.close()
     other.close()
+
+
+def test_a_store_whose_prepared_statements_never_last_logs_the_long_way(pg, monkeypatch, caplog):
+    from menace.postgres import pathway_db
+
+    prepare = pathway_db._prepare_known
+
+    def forgetful(conn):  # as behind a transaction-mode pooler: the next transaction has other sessions
+        prepare(conn)
+        conn.execute("DEALLOCATE ALL")
+
+    monkeypatch.setattr(pathway_db, "_prepare_known", forgetful)
+    db = pg.pathway_db()
+    for _ in range(4):
+        db.log_many([run("a->b"), run("c->d")])
+    assert db.find("a->b").frequency == 4 == db.find("c->d").frequency and db.count_runs() == 8
+    warned = [r for r in caplog.records if "the long way" in r.getMessage()]
+    assert len(warned) == 1  # said once; the store does not try again and again
+    db.close()

@@ -89,7 +89,7 @@ def _failure(results: list[Any]) -> Any:
 def _queue(pgconn: Any, put: Callable[[], int]) -> None:
     """Hand libpq a ``COPY`` message; it refuses (0) while its buffer is full: send some first."""
     while put() == 0:
-        select.select([], [pgconn.socket], [])
+        _wait(pgconn.socket, write=True)
         pgconn.flush()
 
 
@@ -101,8 +101,7 @@ def _flush(pgconn: Any) -> None:
             return
         if pending < 0:
             raise errors.OperationalError(f"sending to the server failed: {_message(pgconn)}")
-        readable, _, _ = select.select([pgconn.socket], [pgconn.socket], [])
-        if readable:
+        if _wait(pgconn.socket, write=True):
             pgconn.consume_input()
 
 
@@ -111,7 +110,7 @@ def _results(pgconn: Any) -> list[Any]:
     results = []
     while True:
         while pgconn.is_busy():
-            select.select([pgconn.socket], [], [])
+            _wait(pgconn.socket)
             pgconn.consume_input()
         result = pgconn.get_result()
         if result is None:
@@ -121,6 +120,23 @@ def _results(pgconn: Any) -> list[Any]:
         results.append(result)
         if result.status == _COPY_IN:
             return results
+
+
+def _wait(fd: int, *, write: bool = False) -> bool:
+    """Wait until ``fd`` can be read (or, with ``write``, written); whether it can be read.
+
+    ``poll`` where there is one: ``select`` refuses descriptors above 1023, which
+    a busy process reaches.
+    """
+    if _POLL:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | (select.POLLOUT if write else 0))
+        return any(event & (select.POLLIN | select.POLLERR | select.POLLHUP) for _, event in poller.poll())
+    readable, _, _ = select.select([fd], [fd] if write else [], [])
+    return bool(readable)
+
+
+_POLL = hasattr(select, "poll")
 
 
 def _message(pgconn: Any) -> str:

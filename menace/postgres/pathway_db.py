@@ -201,8 +201,7 @@ _UPDATE_PATHWAYS = _SET_FROM_RUN + " FROM runs r WHERE r.id = ANY(%b::int8[]) AN
 # BEGIN, the pathways locked and read by id, the run ids drawn; the runs by COPY; the
 # aggregates; COMMIT. Half the client's work of the pipelines (0.34 against 0.64 ms for one
 # run). Its statements are prepared once per connection: planned anew each time, they cost
-# more than the round trips saved. The run ids reach the update in a transaction-local setting, since
-# the query is sent before they are drawn.
+# more than the round trips saved.
 
 
 def _prepared(kind: str, params: str, statement: str) -> tuple[str, str]:
@@ -491,6 +490,7 @@ class PgPathwayDB(RunLogging):
         self._inflight = 0  # logs whose run id is not known yet
         self._tries = self._hits = self._skipped = 0  # logs from a remembered aggregate; current; not tried
         self._inflight_lock = threading.Lock()
+        self._one_query = True  # runs of known pathways as one query (see _LOG_KNOWN), while it works
         self._settled = _Settled()
         self._channel = self._db.channel("runs")
         self._notifier = _Notifier(self._db, self._channel, self._fold_when_due)
@@ -538,7 +538,7 @@ class PgPathwayDB(RunLogging):
     def _log_locked(self, records: tuple[PathwayRecord, ...]) -> list[Written]:
         """Log ``records`` reading their pathways under their locks first (see the module doc)."""
         keys = self._keys_of(records)
-        if all(a in self._remembered for a in keys):
+        if self._one_query and all(a in self._remembered for a in keys):
             written = self._log_known(records, keys)
             if written is not None:
                 return written
@@ -567,7 +567,8 @@ class PgPathwayDB(RunLogging):
 
     def _log_known(self, records: tuple[PathwayRecord, ...], keys: dict) -> list[Written] | None:
         """Log runs whose pathways this object all remembers in one query (see _LOG_KNOWN);
-        ``None`` (nothing written) when some are gone from the tables: log them as new then."""
+        ``None`` (nothing written) when some are gone from the tables, or its statements do
+        not stay prepared: log them the long way then."""
         by_id = {self._remembered[a][0]: a for a in keys}
         last = {record.actions: position for position, record in enumerate(records, 1)}
         query = _LOG_KNOWN.format(ids=",".join(map(str, sorted(by_id))), count=len(records),
@@ -586,11 +587,15 @@ class PgPathwayDB(RunLogging):
                         self._remembered.pop(actions, None)
                     return None
                 except _psycopg_errors().InvalidSqlStatementName:
-                    # Deallocated (psycopg does, after a rollback on the connection): prepare again, once.
+                    # Deallocated (psycopg does, after a rollback on the connection): prepare
+                    # again, once; still missing (a pooler between), these runs go the long way.
                     _PREPARED.discard(conn)
                     _roll_back(conn)
                     if attempt == 2:
-                        raise
+                        self._one_query = False
+                        logger.warning("pathways: prepared statements do not last on %s (a pooler in"
+                                       " transaction mode?): runs are logged the long way", self.path)
+                        return None
                     continue
                 except BaseException:
                     _roll_back(conn)
@@ -598,7 +603,7 @@ class PgPathwayDB(RunLogging):
             cache, written = made
             self._remember({a: cache[a] for a in keys})
             return written
-        raise AssertionError("unreachable")
+        return None
 
     def _known_runs(self, conn: Any, records: tuple, by_id: dict[int, str], made: list, results: list) -> bytes:
         """The COPY data of a _LOG_KNOWN batch, from its statements' results (pathways, run ids)."""
@@ -667,7 +672,8 @@ class PgPathwayDB(RunLogging):
         _check_finite(after)
         freq = prior_freq + 1
         params = {
-            "pathway": pathway_id, "key": self._keys_of((rec,))[rec.actions][0], "actions": rec.actions, "inputs": rec.inputs, "outputs": rec.outputs,
+            "pathway": pathway_id, "key": self._keys_of((rec,))[rec.actions][0], "actions": rec.actions,
+            "inputs": rec.inputs, "outputs": rec.outputs,
             "exec_time": rec.exec_time, "resources": rec.resources, "outcome": outcome, "roi": rec.roi,
             "ts": rec.ts, "label": label, "prior_frequency": prior_freq, "prior_myelination": prior_myel,
             "previous": previous_run_id, "successes": successes, "avg_exec_time": avg_time, "avg_roi": avg_roi,
