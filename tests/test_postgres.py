@@ -668,7 +668,7 @@ def test_a_single_log_never_lands_on_another_pathway_that_took_its_remembered_id
 def test_a_store_whose_prepared_statements_never_last_logs_the_long_way(pg, monkeypatch, caplog):
     from menace.postgres import pathway_db
 
-    prepare = pathway_db._prepare_known
+    prepare = pathway_db._prepare_known  # noqa: SLF001 - the pooler is simulated where statements are made
 
     def forgetful(conn):  # as behind a transaction-mode pooler: the next transaction has other sessions
         prepare(conn)
