@@ -96,7 +96,6 @@ from ..run_ledger import RunLedger
 from ..storage import escape_like
 from ..validation import check_id, check_number, check_positive_int, check_text
 from .arrays import bytea_array, int4_array, int8_array
-from .copy_query import copy_in_query
 from .database import Database, Owned
 
 logger = logging.getLogger(__name__)
@@ -569,6 +568,10 @@ class PgPathwayDB(RunLogging):
         """Log runs whose pathways this object all remembers in one query (see _LOG_KNOWN);
         ``None`` (nothing written) when some are gone from the tables, or its statements do
         not stay prepared: log them the long way then."""
+        from psycopg import errors  # here: importing the store does not import psycopg
+
+        from .copy_query import copy_in_query
+
         by_id = {self._remembered[a][0]: a for a in keys}
         last = {record.actions: position for position, record in enumerate(records, 1)}
         query = _LOG_KNOWN.format(ids=",".join(map(str, sorted(by_id))), count=len(records),
@@ -586,7 +589,7 @@ class PgPathwayDB(RunLogging):
                     for actions in gone.pathways:
                         self._remembered.pop(actions, None)
                     return None
-                except _psycopg_errors().InvalidSqlStatementName:
+                except errors.InvalidSqlStatementName:
                     # Deallocated (psycopg does, after a rollback on the connection): prepare
                     # again, once; still missing (a pooler between), these runs go the long way.
                     _PREPARED.discard(conn)
@@ -740,9 +743,7 @@ class PgPathwayDB(RunLogging):
         """Many runs by ``COPY``, then their pathways' aggregates (from each one's newest run just
         copied) and the commit in one round trip."""
         with conn.cursor() as cur, cur.copy(_COPY_RUNS) as copy:
-            copy.set_types(_COPY_TYPES)
-            for row in rows:
-                copy.write_row(row)
+            copy.write(_copy_data(conn, rows))
         with conn.pipeline():
             conn.execute(_UPDATE_PATHWAYS, (int8_array(sorted(last_run_ids)),))
             conn.execute("COMMIT")
@@ -1146,12 +1147,6 @@ def _prepare_known(conn: Any) -> None:
     for name in names:
         if name not in have:
             conn.execute(_PREPARE_KNOWN[name])
-
-
-def _psycopg_errors() -> Any:
-    from psycopg import errors
-
-    return errors
 
 
 def _known_states(result: Any, by_id: dict[int, str], remembered: dict[str, list]) -> dict[str, list]:
