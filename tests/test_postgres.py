@@ -682,3 +682,38 @@ def test_a_store_whose_prepared_statements_never_last_logs_the_long_way(pg, monk
     warned = [r for r in caplog.records if "the long way" in r.getMessage()]
     assert len(warned) == 1  # said once; the store does not try again and again
     db.close()
+
+
+def test_runs_packed_in_two_parts_are_the_bytes_psycopg_would_copy(pg_url):
+    import io
+
+    from psycopg.copy import Copy, FileWriter
+
+    from menace.postgres import run_rows
+
+    types = ["int8", "text", "text", "text", "float8", "text", "text", "float8", "float8", "int4", "int8", "float8",
+             "int8", "float8", "float8", "float8", "int8", "int8", "int8"]
+    runs = [  # the head's columns, then prior_frequency .. last_activation, then the ids (NULLs too)
+        (7 + i, f"fetch->parse é #{i}", f"input {i}", "" if i % 4 == 0 else "out ∑", 1.25 * i, "cpu=1", "SUCCESS",
+         -0.5 + i / 3, 1.7e9 + i, i % 2, 12 + i, 3.5 / (i + 1), 10 * i, 1.1**i, 0.4, 1.7e9, 1000 + i,
+         None if i % 5 == 0 else 999 + i, None if i % 3 == 0 else 5)
+        for i in range(12)
+    ]
+    database = Database(pg_url)
+    with database.connection() as conn:
+        buffer = io.BytesIO()
+        with conn.cursor() as cur, Copy(cur, binary=True, writer=FileWriter(buffer)) as copy:
+            copy.set_types(types)
+            for row in runs:
+                copy.write_row(row)
+        ours = run_rows.SIGNATURE + b"".join(
+            run_rows.head(*row[:10], (row[10], row[11], None, *row[12:16]), conn.info.encoding) + run_rows.ids(*row[16:])
+            for row in runs
+        ) + run_rows.TRAILER
+        assert ours == buffer.getvalue()
+        columns = zip(run_rows.HEAD_COLUMNS + run_rows.ID_COLUMNS, types, strict=True)
+        conn.execute("CREATE TABLE runs (" + ", ".join(f"{name} {kind}" for name, kind in columns) + ")")
+        with conn.cursor() as cur, cur.copy(run_rows.COPY) as copy:  # and the server takes them
+            copy.write(ours)
+        assert conn.execute("SELECT count(*), sum(id), count(link_from) FROM runs").fetchone() == (12, 12066, 8)
+    database.close()

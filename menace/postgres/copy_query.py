@@ -34,19 +34,24 @@ _COPY_IN = pq.ExecStatus.COPY_IN
 _FAILED = (pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.BAD_RESPONSE, pq.ExecStatus.NONFATAL_ERROR)
 
 
-def copy_in_query(conn: Any, query: bytes, make_data: Callable[[list[Any]], bytes]) -> list[Any]:
+def copy_in_query(conn: Any, query: bytes, make_data: Callable[[list[Any]], bytes],
+                  meanwhile: Callable[[], Any] | None = None) -> list[Any]:
     """Run ``query`` (statements, one of them ``COPY ... FROM STDIN``) on the idle ``conn``.
 
     ``make_data`` gets the results of the statements before the ``COPY`` (libpq
-    results, in text format) and returns the ``COPY``'s data. Returns the
-    results after the data (the ``COPY``'s, then one per later statement).
-    Raises the server's error (as psycopg does) when a statement fails.
+    results, in text format) and returns the ``COPY``'s data. ``meanwhile`` is
+    called once the query is sent, while the server works on it (work that
+    ``make_data`` may use). Returns the results after the data (the ``COPY``'s,
+    then one per later statement). Raises the server's error (as psycopg does)
+    when a statement fails.
     """
     pgconn = conn.pgconn
     in_order = False  # whether the protocol is at a point the connection can go on from
     try:
         pgconn.send_query(query)
         _flush(pgconn)
+        if meanwhile is not None:
+            meanwhile()
         before = _results(pgconn)
         in_order = not before or before[-1].status != _COPY_IN  # else the server waits for data
         failed = _failure(before)

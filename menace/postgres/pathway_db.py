@@ -95,6 +95,7 @@ from ..neuroplasticity import (
 from ..run_ledger import RunLedger
 from ..storage import escape_like
 from ..validation import check_id, check_number, check_positive_int, check_text
+from . import run_rows
 from .arrays import bytea_array, int4_array, int8_array
 from .database import Database, Owned
 
@@ -225,7 +226,7 @@ _KNOWN_UPDATE, _PREPARE_UPDATE = _prepared("update", "", _SET_FROM_RUN + """
 _PREPARE_KNOWN = {_KNOWN_STATE: _PREPARE_STATE, _KNOWN_IDS: _PREPARE_IDS, _KNOWN_UPDATE: _PREPARE_UPDATE}
 _LOG_KNOWN = (
     f"BEGIN; EXECUTE {_KNOWN_STATE}('{{{{{{ids}}}}}}'); EXECUTE {_KNOWN_IDS}({{count}}, '{{{{{{last}}}}}}');"
-    f" {_COPY_RUNS}; EXECUTE {_KNOWN_UPDATE}; COMMIT"
+    f" {run_rows.COPY}; EXECUTE {_KNOWN_UPDATE}; COMMIT"
 )
 # Links: a run's row names the pathway it links from (link_from). Logs write nothing else
 # for it: upserting ~100 link rows cost a batch of 100 runs a fifth of its time. Every
@@ -572,7 +573,12 @@ class PgPathwayDB(RunLogging):
 
         from .copy_query import copy_in_query
 
-        by_id = {self._remembered[a][0]: a for a in keys}
+        # The aggregates this log goes by: other threads sharing the store may remember newer
+        # ones meanwhile; the server's rows are checked against these.
+        base = {a: self._remembered.get(a) for a in keys}
+        if None in base.values():
+            return None
+        by_id = {base[a][0]: a for a in keys}
         last = {record.actions: position for position, record in enumerate(records, 1)}
         query = _LOG_KNOWN.format(ids=",".join(map(str, sorted(by_id))), count=len(records),
                                   last=",".join(map(str, last.values()))).encode()
@@ -583,7 +589,9 @@ class PgPathwayDB(RunLogging):
                     if conn not in _PREPARED:
                         _prepare_known(conn)
                         _PREPARED.add(conn)
-                    copy_in_query(conn, query, partial(self._known_runs, conn, records, by_id, made))
+                    guess: dict = {}
+                    copy_in_query(conn, query, partial(self._known_runs, conn, records, base, by_id, guess, made),
+                                  meanwhile=partial(self._guess, conn, records, base, guess))
                 except _Forgotten as gone:
                     _roll_back(conn)
                     for actions in gone.pathways:
@@ -608,19 +616,42 @@ class PgPathwayDB(RunLogging):
             return written
         return None
 
-    def _known_runs(self, conn: Any, records: tuple, by_id: dict[int, str], made: list, results: list) -> bytes:
+    def _guess(self, conn: Any, records: tuple, base: dict, guess: dict) -> None:
+        """While the server locks the pathways and draws the ids: the runs' rows up to their
+        ids, from the remembered aggregates (right unless another writer logged one since)."""
+        cache = {a: list(entry) for a, entry in base.items()}
+        try:
+            plan = self._plan(records, cache)
+        except ValueError:  # an overflow: said, or not, by the aggregates the server sends
+            return
+        guess.update(cache=cache, plan=plan, heads=_heads(plan, conn.info.encoding))
+
+    def _known_runs(self, conn: Any, records: tuple, base: dict, by_id: dict[int, str], guess: dict,
+                    made: list, results: list) -> bytes:
         """The COPY data of a _LOG_KNOWN batch, from its statements' results (pathways, run ids)."""
         states, ids = results[-2:]  # after BEGIN
-        cache = _known_states(states, by_id, self._remembered)
+        cache, current = _known_states(states, by_id, base, conn.info.encoding)
         if len(cache) < len(by_id):
             raise _Forgotten([a for a in by_id.values() if a not in cache])
+        if current and guess:
+            cache, plan, heads = guess["cache"], guess["plan"], guess["heads"]
+        else:  # another writer logged some of these pathways since: from their rows as sent
+            plan = self._plan(records, cache)
+            heads = _heads(plan, conn.info.encoding)
         run_ids = [int(i) for i in ids.get_value(0, 0)[1:-1].split(b",")]
         prev_pathway = ids.get_value(0, 2)
         prev = None if prev_pathway is None else (int(prev_pathway), float(ids.get_value(0, 3)))
-        rows, written = self._runs(records, cache, run_ids, prev)
+        parts = [run_rows.SIGNATURE]
+        written: list[Written] = []
+        for head, (rec, pathway_id, run_id, outcome, label, after, link_from) in zip(
+                heads, self._resolved(plan, run_ids, prev), strict=True):
+            parts += (head, run_rows.ids(run_id, after[2], link_from))
+            written.append((rec, pathway_id, run_id, outcome, label, after))
+        parts.append(run_rows.TRAILER)
+        _settle(cache, run_ids)
         self._logged.add_range(run_ids[0], run_ids[-1])  # before the commit, as in _log_locked
         made[:] = (cache, written)
-        return _copy_data(conn, rows)
+        return b"".join(parts)
 
     def _keys_of(self, records: tuple[PathwayRecord, ...]) -> dict[str, tuple[bytes, int]]:
         """The key and the lock key of each pathway of ``records``, in order of first use."""
@@ -750,30 +781,48 @@ class PgPathwayDB(RunLogging):
 
     def _runs(self, records: tuple, cache: dict, run_ids: list[int], prev: Any) -> tuple:
         """The runs' rows (as columns) and what was written of each."""
-        half_life_s, window = self._half_life_s, self.link_window
         rows: list[tuple] = []
         written: list[Written] = []
-        for rec, run_id in zip(records, run_ids, strict=True):
+        for rec, pathway_id, run_id, outcome, label, after, link_from in self._resolved(
+                self._plan(records, cache), run_ids, prev):
+            rows.append((
+                run_id, pathway_id, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
+                outcome, rec.roi, rec.ts, label, *after, link_from,
+            ))
+            written.append((rec, pathway_id, run_id, outcome, label, after))
+        _settle(cache, run_ids)
+        return rows, written
+
+    def _plan(self, records: tuple, cache: dict) -> list[tuple]:
+        """Each run's pathway, outcome, label and the aggregate after it (``after``), from the
+        aggregates in ``cache`` (moved on run by run). Run ids are not known yet: a previous
+        run of the same pathway in the batch is named by ``~position`` (see :meth:`_resolved`)."""
+        half_life_s = self._half_life_s
+        plan = []
+        for position, rec in enumerate(records):
             entry = cache[rec.actions]
-            pathway_id = entry[0]
             outcome = rec.outcome._value_
             label = _LABELS[outcome]
-            ts = rec.ts
             after = advance(entry, rec, label, half_life_s)
-            prior_freq, _, _, successes, avg_time, avg_roi, last = after
             _check_finite(after)
+            entry[1:] = (after[0] + 1, after[3], after[4], after[5], after[6], ~position)
+            plan.append((rec, entry[0], outcome, label, after))
+        return plan
+
+    def _resolved(self, plan: list[tuple], run_ids: list[int], prev: Any) -> Any:
+        """The planned runs with their ids: ``(rec, pathway_id, run_id, outcome, label, after,
+        link_from)`` each; ``prev`` is the newest run before them, as ``(pathway_id, ts)``."""
+        window = self.link_window
+        for (rec, pathway_id, outcome, label, after), run_id in zip(plan, run_ids, strict=True):
+            previous = after[2]
+            if previous is not None and previous < 0:  # ~position in this batch
+                after = (after[0], after[1], run_ids[~previous], *after[3:])
+            ts = rec.ts
             link_from = None
             if prev is not None and prev[0] != pathway_id and 0 <= ts - prev[1] <= window:
                 link_from = prev[0]
-            freq = prior_freq + 1
-            entry[1:] = (freq, successes, avg_time, avg_roi, last, run_id)
             prev = (pathway_id, ts)
-            rows.append((
-                run_id, pathway_id, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources,
-                outcome, rec.roi, ts, label, *after, link_from,
-            ))
-            written.append((rec, pathway_id, run_id, outcome, label, after))
-        return rows, written
+            yield rec, pathway_id, run_id, outcome, label, after, link_from
 
     def fold(self) -> int:
         """Fold the links of the settled runs since the last fold into ``folded_links`` now.
@@ -1149,28 +1198,47 @@ def _prepare_known(conn: Any) -> None:
             conn.execute(_PREPARE_KNOWN[name])
 
 
-def _known_states(result: Any, by_id: dict[int, str], remembered: dict[str, list]) -> dict[str, list]:
-    """The locked pathways' aggregates (text results), by actions, as :meth:`_read_state`'s;
-    a row whose id now names another pathway (the tables were emptied) is left out. A row
-    whose newest run is still the remembered one holds the remembered aggregate: it is
-    copied, not parsed."""
+def _known_states(result: Any, by_id: dict[int, str], remembered: dict[str, list],
+                  encoding: str) -> tuple[dict, bool]:
+    """The locked pathways' aggregates (text results), by actions, as :meth:`_read_state`'s,
+    and whether every one is still the remembered one (its newest run is): those are copied,
+    not parsed. A row whose id now names another pathway (the tables were emptied) is left out."""
     cache: dict[str, list] = {}
+    current = True
     value = result.get_value
     for row in range(result.ntuples):
         pathway_id = int(value(row, 1))
         actions = by_id.get(pathway_id)
-        if actions is None or value(row, 0) != actions.encode("utf-8"):
+        if actions is None or value(row, 0) != actions.encode(encoding):
             continue
         last_run_id = value(row, 7)
         entry = remembered[actions]
         if last_run_id is not None and entry[6] is not None and int(last_run_id) == entry[6]:
             cache[actions] = list(entry)
             continue
+        current = False
         cache[actions] = [
             pathway_id, int(value(row, 2)), int(value(row, 3)), float(value(row, 4)), float(value(row, 5)),
             float(value(row, 6)), None if last_run_id is None else int(last_run_id),
         ]
-    return cache
+    return cache, current
+
+
+def _heads(plan: list[tuple], encoding: str) -> list[bytes]:
+    """The planned runs' rows up to their ids (see run_rows)."""
+    head = run_rows.head
+    return [
+        head(pathway_id, rec.actions, rec.inputs, rec.outputs, rec.exec_time, rec.resources, outcome, rec.roi,
+             rec.ts, label, after, encoding)
+        for rec, pathway_id, outcome, label, after in plan
+    ]
+
+
+def _settle(cache: dict[str, list], run_ids: list[int]) -> None:
+    """Name each pathway's newest run by its id (see PgPathwayDB._plan)."""
+    for entry in cache.values():
+        if entry[6] is not None and entry[6] < 0:
+            entry[6] = run_ids[~entry[6]]
 
 
 def _copy_data(conn: Any, rows: list[tuple]) -> bytes:
