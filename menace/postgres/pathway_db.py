@@ -590,8 +590,8 @@ class PgPathwayDB(RunLogging):
                         _prepare_known(conn)
                         _PREPARED.add(conn)
                     guess: dict = {}
-                    copy_in_query(conn, query, partial(self._known_runs, conn, records, base, by_id, guess, made),
-                                  meanwhile=partial(self._guess, conn, records, base, guess))
+                    make = partial(self._known_runs, conn, records, base, by_id, guess, made)
+                    copy_in_query(conn, query, make, meanwhile=partial(self._guess, conn, records, base, guess))
                 except _Forgotten as gone:
                     _roll_back(conn)
                     for actions in gone.pathways:
