@@ -9,6 +9,8 @@ run and the pathway it links from. :data:`COPY` puts them last, so a row is a
 
     data = SIGNATURE + b"".join(head(...) + ids(...) for each run) + TRAILER
 
+The other batches (pathways new to the store) send the same rows, packed at once.
+
 PostgreSQL's binary ``COPY`` format: a signature, flags and the header
 extension's length; per row the number of fields (int16), then each field as
 its length in bytes (int32; -1 for NULL) and its value (big-endian integers
