@@ -24,7 +24,9 @@ with ``COPY`` in between. Runs of pathways this object all knows (a bot's
 batches after its first, a run whose remembered aggregate went stale) are
 one string of statements, two round trips
 (:mod:`~menace.postgres.copy_query`): the locks and reads, the runs' ``COPY``,
-the pathways' update and ``COMMIT``. Pathway rows are current after every commit.
+the pathways' update and ``COMMIT``; while the server locks, the client works
+out the runs' rows from the aggregates it remembers (:mod:`~menace.postgres.run_rows`).
+Pathway rows are current after every commit.
 
 **Links are folded from the runs.** A run's row names the pathway it
 follows (``link_from``: the pathway of the newest run committed before it,
@@ -545,14 +547,19 @@ class PgPathwayDB(RunLogging):
                     for actions in gone.pathways:
                         self._remembered.pop(actions, None)
                     cache, run_ids, prev = self._read_state(conn, records, keys)
-                rows, written = self._runs(records, cache, run_ids, prev)
+                if len(records) == 1:
+                    rows, written = self._runs(records, cache, run_ids, prev)
+                else:
+                    plan = self._plan(records, cache)
+                    data, written = self._packed(plan, _heads(plan, conn.info.encoding), run_ids, prev)
+                    _settle(cache, run_ids)
                 # Noted before the commit, so a watcher never sees one of these runs
                 # committed yet unknown as ours (a rolled-back id noted costs only a wait).
                 self._logged.add_range(run_ids[0], run_ids[-1])
                 if len(records) == 1:
                     self._write_one(conn, rows[0], cache[records[0].actions])
                 else:
-                    self._write_many(conn, rows, [cache[a][6] for a in keys])
+                    self._write_many(conn, data, [cache[a][6] for a in keys])
             except BaseException:
                 _roll_back(conn)
                 raise
@@ -635,6 +642,14 @@ class PgPathwayDB(RunLogging):
         run_ids = [int(i) for i in ids.get_value(0, 0)[1:-1].split(b",")]
         prev_pathway = ids.get_value(0, 2)
         prev = None if prev_pathway is None else (int(prev_pathway), float(ids.get_value(0, 3)))
+        data, written = self._packed(plan, heads, run_ids, prev)
+        _settle(cache, run_ids)
+        self._logged.add_range(run_ids[0], run_ids[-1])  # before the commit, as in _log_locked
+        made[:] = (cache, written)
+        return data
+
+    def _packed(self, plan: list[tuple], heads: list[bytes], run_ids: list[int], prev: Any) -> tuple:
+        """The planned runs as ``run_rows.COPY`` takes them, and what was written of each."""
         parts = [run_rows.SIGNATURE]
         written: list[Written] = []
         for head, (rec, pathway_id, run_id, outcome, label, after, link_from) in zip(
@@ -642,10 +657,7 @@ class PgPathwayDB(RunLogging):
             parts += (head, run_rows.ids(run_id, after[2], link_from))
             written.append((rec, pathway_id, run_id, outcome, label, after))
         parts.append(run_rows.TRAILER)
-        _settle(cache, run_ids)
-        self._logged.add_range(run_ids[0], run_ids[-1])  # before the commit, as in _log_locked
-        made[:] = (cache, written)
-        return b"".join(parts)
+        return b"".join(parts), written
 
     def _keys_of(self, records: tuple[PathwayRecord, ...]) -> dict[str, tuple[bytes, int]]:
         """The key and the lock key of each pathway of ``records``, in order of first use."""
@@ -764,17 +776,17 @@ class PgPathwayDB(RunLogging):
             ))
             conn.execute("COMMIT")
 
-    def _write_many(self, conn: Any, rows: list[tuple], last_run_ids: list[int]) -> None:
-        """Many runs by ``COPY``, then their pathways' aggregates (from each one's newest run just
-        copied) and the commit in one round trip."""
+    def _write_many(self, conn: Any, data: bytes, last_run_ids: list[int]) -> None:
+        """Many runs by ``COPY`` (``data``, see :meth:`_packed`), then their pathways' aggregates
+        (from each one's newest run just copied) and the commit in one round trip."""
         with conn.cursor() as cur, cur.copy(run_rows.COPY) as copy:
-            copy.write(_copy_data(rows, conn.info.encoding))
+            copy.write(data)
         with conn.pipeline():
             conn.execute(_UPDATE_PATHWAYS, (int8_array(sorted(last_run_ids)),))
             conn.execute("COMMIT")
 
     def _runs(self, records: tuple, cache: dict, run_ids: list[int], prev: Any) -> tuple:
-        """The runs' rows (as columns) and what was written of each."""
+        """The runs' rows (as columns, for ``_WRITE_ONE``) and what was written of each."""
         rows: list[tuple] = []
         written: list[Written] = []
         for rec, pathway_id, run_id, outcome, label, after, link_from in self._resolved(
@@ -1233,14 +1245,6 @@ def _settle(cache: dict[str, list], run_ids: list[int]) -> None:
     for entry in cache.values():
         if entry[6] is not None and entry[6] < 0:
             entry[6] = run_ids[~entry[6]]
-
-
-def _copy_data(rows: list[tuple], encoding: str) -> bytes:
-    """``rows`` (in ``_RUN_COLUMNS``' order) as ``run_rows.COPY`` takes them."""
-    head, ids = run_rows.head, run_rows.ids
-    return run_rows.SIGNATURE + b"".join(
-        head(*row[1:11], row[11:18], encoding) + ids(row[0], row[13], row[18]) for row in rows
-    ) + run_rows.TRAILER
 
 
 def _roll_back(conn: Any) -> None:

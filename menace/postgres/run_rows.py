@@ -9,7 +9,7 @@ run and the pathway it links from. :data:`COPY` puts them last, so a row is a
 
     data = SIGNATURE + b"".join(head(...) + ids(...) for each run) + TRAILER
 
-The other batches (pathways new to the store) send the same rows, packed at once.
+The other batches (pathways new to the store) send the same rows, packed once the ids are known.
 
 PostgreSQL's binary ``COPY`` format: a signature, flags and the header
 extension's length; per row the number of fields (int16), then each field as
