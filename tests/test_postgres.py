@@ -27,6 +27,7 @@ from menace.neuroplasticity import PathwayRecord
 from menace.postgres.backend import PostgresBackend
 from menace.postgres.database import Database
 from menace.postgres.lease import PgLease, owner_of
+from menace.postgres import pathway_db as pathway_db_module
 from menace.postgres.pathway_db import PgPathwayDB
 from menace.run_watcher import RunWatcher
 from menace.storage import SchemaError
@@ -361,11 +362,11 @@ def test_an_unreachable_database_is_a_clear_connection_error():
 
 def test_migrations_are_recorded_per_store_and_a_newer_schema_is_refused(pg):
     db = pg.pathway_db()
-    assert db.schema_version() == len(PgPathwayDB.MIGRATIONS) == 2
+    assert db.schema_version() == len(PgPathwayDB.MIGRATIONS) == 3
     db.close()
     with psycopg.connect(pg.db.url, autocommit=True) as conn:
         versions = dict(conn.execute("SELECT store, version FROM menace_schema").fetchall())
-        assert versions["pathways"] == 2
+        assert versions["pathways"] == 3
         conn.execute("UPDATE menace_schema SET version = 9 WHERE store = 'pathways'")
     with pytest.raises(SchemaError, match="9"):
         pg.pathway_db()
@@ -425,7 +426,7 @@ def fold_point(pg_url: str) -> int:
 
 def test_links_of_many_writers_are_exact_before_during_and_after_their_folds(pg, pg_url, monkeypatch):
     monkeypatch.setattr("menace.postgres.pathway_db.FOLD_EVERY", 64)  # a fold every 64 runs,
-    monkeypatch.setattr("menace.postgres.pathway_db.FOLD_CHUNK", 16)  # in transactions of 16 run ids
+    monkeypatch.setattr("menace.postgres.pathway_db.FOLD_CHUNK", 4)  # in transactions of 4 links
     stores = [pg.pathway_db() for _ in range(3)]
     texts = ["fetch->parse", "parse->store", "store->notify", "notify->fetch"]
 
@@ -479,12 +480,55 @@ def test_a_database_of_the_first_schema_keeps_its_links_and_an_old_writer_cannot
         conn.execute("SELECT setval('runs_id_seq', 2)")
         conn.execute("INSERT INTO links VALUES (1, 2, 1.0), (2, 1, 7.0)")
     db = PgPathwayDB(database)
-    assert db.schema_version() == 2
+    assert db.schema_version() == len(PgPathwayDB.MIGRATIONS)
     assert db.links(1) == [(2, 1.0)] and db.links(2) == [(1, 7.0)]  # not 2.0: run 2 was counted already
     with psycopg.connect(pg_url, autocommit=True) as conn, pytest.raises(psycopg.errors.UndefinedTable):
         conn.execute("INSERT INTO links VALUES (1, 2, 1.0)")  # the old release's upsert fails loudly
     db.close()
     database.close()
+
+
+def test_a_fold_cut_short_counts_each_run_once_and_the_next_folder_of_any_store_finishes_it(pg, pg_url, monkeypatch):
+    monkeypatch.setattr("menace.postgres.pathway_db.FOLD_EVERY", 10**9)  # folds only when asked
+    monkeypatch.setattr("menace.postgres.pathway_db.FOLD_CHUNK", 3)  # in transactions of 3 links
+    texts = ["fetch->parse", "parse->store", "store->notify", "notify->fetch"]
+    order = [0, 1, 2, 3, 0, 2, 1, 3, 2, 0, 3, 1, 0, 3, 2, 1, 3, 0, 1, 2]  # 12 different links
+    db, other = pg.pathway_db(), pg.pathway_db()
+    db.log_many([PathwayRecord(texts[k], ts=1000.0 + i) for i, k in enumerate(order)])
+    expected = links_from_runs(db)
+    assert len(expected) == 12
+    pairs = pathway_db_module._FoldPairs  # noqa: SLF001 - the fold's writes, cut short below
+    real_columns = pairs.columns
+    written = []
+
+    def columns(self, start, end):  # the third transaction fails: two of four were committed
+        if len(written) == 2:
+            raise RuntimeError("the folder's host died")
+        written.append((start, end))
+        return real_columns(self, start, end)
+
+    monkeypatch.setattr(pairs, "columns", columns)
+    with pytest.raises(RuntimeError, match="host died"):
+        db.fold()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        folded, folding = conn.execute("SELECT folded_through, folding_through FROM link_fold").fetchone()
+        table = {(a, b): w for a, b, w in conn.execute("SELECT from_id, to_id, weight FROM folded_links")}
+    assert (folded, folding) == (0, 20) and len(table) == 6  # under way: 6 links of 12 written
+    assert all_links(db) == expected == all_links(other)  # each run counted once all the same
+    db.log_many([PathwayRecord(texts[k], ts=2000.0 + i) for i, k in enumerate(order[:5])])
+    expected = links_from_runs(db)
+    assert all_links(db) == expected  # runs after the fold's end count too
+    monkeypatch.setattr(pairs, "columns", real_columns)
+    assert other.fold() == 25  # the other store finishes it, then folds the five new runs
+    assert fold_point(pg_url) == 25 and all_links(db) == expected
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        table = {(a, b): w for a, b, w in conn.execute("SELECT from_id, to_id, weight FROM folded_links")}
+        assert table == expected  # after a full fold the table alone holds them
+        # A writer of the release before folds by moving the fold point alone: it fails.
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("UPDATE link_fold SET folded_through = folded_through + 1")
+    db.close()
+    other.close()
 
 
 def test_a_store_whose_tables_were_emptied_behind_it_logs_its_pathways_as_new(pg, pg_url):

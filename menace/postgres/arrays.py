@@ -23,6 +23,7 @@ from typing import Any
 _INT4, _INT4_ARRAY = 23, 1007
 _INT8, _INT8_ARRAY = 20, 1016
 _BYTEA, _BYTEA_ARRAY = 17, 1001
+_FLOAT8, _FLOAT8_ARRAY = 701, 1022
 
 
 class PackedArray(bytes):
@@ -41,6 +42,10 @@ class Int8Array(PackedArray):
 
 class ByteaArray(PackedArray):
     oid = _BYTEA_ARRAY
+
+
+class Float8Array(PackedArray):
+    oid = _FLOAT8_ARRAY
 
 
 def _empty(element_oid: int) -> bytes:
@@ -94,6 +99,11 @@ def int8_array(values: list) -> Int8Array:
     return Int8Array(_numbers(values, _INT8, "q"))
 
 
+def float8_array(values: list) -> Float8Array:
+    """``values`` (each a float, or ``None``) as a ``float8[]``."""
+    return Float8Array(_numbers(values, _FLOAT8, "d"))
+
+
 def bytea_array(values: list) -> ByteaArray:
     """``values`` (bytes, or ``None``) as a ``bytea[]``."""
     return ByteaArray(_blobs(values, _BYTEA))
@@ -104,12 +114,12 @@ def register(adapters: Any) -> None:
     from psycopg.adapt import Dumper
     from psycopg.pq import Format
 
-    for kind in (Int4Array, Int8Array, ByteaArray):
+    for kind in (Int4Array, Int8Array, ByteaArray, Float8Array):
         dumper = type(f"{kind.__name__}Dumper", (Dumper,), {
             "format": Format.BINARY, "oid": kind.oid, "dump": lambda self, obj: obj,
         })
         adapters.register_dumper(kind, dumper)
 
 
-__all__ = ["ByteaArray", "Int4Array", "Int8Array", "PackedArray", "bytea_array", "int4_array", "int8_array",
-           "register"]
+__all__ = ["ByteaArray", "Float8Array", "Int4Array", "Int8Array", "PackedArray", "bytea_array", "float8_array",
+           "int4_array", "int8_array", "register"]

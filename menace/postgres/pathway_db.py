@@ -35,10 +35,12 @@ whichever committed last). Logs write nothing else for links: upserting a
 batch's ~100 link rows cost it a fifth of its time. Every
 :data:`~menace.neuroplasticity.FOLD_EVERY` runs, a writer's notifier thread
 adds the links of the runs up to a settled id (see below) to
-``folded_links`` and moves ``link_fold``'s fold point (one folder at a time,
-under that row's lock); :meth:`PgPathwayDB.links` reads the folded weights
-plus the runs since the fold point, in one snapshot, so every read is current
-and counts each run once, as on SQLite. :meth:`PgPathwayDB.fold` folds now.
+``folded_links``, per pair of pathways in short transactions (one folder at a
+time, under ``link_fold``'s row lock), and moves its fold point after the
+last; :meth:`PgPathwayDB.links` reads the folded weights plus the runs since
+the fold point (less those a fold under way wrote already), in one snapshot,
+so every read is current and counts each run once, as on SQLite.
+:meth:`PgPathwayDB.fold` folds now.
 
 **Readers of new runs see only settled ids.** Sequence values are not
 committed in order: a run with id 10 can commit after run 11, and a reader
@@ -69,6 +71,7 @@ logged on any host reaches the learner in milliseconds without polling.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import math
@@ -97,7 +100,7 @@ from ..run_ledger import RunLedger
 from ..storage import escape_like
 from ..validation import check_id, check_number, check_positive_int, check_text
 from . import run_rows
-from .arrays import bytea_array, int4_array, int8_array
+from .arrays import bytea_array, float8_array, int4_array, int8_array
 from .database import Database, Owned
 
 logger = logging.getLogger(__name__)
@@ -113,8 +116,10 @@ _PENDING_LIMIT = 256
 NOTIFY_INTERVAL = 0.005
 #: Most pathways whose newest aggregate one store object remembers.
 CACHE_LIMIT = 100_000
-#: Most run ids one transaction of a links' fold covers (see PgPathwayDB._fold_links).
+#: Most links (pairs of pathways) one transaction of a links' fold writes (see PgPathwayDB._fold_links).
 FOLD_CHUNK = 512
+#: Most runs one fold covers (a longer backlog takes several): bounds the pairs a folder holds.
+FOLD_RANGE = 32_768
 _NEVER = 1 << 63  # no run id reaches it: while a fold is asked for, no other is
 
 _PATHWAY_COLUMNS = "id, actions, frequency, successes, success_rate, avg_exec_time, avg_roi, last_activation, myelination_score"
@@ -156,7 +161,7 @@ _WRITE_ONE = f"""
 # reads and tries again. The run's id is drawn by the UPDATE once its condition held,
 # and the condition first takes the transaction's id (drawn run ids must come after it:
 # see _Settled). The link is found here too (the newest run committed before this one,
-# within the window), and kept in the run's row (see _FOLD_LINKS).
+# within the window), and kept in the run's row (see PgPathwayDB._fold_links).
 _WRITE_REMEMBERED = f"""
     WITH pathway AS (
         UPDATE pathways SET frequency = %(frequency)s, successes = %(successes)s,
@@ -226,20 +231,27 @@ _LOG_KNOWN = (
 )
 # Links: a run's row names the pathway it links from (link_from). Logs write nothing else
 # for it: upserting ~100 link rows cost a batch of 100 runs a fifth of its time. Every
-# FOLD_EVERY runs a writer folds the runs' links up to a settled id into folded_links (one
-# folder at a time, under link_fold's row lock); readers add the runs after the fold point.
-_FOLD_LINKS = """
-    WITH r AS (SELECT link_from, pathway_id FROM runs WHERE id > %s AND id <= %s),
-    folded AS (
-        INSERT INTO folded_links(from_id, to_id, weight)
-        SELECT link_from, pathway_id, count(*)::float8 FROM r WHERE link_from IS NOT NULL
-        GROUP BY link_from, pathway_id ORDER BY link_from, pathway_id
-        ON CONFLICT (from_id, to_id) DO UPDATE SET weight = folded_links.weight + excluded.weight
-    )
-    SELECT count(*) FROM r"""
-# The links leaving a pathway as of now: folded weights plus the runs since the fold, in one
-# snapshot. Both bounds of the runs' id range are subqueries, so the plan is a range scan of
-# runs' primary key (just the runs since the fold), whatever the values.
+# FOLD_EVERY runs a writer folds the runs' links up to a settled id into folded_links (see
+# PgPathwayDB._fold_links); readers add the runs after the fold point. link_fold holds the
+# fold point (folded_through), and while a fold is under way, its end (folding_through) and
+# the last pair it wrote (applied_from, applied_to): the runs up to the end whose pair comes
+# no later are in folded_links already.
+_FOLD_STATE = "SELECT folded_through, folding_through, applied_from, applied_to FROM link_fold"
+# The links of a fold's runs, per pair in the order a fold writes them; the pairs of runs
+# without a link (link_from NULL) come last, and count the runs folded.
+_FOLD_PAIRS = """
+    SELECT link_from, pathway_id, count(*)::float8 FROM runs WHERE id > %s AND id <= %s
+    GROUP BY link_from, pathway_id ORDER BY link_from, pathway_id"""
+_FOLD_BEGUN = "UPDATE link_fold SET folding_through = %s, applied_from = -1, applied_to = -1"
+_FOLD_WRITTEN = "UPDATE link_fold SET applied_from = %s, applied_to = %s"
+_FOLD_DONE = (
+    "UPDATE link_fold SET folded_through = folding_through, checked_through = folding_through,"
+    " applied_from = -1, applied_to = -1"
+)
+# The links leaving a pathway as of now: folded weights plus the runs since the fold (less
+# those a fold under way wrote already), in one snapshot. The bounds of the runs' id range
+# are subqueries, so the plan is a range scan of runs' primary key (just the runs since the
+# fold), whatever the values.
 _LINKS_FROM = """
     SELECT to_id, sum(weight) AS weight FROM (
         SELECT to_id, weight FROM folded_links WHERE from_id = %(from)s
@@ -247,6 +259,8 @@ _LINKS_FROM = """
         SELECT pathway_id, count(*)::float8 FROM runs
         WHERE id > (SELECT folded_through FROM link_fold)
             AND id <= (SELECT last_value FROM runs_id_seq) AND link_from = %(from)s
+            AND (id > (SELECT folding_through FROM link_fold)
+                 OR (link_from, pathway_id) > (SELECT applied_from, applied_to FROM link_fold))
         GROUP BY pathway_id
     ) AS w GROUP BY to_id"""
 _UPSERT_LINKS = """
@@ -450,7 +464,7 @@ class PgPathwayDB(RunLogging):
         );
         """,
         # v2: logs no longer upsert links; the links are folded from the runs (see
-        # _FOLD_LINKS). Every run so far is counted in the links already. The table is
+        # PgPathwayDB._fold_links). Every run so far is counted in the links already. The table is
         # renamed so that a writer of the older release still running fails instead of
         # counting its runs' links twice (its link upsert names ``links``).
         """
@@ -458,6 +472,17 @@ class PgPathwayDB(RunLogging):
         ALTER TABLE folded_links RENAME CONSTRAINT links_pkey TO folded_links_pkey;
         CREATE TABLE link_fold (folded_through bigint NOT NULL);
         INSERT INTO link_fold SELECT coalesce(max(id), 0) FROM runs;
+        """,
+        # v3: a fold writes its links in transactions of at most FOLD_CHUNK pairs, the fold
+        # point moving after the last (see _fold_links). The fold point moves only with
+        # checked_through: a writer of an older release (which moves folded_through alone, in
+        # 512-run steps) fails its fold instead of counting the links of one under way twice.
+        """
+        ALTER TABLE link_fold ADD COLUMN folding_through bigint, ADD COLUMN checked_through bigint,
+            ADD COLUMN applied_from bigint NOT NULL DEFAULT -1, ADD COLUMN applied_to bigint NOT NULL DEFAULT -1;
+        UPDATE link_fold SET folding_through = folded_through, checked_through = folded_through;
+        ALTER TABLE link_fold ALTER COLUMN folding_through SET NOT NULL, ALTER COLUMN checked_through SET NOT NULL,
+            ADD CONSTRAINT link_fold_moved_whole CHECK (checked_through = folded_through);
         """,
     )
 
@@ -867,24 +892,46 @@ class PgPathwayDB(RunLogging):
         """Fold the links of runs up to ``through`` (a settled id); with ``skip_locked``, the
         fold point afterwards (``None`` when another writer is folding), else the runs folded.
 
-        In transactions of at most :data:`FOLD_CHUNK` run ids each: a reader of new runs waits
-        for every transaction older than its look to end (see _Settled), and one fold of
-        8,192 runs in one transaction held new runs back from the learner for its whole
-        length (the p99 of log-to-learned rose by 100-200 ms where runs had many links).
+        A fold reads the links of its runs (up to :data:`FOLD_RANGE` of them) per pair
+        first, with no transaction open, then writes at most :data:`FOLD_CHUNK` pairs per
+        transaction, each under ``link_fold``'s row lock, noting the last pair written (the
+        fold point moves with the last). Readers count each run once at every commit (see
+        ``_LINKS_FROM``); a fold cut short is finished by the next folder, of any store.
+        Short transactions matter: a reader of new runs waits for every transaction older
+        than its look to end (see _Settled), and one fold of 8,192 runs in one transaction held
+        new runs back from the learner for its whole length. Written per pair of the whole
+        fold, not per 512 runs, a fold writes a third of the rows where runs link many ways.
         """
         lock = "FOR UPDATE SKIP LOCKED" if skip_locked else "FOR UPDATE"
         count = 0
+        pairs: _FoldPairs | None = None
         while True:
-            with conn.transaction():
-                row = conn.execute(f"SELECT folded_through FROM link_fold {lock}").fetchone()
-                if row is None:
-                    return None if skip_locked else count
-                (folded,) = row
+            (folded, folding, *_) = conn.execute(_FOLD_STATE).fetchone()
+            if folding <= folded:  # none under way: this one ends at most FOLD_RANGE runs on
                 if through <= folded:
                     return folded if skip_locked else count
-                upto = min(through, folded + FOLD_CHUNK)
-                count += conn.execute(_FOLD_LINKS, (folded, upto)).fetchone()[0]
-                conn.execute("UPDATE link_fold SET folded_through = %s", (upto,))
+                folding = min(through, folded + FOLD_RANGE)
+            if pairs is None or pairs.span != (folded, folding):  # read with no transaction open
+                pairs = _FoldPairs((folded, folding), conn.execute(_FOLD_PAIRS, (folded, folding), binary=True))
+            with conn.transaction():
+                row = conn.execute(f"{_FOLD_STATE} {lock}").fetchone()
+                if row is None:
+                    return None if skip_locked else count
+                now_folded, now_folding, *applied = row
+                if now_folding <= now_folded and now_folded == folded:
+                    conn.execute(_FOLD_BEGUN, (folding,))
+                    now_folding, applied = folding, [-1, -1]
+                if (now_folded, now_folding) != pairs.span:  # another folder moved on meanwhile: look again
+                    continue
+                start = bisect.bisect_right(pairs.keys, tuple(applied))
+                end = min(start + FOLD_CHUNK, len(pairs.keys))
+                if start < end:
+                    conn.execute(_UPSERT_LINKS, pairs.columns(start, end))
+                if end == len(pairs.keys):
+                    conn.execute(_FOLD_DONE)
+                    count += pairs.runs
+                else:
+                    conn.execute(_FOLD_WRITTEN, pairs.keys[end - 1])
 
     def link(self, from_id: int, to_id: int, weight: float = 1.0) -> None:
         """Strengthen the link ``from_id -> to_id`` by ``weight`` (0..:data:`MAX_LINK_WEIGHT`).
@@ -1168,6 +1215,28 @@ def _check_finite(after: tuple) -> None:
     _, prior_myel, _, successes, avg_time, avg_roi, _ = after
     if not (_isfinite(avg_time) and _isfinite(avg_roi * successes) and _isfinite(prior_myel)):
         raise _overflow()
+
+
+class _FoldPairs:
+    """The links of a fold's runs (ids after ``span[0]`` through ``span[1]``), per pair
+    ``(from_id, to_id)`` in the order a fold writes them (``keys``), and how many runs."""
+
+    def __init__(self, span: tuple[int, int], rows: Any) -> None:
+        self.span = span
+        self.keys: list[tuple[int, int]] = []
+        self._weights: list[float] = []
+        self.runs = 0
+        for from_id, to_id, weight in rows:
+            self.runs += int(weight)
+            if from_id is not None:  # runs with no link count, and come last
+                self.keys.append((from_id, to_id))
+                self._weights.append(weight)
+
+    def columns(self, start: int, end: int) -> tuple:
+        """The pairs ``keys[start:end]`` as ``_UPSERT_LINKS`` takes them."""
+        keys = self.keys[start:end]
+        return (int8_array([k[0] for k in keys]), int8_array([k[1] for k in keys]),
+                float8_array(self._weights[start:end]))
 
 
 class _Forgotten(Exception):
