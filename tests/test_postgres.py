@@ -24,10 +24,10 @@ from menace.database_url import redact
 from menace.errors import FieldError
 from menace.lease import Lease, LeaseHeldError
 from menace.neuroplasticity import PathwayRecord
+from menace.postgres import pathway_db as pathway_db_module
 from menace.postgres.backend import PostgresBackend
 from menace.postgres.database import Database
 from menace.postgres.lease import PgLease, owner_of
-from menace.postgres import pathway_db as pathway_db_module
 from menace.postgres.pathway_db import PgPathwayDB
 from menace.run_watcher import RunWatcher
 from menace.storage import SchemaError
