@@ -74,16 +74,16 @@ class HeldCommit:
     def __init__(self, monkeypatch) -> None:
         self.drawn = threading.Event()
         self.release = threading.Event()
-        original = PgPathwayDB.__dict__["_resolved"]  # given the drawn ids, before the rows are sent
+        original = PgPathwayDB.__dict__["_packed"]  # a batch's rows, given the drawn ids, before they are sent
 
-        def held(store, plan, run_ids, prev):
+        def held(store, plan, heads, run_ids, prev):
             if threading.current_thread().name == "slow-writer":
                 self.run_ids = list(run_ids)
                 self.drawn.set()
                 assert self.release.wait(30), "the test never released the held commit"
-            return original(store, plan, run_ids, prev)
+            return original(store, plan, heads, run_ids, prev)
 
-        monkeypatch.setattr(PgPathwayDB, "_resolved", held)
+        monkeypatch.setattr(PgPathwayDB, "_packed", held)
 
 
 def test_a_delayed_commit_is_neither_skipped_nor_announced_out_of_order(pg, monkeypatch):

@@ -38,10 +38,9 @@ _LENGTH = struct.Struct(">i")
 _EXEC_TIME = struct.Struct(">idi")  # exec_time; the length of resources
 # roi, ts, label, prior_frequency, prior_myelination, successes, avg_exec_time, avg_roi, last_activation
 _END = struct.Struct(">" + "".join("i" + code for code in "ddiqdqddd"))
-_IDS = {  # by (previous run known, link known)
-    (True, True): struct.Struct(">iqiqiq"), (False, True): struct.Struct(">iqiiq"),
-    (True, False): struct.Struct(">iqiqi"), (False, False): struct.Struct(">iqii"),
-}
+# The ids' part by what is known: a NULL field is its length -1 alone.
+_BOTH, _LINK_ONLY = struct.Struct(">iqiqiq").pack, struct.Struct(">iqiiq").pack
+_PREVIOUS_ONLY, _NO_IDS = struct.Struct(">iqiqi").pack, struct.Struct(">iqii").pack
 
 
 def head(pathway_id: int, actions: str, inputs: str, outputs: str, exec_time: float, resources: str,
@@ -60,10 +59,13 @@ def head(pathway_id: int, actions: str, inputs: str, outputs: str, exec_time: fl
 
 def ids(run_id: int, previous_run_id: int | None, link_from: int | None) -> bytes:
     """The rest of a run's row: its id, its pathway's previous run and where it links from."""
-    values = [8, run_id]
-    values += (8, previous_run_id) if previous_run_id is not None else (-1,)
-    values += (8, link_from) if link_from is not None else (-1,)
-    return _IDS[previous_run_id is not None, link_from is not None].pack(*values)
+    if previous_run_id is None:
+        if link_from is None:
+            return _NO_IDS(8, run_id, -1, -1)
+        return _LINK_ONLY(8, run_id, -1, 8, link_from)
+    if link_from is None:
+        return _PREVIOUS_ONLY(8, run_id, 8, previous_run_id, -1)
+    return _BOTH(8, run_id, 8, previous_run_id, 8, link_from)
 
 
 __all__ = ["COPY", "HEAD_COLUMNS", "ID_COLUMNS", "SIGNATURE", "TRAILER", "head", "ids"]
