@@ -25,6 +25,7 @@ from menace.errors import FieldError
 from menace.lease import Lease, LeaseHeldError
 from menace.neuroplasticity import PathwayRecord
 from menace.postgres import pathway_db as pathway_db_module
+from menace.postgres.arrays import float8_array, int8_array
 from menace.postgres.backend import PostgresBackend
 from menace.postgres.database import Database
 from menace.postgres.lease import PgLease, owner_of
@@ -529,6 +530,14 @@ def test_a_fold_cut_short_counts_each_run_once_and_the_next_folder_of_any_store_
             conn.execute("UPDATE link_fold SET folded_through = folded_through + 1")
     db.close()
     other.close()
+
+
+def test_a_fold_writes_its_links_in_order_whatever_order_the_server_sent_them_in():
+    pairs = pathway_db_module._FoldPairs((0, 9), [2, 1, 1], [1, 3, 2], [4.0, 1.0, 2.0], 9.0)  # noqa: SLF001 - unit
+    assert pairs.keys == [(1, 2), (1, 3), (2, 1)] and pairs.runs == 9
+    froms, tos, weights = pairs.columns(0, 3)
+    assert (froms, tos, weights) == (int8_array([1, 1, 2]), int8_array([2, 3, 1]), float8_array([2.0, 1.0, 4.0]))
+    assert pathway_db_module._FoldPairs((0, 5), None, None, None, 5.0).keys == []  # noqa: SLF001 - no links
 
 
 def test_a_store_whose_tables_were_emptied_behind_it_logs_its_pathways_as_new(pg, pg_url):
