@@ -33,7 +33,7 @@ follows (``link_from``: the pathway of the newest run committed before it,
 within ``link_window``; with concurrent writers, "the run just before" is
 whichever committed last). Logs write nothing else for links: upserting a
 batch's ~100 link rows cost it a fifth of its time. Every
-:data:`~menace.neuroplasticity.FOLD_EVERY` runs, a writer's notifier thread
+:data:`FOLD_EVERY` runs, a writer's notifier thread
 adds the links of the runs up to a settled id (see below) to
 ``folded_links``, per pair of pathways in short transactions (one folder at a
 time, under ``link_fold``'s row lock), and moves its fold point after the
@@ -87,7 +87,6 @@ from .. import events
 from ..errors import FieldError
 from ..labels import Outcome, label_of
 from ..neuroplasticity import (
-    FOLD_EVERY,
     MAX_LINK_WEIGHT,
     Pathway,
     PathwayRecord,
@@ -116,10 +115,16 @@ _PENDING_LIMIT = 256
 NOTIFY_INTERVAL = 0.005
 #: Most pathways whose newest aggregate one store object remembers.
 CACHE_LIMIT = 100_000
-#: Most links (pairs of pathways) one transaction of a links' fold writes (see PgPathwayDB._fold_links).
+#: Runs between two folds of the links (see PgPathwayDB._fold_links): four times SQLite's
+#: :data:`~menace.neuroplasticity.FOLD_EVERY`. A fold writes a row per pair of pathways its runs
+#: link, so a longer one writes fewer per run (2,450 pairs for 8,192 runs of the benchmark's
+#: 50 pathways, 2,500 for 32,768: a fold's share of a batch's time fell from 15% to 4%); a
+#: read of links counts the runs since the fold (up to this many: a few ms).
+FOLD_EVERY = 32_768
+#: Most links (pairs of pathways) one transaction of a links' fold writes.
 FOLD_CHUNK = 512
 #: Most runs one fold covers (a longer backlog takes several): bounds the pairs a folder holds.
-FOLD_RANGE = 32_768
+FOLD_RANGE = 4 * FOLD_EVERY
 _NEVER = 1 << 63  # no run id reaches it: while a fold is asked for, no other is
 
 _PATHWAY_COLUMNS = "id, actions, frequency, successes, success_rate, avg_exec_time, avg_roi, last_activation, myelination_score"
