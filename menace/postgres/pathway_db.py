@@ -117,9 +117,9 @@ NOTIFY_INTERVAL = 0.005
 CACHE_LIMIT = 100_000
 #: Runs between two folds of the links (see PgPathwayDB._fold_links): four times SQLite's
 #: :data:`~menace.neuroplasticity.FOLD_EVERY`. A fold writes a row per pair of pathways its runs
-#: link, so a longer one writes fewer per run (2,450 pairs for 8,192 runs of the benchmark's
-#: 50 pathways, 2,500 for 32,768: a fold's share of a batch's time fell from 15% to 4%); a
-#: read of links counts the runs since the fold (up to this many: a few ms).
+#: link, so a longer one writes fewer per run (the benchmark's 50 pathways: 2,450 pairs for
+#: 8,192 runs, 2,500 for 32,768; one fold of 32,768 runs took 70 ms, each of four of 8,192
+#: 45-57 ms); a read of links counts the runs since the fold (32,768 of them: 14 ms).
 FOLD_EVERY = 32_768
 #: Most links (pairs of pathways) one transaction of a links' fold writes.
 FOLD_CHUNK = 512
