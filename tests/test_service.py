@@ -97,6 +97,21 @@ def test_run_background_gives_the_running_stack_and_stops_every_thread(data_dir,
     assert events.LEARNING_TRAINED in topics
 
 
+def test_run_background_keeps_what_lives_as_long_as_the_service_out_of_full_collections(data_dir, no_new_threads):
+    import gc
+
+    start, stop = run_background(data_dir=data_dir, metrics_port=0)
+    frozen = gc.get_freeze_count()
+    try:
+        stack = start()
+        # As menace-service does: a full collection does not walk the modules, the model and
+        # the stores again (each walk stalled the learner ~0.5 s under a stream of runs).
+        assert gc.get_freeze_count() > frozen
+        assert stack.coordinator.running
+    finally:
+        stop()
+
+
 def test_restart_loads_the_saved_model_and_the_evaluation_history(settings_for, no_new_threads):
     start, stop = run_background(settings_for(metrics_port=0))
     stack = start()
