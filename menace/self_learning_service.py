@@ -555,7 +555,8 @@ def run_background(
                 else:
                     chosen = Settings(**{f.name: getattr(settings, f.name) for f in fields(Settings)} | overrides)
                 state["stack"] = start_stack(chosen, **stack_options)
-                gc.collect()  # what is garbage now is not frozen with the rest (see above, and main())
+                # See above, and main(). No gc.collect() first: on the monitor's service thread
+                # it ran the finalizers of Qt objects off the GUI thread and hung the app.
                 gc.freeze()
             return state["stack"]
 
