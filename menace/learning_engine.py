@@ -414,6 +414,12 @@ class LearningEngine:
         top = max((example[0] for example in parsed), default=-1)
         if top <= self._newest_run:
             return
+        known = getattr(self.pathway_db, "known_settled_run_id", None)
+        if callable(known):  # PostgreSQL: its watcher saw these runs settle, no round trip (or wait) needed
+            settled = known()
+            if isinstance(settled, int) and top <= settled:
+                self._newest_run = settled
+                return
         try:
             self._newest_run = self.pathway_db.newest_run_id()
         except Exception as exc:  # a store without the method, or unreadable: nothing to compare

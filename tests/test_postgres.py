@@ -340,6 +340,29 @@ def test_a_learner_without_the_lease_cannot_overwrite_the_saved_model(pg, caplog
     mm.close()
     lease.close()
 
+def test_a_learner_checks_run_ids_against_what_its_store_saw_settle_and_asks_beyond(pg):
+    from menace.learning_engine import LearningEngine
+
+    db, other, mm = pg.pathway_db(), pg.pathway_db(), pg.memory(embedder="hashing")
+    db.log_many(PathwayRecord(f"a{i % 3}", roi=1.0, outcome="SUCCESS" if i % 2 else "FAILURE") for i in range(6))
+    engine = LearningEngine(db, mm, **pg.engine_storage("pathways"))
+    delivered = db.run_events()  # as the watcher reads them: the store has seen runs 1..6 settle
+    assert db.known_settled_run_id() == 6
+    asked = []
+    real = db.newest_run_id
+    db.newest_run_id = lambda: asked.append(1) or real()
+    assert engine.partial_train(delivered) and engine.newest_learned_run_id() == 6
+    assert not asked  # the watcher's runs need no round trip (which would wait for writers in flight)
+    with pytest.raises(FieldError, match="ahead of the newest run in the store \\(6\\)"):
+        engine.partial_train([dict(delivered[0], run_id=7)])  # the guard still holds beyond it
+    assert asked and engine.newest_learned_run_id() == 6
+    other.log(PathwayRecord("a1", roi=1.0, outcome="SUCCESS"))  # run 7, logged elsewhere
+    assert engine.partial_train([dict(delivered[0], run_id=7)])  # beyond what it saw: it asks, and learns
+    assert engine.newest_learned_run_id() == 7
+    for store in (db, other, mm):
+        store.close()
+
+
 
 # -- URLs, settings, migrations ----------------------------------------------------------------
 
