@@ -112,9 +112,10 @@ SETTLE_WAIT = 0.05
 #: Most candidate watermarks kept while writers are in flight.
 _PENDING_LIMIT = 256
 #: Seconds between two wake-ups one store sends: the commits in between share the second one
-#: (a commit after a quiet spell is announced at once). At 5 ms, four writers logging 250 runs/s
-#: each sent nearly one wake-up per run: 85% of a core between them against 74% at 20 ms, and
-#: freshness p99 221-314 ms against 154-224 ms (bench/postgres.py --only freshness).
+#: (a commit after a quiet spell is announced at once). At 5 ms, a writer logging 250 runs/s sent
+#: a wake-up (a server transaction) per two runs, at 20 ms one per six; four such writers took 85%
+#: of a core against 74%, and the freshness p99 was 221-314 ms against 154-224 ms
+#: (bench/postgres.py --only freshness).
 NOTIFY_INTERVAL = 0.02
 #: Most pathways whose newest aggregate one store object remembers.
 CACHE_LIMIT = 100_000
