@@ -187,7 +187,7 @@ class LearningEngine:
         )
         self.score_updates = bool(score_updates)
 
-        self._newest_run = 0  # the store's newest run id as last read (run ids beyond are checked)
+        self._newest_run = 0  # the store's newest (or known settled) run id as last read: ids beyond are checked
         self._lock = threading.RLock()  # one trainer at a time
         self._live: LiveModel | None = None
         self._replay = ReplayBuffer(check_positive_int("replay_size", replay_size))
